@@ -1,0 +1,1 @@
+"""The `convdet` command line: one entry point whose subcommands drive `export` and `runtime`."""

@@ -1,0 +1,57 @@
+"""Shared fixtures: the MNIST subset, the shipped models, and the no-skips rule for CI.
+
+Set CONVDET_REQUIRE_EXTRAS=1 (as .ci/run does) to turn every skipped test into a failure:
+a test that needs TensorFlow or LiteRT must run in CI, while users without the extra may skip.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "models"
+DEFAULT_MNIST = REPO.parent / "shared" / "data" / "mnist-subset.npz"
+
+
+def mnist_path() -> Path:
+    """The MNIST npz used by tests: $CONVDET_MNIST, else ../shared/data/mnist-subset.npz."""
+    return Path(os.environ.get("CONVDET_MNIST", DEFAULT_MNIST))
+
+
+@pytest.fixture(scope="session")
+def mnist_npz() -> Path:
+    path = mnist_path()
+    if not path.is_file():
+        pytest.skip(f"MNIST data not found at {path} (set CONVDET_MNIST)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_npz: Path) -> dict[str, np.ndarray]:
+    with np.load(mnist_npz) as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return MODELS
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("CONVDET_REQUIRE_EXTRAS") == "1" and _skipped:
+        print(f"\nCONVDET_REQUIRE_EXTRAS=1 but {len(_skipped)} test(s) were skipped:")
+        for nodeid in _skipped:
+            print(f"  {nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
