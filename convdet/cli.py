@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand name -> module in convdet.commands. Order is the order shown by --help.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("scenes", "evaluate")
 
 # Optional dependency (top-level module name) -> the extra that installs it.
 EXTRAS = {

@@ -1,0 +1,294 @@
+"""Detection quality against scene ground truth: matching rule, counts, P/R/F1, confusion.
+
+Matching rule. A detection matches a truth object when both have the same class and the
+detection's box centre lies inside the truth box (the placed 28x28 MNIST frame, scaled; see
+runtime.scenes) grown by 30% about its centre, i.e. width and height times 1.3, edges included.
+Detections are taken in order of decreasing score (ties: detector order); each takes the nearest
+(by centre distance) still-unmatched truth it qualifies for, so matching is one-to-one and a
+second detection of the same digit is a false positive. Unmatched detections are false
+positives, unmatched truths false negatives.
+
+The same greedy pass without the class condition gives "localization matches": they fill the
+confusion matrix (true class x detected class, with a "none" row for detections on no digit and
+a "none" column for digits no detection landed on) and the mean localization error, the mean
+distance in pixels between the centres of localization-matched detection and truth boxes.
+
+"Isolated accuracy" is the classifier's accuracy on the same digits one at a time (each truth
+frame cut out at 28x28); F1 on scenes is meant to come close to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from runtime.digits import DIGIT_SIZE
+from runtime.modelinfo import ModelInfo
+from runtime.scenes import SceneSet, isolated_crops
+
+if TYPE_CHECKING:
+    from runtime.detector import Detector
+
+GROW = 0.3
+NUM_DIGITS = 10
+
+
+def box_centres(boxes: np.ndarray) -> np.ndarray:
+    """(N, 2) centres of (N, 4) xyxy boxes."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return (boxes[:, :2] + boxes[:, 2:]) / 2.0
+
+
+def match_greedy(
+    truth_boxes: np.ndarray,
+    truth_classes: np.ndarray | None,
+    det_boxes: np.ndarray,
+    det_classes: np.ndarray | None,
+    det_scores: np.ndarray,
+    grow: float = GROW,
+) -> np.ndarray:
+    """For each detection, the index of the truth it matches or -1 (rule in the module doc).
+
+    Pass None for both class arrays to match on location only.
+    """
+    truth_boxes = np.asarray(truth_boxes, dtype=np.float64).reshape(-1, 4)
+    det_boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
+    truth_centres = box_centres(truth_boxes)
+    half = (truth_boxes[:, 2:] - truth_boxes[:, :2]) * (1.0 + grow) / 2.0
+    low, high = truth_centres - half, truth_centres + half
+    matched = np.full(len(det_boxes), -1, dtype=np.int64)
+    free = np.ones(len(truth_boxes), dtype=bool)
+    for d in np.argsort(-np.asarray(det_scores, dtype=np.float64), kind="stable"):
+        centre = (det_boxes[d, :2] + det_boxes[d, 2:]) / 2.0
+        ok = free & np.all((low <= centre) & (centre <= high), axis=1)
+        if truth_classes is not None and det_classes is not None:
+            ok &= np.asarray(truth_classes) == det_classes[d]
+        if ok.any():
+            candidates = np.flatnonzero(ok)
+            distances = np.linalg.norm(truth_centres[candidates] - centre, axis=1)
+            t = candidates[np.argmin(distances)]
+            matched[d] = t
+            free[t] = False
+    return matched
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, and 1.0 for 0/0 (nothing to find and nothing claimed)."""
+    return numerator / denominator if denominator else 1.0
+
+
+@dataclass
+class Tally:
+    """Running counts for one group of images (a style, or all): per class and confusion."""
+
+    num_classes: int = NUM_DIGITS
+    images: int = 0
+    tp: np.ndarray = field(init=False)
+    fp: np.ndarray = field(init=False)
+    fn: np.ndarray = field(init=False)
+    confusion: np.ndarray = field(init=False)
+    loc_error_sum: float = 0.0
+    loc_matches: int = 0
+    isolated_correct: np.ndarray = field(init=False)
+    isolated_total: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        k = self.num_classes
+        self.tp, self.fp, self.fn = (np.zeros(k, dtype=np.int64) for _ in range(3))
+        self.confusion = np.zeros((k + 1, k + 1), dtype=np.int64)
+        self.isolated_correct = np.zeros(k, dtype=np.int64)
+        self.isolated_total = np.zeros(k, dtype=np.int64)
+
+    def add_image(
+        self,
+        truth_boxes: np.ndarray,
+        truth_classes: np.ndarray,
+        det_boxes: np.ndarray,
+        det_classes: np.ndarray,
+        det_scores: np.ndarray,
+    ) -> None:
+        """Match one image's detections to its truth and add the counts."""
+        k = self.num_classes
+        truth_classes = np.asarray(truth_classes, dtype=np.int64).reshape(-1)
+        det_classes = np.asarray(det_classes, dtype=np.int64).reshape(-1)
+        for name, classes in (("truth", truth_classes), ("detection", det_classes)):
+            if classes.size and (classes.min() < 0 or classes.max() >= k):
+                raise ValueError(f"{name} class ids must be in 0..{k - 1}, got {classes}")
+        self.images += 1
+        matched = match_greedy(truth_boxes, truth_classes, det_boxes, det_classes, det_scores)
+        hit = matched >= 0
+        found = np.zeros(len(truth_classes), dtype=bool)
+        found[matched[hit]] = True
+        self.tp += np.bincount(det_classes[hit], minlength=k)
+        self.fp += np.bincount(det_classes[~hit], minlength=k)
+        self.fn += np.bincount(truth_classes[~found], minlength=k)
+
+        located = match_greedy(truth_boxes, None, det_boxes, None, det_scores)
+        on_digit = located >= 0
+        np.add.at(self.confusion, (truth_classes[located[on_digit]], det_classes[on_digit]), 1)
+        np.add.at(self.confusion, (k, det_classes[~on_digit]), 1)
+        landed = np.zeros(len(truth_classes), dtype=bool)
+        landed[located[on_digit]] = True
+        np.add.at(self.confusion, (truth_classes[~landed], k), 1)
+        offsets = box_centres(det_boxes)[on_digit] - box_centres(truth_boxes)[located[on_digit]]
+        self.loc_error_sum += float(np.linalg.norm(offsets, axis=1).sum())
+        self.loc_matches += int(on_digit.sum())
+
+    def add_isolated(self, truth_classes: np.ndarray, predicted: np.ndarray) -> None:
+        """Add the classifier's answers on digits shown alone (predicted may be background)."""
+        truth_classes = np.asarray(truth_classes, dtype=np.int64).reshape(-1)
+        correct = truth_classes == np.asarray(predicted).reshape(-1)
+        k = self.num_classes
+        self.isolated_total += np.bincount(truth_classes, minlength=k)
+        self.isolated_correct += np.bincount(truth_classes[correct], minlength=k)
+
+    def merge(self, other: Tally) -> None:
+        """Add another tally's counts into this one."""
+        self.images += other.images
+        for name in ("tp", "fp", "fn", "confusion", "isolated_correct", "isolated_total"):
+            getattr(self, name).__iadd__(getattr(other, name))
+        self.loc_error_sum += other.loc_error_sum
+        self.loc_matches += other.loc_matches
+
+    @property
+    def precision(self) -> float:
+        """Matched detections / all detections."""
+        return _ratio(self.tp.sum(), self.tp.sum() + self.fp.sum())
+
+    @property
+    def recall(self) -> float:
+        """Matched truths / all truths."""
+        return _ratio(self.tp.sum(), self.tp.sum() + self.fn.sum())
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and recall, from the counts: 2TP / (2TP + FP + FN)."""
+        tp = self.tp.sum()
+        return _ratio(2 * tp, 2 * tp + self.fp.sum() + self.fn.sum())
+
+    @property
+    def isolated_accuracy(self) -> float:
+        """Fraction of the truth digits the classifier gets right shown alone."""
+        return _ratio(self.isolated_correct.sum(), self.isolated_total.sum())
+
+    @property
+    def loc_error(self) -> float:
+        """Mean centre distance (pixels) of localization matches; NaN when there are none."""
+        return self.loc_error_sum / self.loc_matches if self.loc_matches else float("nan")
+
+    def per_class(self) -> list[dict[str, float]]:
+        """Precision, recall, F1, support and isolated accuracy of each class."""
+        rows = []
+        for c in range(self.num_classes):
+            tp, fp, fn = int(self.tp[c]), int(self.fp[c]), int(self.fn[c])
+            rows.append(
+                {
+                    "class_id": c,
+                    "precision": _ratio(tp, tp + fp),
+                    "recall": _ratio(tp, tp + fn),
+                    "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+                    "support": tp + fn,
+                    "isolated_accuracy": _ratio(self.isolated_correct[c], self.isolated_total[c]),
+                }
+            )
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """The figures as plain JSON-ready values."""
+        loc_error = self.loc_error
+        return {
+            "images": self.images,
+            "objects": int(self.tp.sum() + self.fn.sum()),
+            "detections": int(self.tp.sum() + self.fp.sum()),
+            "tp": int(self.tp.sum()),
+            "fp": int(self.fp.sum()),
+            "fn": int(self.fn.sum()),
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "isolated_accuracy": self.isolated_accuracy,
+            "loc_error_px": None if np.isnan(loc_error) else loc_error,
+            "per_class": self.per_class(),
+            "confusion": self.confusion.tolist(),
+        }
+
+
+# detect(image) -> (boxes (N, 4), class ids (N,), scores (N,)); classify(crops) -> class ids.
+DetectFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+ClassifyFn = Callable[[list[np.ndarray]], np.ndarray]
+
+
+def centre_cell(info: ModelInfo, size: int = DIGIT_SIZE) -> int:
+    """Row (= column) of the cell whose window is centred nearest the middle of a size x size
+    input: on a 28x28 input that cell sees exactly the digit, as the classifier did."""
+    centres = info.cell_centre(np.arange(math.ceil(size / info.stride)))
+    return int(np.argmin(np.abs(centres - size / 2)))
+
+
+def isolated_classifier(detector: Detector) -> ClassifyFn:
+    """classify(crops): argmax class of `detector`'s centre cell on each 28x28 crop alone."""
+    cell = centre_cell(detector.info)
+
+    def classify(crops: list[np.ndarray]) -> np.ndarray:
+        results = detector.detect_batch(crops)
+        return np.array([result.scores[cell, cell].argmax() for result in results])
+
+    return classify
+
+
+def evaluate_scene_set(
+    scenes: SceneSet,
+    detect: DetectFn,
+    classify: ClassifyFn | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Tally]:
+    """Run `detect` on every scene and tally per style; key "all" sums the styles.
+
+    With `classify`, also measure isolated accuracy on each scene's truth digits.
+    """
+    tallies: dict[str, Tally] = {}
+    for number, truth in enumerate(scenes.truths, start=1):
+        image = scenes.image(truth)
+        tally = tallies.setdefault(truth.style, Tally())
+        tally.add_image(truth.boxes, truth.classes, *detect(image))
+        if classify is not None and len(truth.classes):
+            tally.add_isolated(truth.classes, classify(isolated_crops(image, truth.boxes)))
+        if progress is not None:
+            progress(number, len(scenes.truths))
+    total = Tally()
+    for tally in tallies.values():
+        total.merge(tally)
+    return {**dict(sorted(tallies.items())), "all": total}
+
+
+def format_report(tallies: dict[str, Tally], labels: Iterable[str] | None = None) -> str:
+    """A readable table: P/R/F1 per style, F1 per class and style, confusion, loc error."""
+    names = list(labels or [str(c) for c in range(NUM_DIGITS)])[:NUM_DIGITS]
+    lines = [
+        f"{'style':<11}{'images':>7}{'digits':>8}{'dets':>7}{'P':>8}{'R':>8}{'F1':>8}"
+        f"{'isolated':>10}{'F1-iso':>8}{'loc px':>8}"
+    ]
+    for style, t in tallies.items():
+        s = t.summary()
+        loc = "-" if s["loc_error_px"] is None else f"{s['loc_error_px']:.2f}"
+        lines.append(
+            f"{style:<11}{s['images']:>7}{s['objects']:>8}{s['detections']:>7}"
+            f"{s['precision']:>8.4f}{s['recall']:>8.4f}{s['f1']:>8.4f}"
+            f"{s['isolated_accuracy']:>10.4f}{s['f1'] - s['isolated_accuracy']:>+8.4f}{loc:>8}"
+        )
+    lines += ["", "F1 per class" + "".join(f"{style:>11}" for style in tallies)]
+    per_class = {style: t.per_class() for style, t in tallies.items()}
+    for c, name in enumerate(names):
+        row = "".join(f"{per_class[style][c]['f1']:>11.4f}" for style in tallies)
+        lines.append(f"  {name:<10}{row}")
+    confusion = tallies["all"].confusion if "all" in tallies else next(iter(tallies.values()))
+    header = [*names, "none"]
+    lines += ["", "confusion (rows: true class, columns: detected class; all styles)"]
+    lines.append("      " + "".join(f"{h:>6}" for h in header))
+    for name, row in zip(header, confusion, strict=True):
+        lines.append(f"{name:>6}" + "".join(f"{v:>6}" for v in row))
+    return "\n".join(lines)

@@ -1,0 +1,304 @@
+"""Synthetic multi-digit scenes with ground truth, for measuring detection quality.
+
+numpy + OpenCV only, so a scene set can be generated and evaluated on a runtime-only install.
+A scene is reproducible from its parameters (digits, style, count, seed, size, max_digits, gap).
+
+Styles:
+- "mnist": light digits on a black canvas, each in its 28x28 MNIST frame (PNG, grayscale).
+- "paper": dark ink on lit paper (BGR): an illumination gradient across the sheet, a warm tint,
+  slight Gaussian blur, sensor noise, JPEG compression at quality 60..90 (JPEG file).
+- "multiscale": like "mnist", with each 28x28 frame scaled to a side of 20..56 px (log-uniform).
+
+Ground truth: each object's `box` is the placed MNIST frame, [x1, y1, x2, y2] in pixels with
+x2 = x1 + side (continuous coordinates: pixel p spans [p, p+1)). It is the window the classifier
+was trained to see, not the tight ink box: MNIST centres each digit's mass in its frame, so the
+frame's centre is the digit's centre, and a "1" gets the same box size as an "8". Frames of one
+scene never overlap and are at least `gap` pixels apart. `index` is the digit's row in its split.
+
+On disk a scene set is a folder: the images, `truth.jsonl` (one record per image: file, width,
+height, style, objects [{class_id, box, index}]) and `manifest.json` (the generation parameters).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from runtime.digits import DIGIT_SIZE
+
+STYLES = ("mnist", "paper", "multiscale")
+MULTISCALE_SIDES = (20, 56)
+TRUTH_FILE = "truth.jsonl"
+MANIFEST_FILE = "manifest.json"
+PLACEMENT_ATTEMPTS = 200
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Ground truth of one scene image: placed frames (N, 4) xyxy, classes (N,), split rows (N,)."""
+
+    file: str
+    width: int
+    height: int
+    style: str
+    boxes: np.ndarray
+    classes: np.ndarray
+    indices: np.ndarray
+
+    def to_record(self) -> dict[str, Any]:
+        """The truth.jsonl record of this image."""
+        objects = [
+            {"class_id": int(c), "box": [int(v) for v in box], "index": int(i)}
+            for box, c, i in zip(self.boxes, self.classes, self.indices, strict=True)
+        ]
+        return {
+            "file": self.file,
+            "width": self.width,
+            "height": self.height,
+            "style": self.style,
+            "objects": objects,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Truth:
+        """Parse a truth.jsonl record; KeyError/TypeError/ValueError when it is malformed."""
+        objects = record["objects"]
+        boxes = np.array([o["box"] for o in objects], dtype=np.float64).reshape(-1, 4)
+        return cls(
+            file=str(record["file"]),
+            width=int(record["width"]),
+            height=int(record["height"]),
+            style=str(record["style"]),
+            boxes=boxes,
+            classes=np.array([int(o["class_id"]) for o in objects], dtype=np.int64),
+            indices=np.array([int(o.get("index", -1)) for o in objects], dtype=np.int64),
+        )
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A generated image: its encoded file bytes, the decoded pixels (identical), its truth."""
+
+    truth: Truth
+    encoded: bytes
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class SceneParams:
+    """Everything a scene sequence is reproducible from, besides the digits themselves."""
+
+    style: str
+    count: int
+    seed: int = 0
+    size: tuple[int, int] = (640, 480)
+    max_digits: int = 24
+    gap: int = 4
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {self.style!r}")
+        if self.count < 0 or self.max_digits < 1 or self.gap < 0:
+            raise ValueError(
+                f"count >= 0, max_digits >= 1 and gap >= 0 expected, got "
+                f"{self.count}, {self.max_digits}, {self.gap}"
+            )
+        largest = MULTISCALE_SIDES[1] if self.style == "multiscale" else DIGIT_SIZE
+        width, height = self.size
+        if width < largest or height < largest:
+            raise ValueError(
+                f"size: a {self.style} canvas must be at least {largest}x{largest}, "
+                f"got {width}x{height}"
+            )
+
+
+def _frame_side(style: str, rng: np.random.Generator) -> int:
+    """Side in pixels of the next digit's frame: 28, or log-uniform 20..56 for multiscale."""
+    if style != "multiscale":
+        return DIGIT_SIZE
+    low, high = MULTISCALE_SIDES
+    return round(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def _place(
+    boxes: list[tuple[int, int, int, int]],
+    side: int,
+    size: tuple[int, int],
+    gap: int,
+    rng: np.random.Generator,
+) -> tuple[int, int, int, int] | None:
+    """A random frame of `side` px inside the canvas, `gap` px clear of `boxes`; None if full."""
+    width, height = size
+    placed = np.array(boxes, dtype=np.int64).reshape(-1, 4)
+    for _ in range(PLACEMENT_ATTEMPTS):
+        x = int(rng.integers(0, width - side + 1))
+        y = int(rng.integers(0, height - side + 1))
+        clear = (
+            (placed[:, 0] >= x + side + gap)
+            | (placed[:, 2] + gap <= x)
+            | (placed[:, 1] >= y + side + gap)
+            | (placed[:, 3] + gap <= y)
+        )
+        if clear.all():
+            return x, y, x + side, y + side
+    return None
+
+
+def _render_paper(ink: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """Dark ink on lit paper: gradient, tint, blur, noise; returned as JPEG bytes."""
+    height, width = ink.shape
+    angle = rng.uniform(0.0, 2.0 * math.pi)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    ramp = xs * math.cos(angle) + ys * math.sin(angle)
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1.0)
+    light = 1.0 - rng.uniform(0.10, 0.35) * ramp
+    ink_reflectance = rng.uniform(0.10, 0.30)
+    reflect = light * (1.0 - ink * (1.0 - ink_reflectance))
+    tint = np.array([rng.uniform(0.88, 0.97), rng.uniform(0.95, 1.0), 1.0], dtype=np.float32)
+    image = rng.uniform(175.0, 235.0) * reflect[..., None] * tint
+    image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.0))
+    image += rng.normal(0.0, rng.uniform(2.0, 5.0), image.shape).astype(np.float32)
+    pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    quality = int(rng.integers(60, 91))
+    ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return encoded.tobytes(), ".jpg"
+
+
+def _render(ink: np.ndarray, style: str, rng: np.random.Generator) -> tuple[bytes, str]:
+    """Encode the ink map (0..1 float) in the style's appearance: (file bytes, extension)."""
+    if style == "paper":
+        return _render_paper(ink, rng)
+    ok, encoded = cv2.imencode(".png", np.rint(ink * 255.0).astype(np.uint8))
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return encoded.tobytes(), ".png"
+
+
+def generate_scenes(images: np.ndarray, labels: np.ndarray, params: SceneParams) -> Iterator[Scene]:
+    """Yield `params.count` scenes placing `images` (N, 28, 28 uint8) in a seeded order.
+
+    Digits are taken in one permutation of the split (seeded by `params.seed` alone, so every
+    style sees the same digits in the same order), each used once before any repeats.
+    """
+    if images.ndim != 3 or images.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE) or not len(images):
+        raise ValueError(f"images: expected (N>0, 28, 28), got {images.shape}")
+    order = np.random.default_rng(params.seed).permutation(len(images))
+    rng = np.random.default_rng([params.seed, STYLES.index(params.style)])
+    width, height = params.size
+    taken = 0
+    for number in range(params.count):
+        wanted = int(rng.integers(max(1, params.max_digits // 2), params.max_digits + 1))
+        ink = np.zeros((height, width), dtype=np.float32)
+        boxes: list[tuple[int, int, int, int]] = []
+        rows: list[int] = []
+        while len(boxes) < wanted:
+            side = _frame_side(params.style, rng)
+            box = _place(boxes, side, params.size, params.gap, rng)
+            if box is None:
+                break
+            row = int(order[taken % len(order)])
+            taken += 1
+            digit = images[row]
+            if side != DIGIT_SIZE:
+                shrink = side < DIGIT_SIZE
+                interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+                digit = cv2.resize(digit, (side, side), interpolation=interpolation)
+            x1, y1, x2, y2 = box
+            ink[y1:y2, x1:x2] = digit.astype(np.float32) / 255.0
+            boxes.append(box)
+            rows.append(row)
+        encoded, ext = _render(ink, params.style, rng)
+        indices = np.array(rows, dtype=np.int64)
+        truth = Truth(
+            file=f"{params.style}_{number:05d}{ext}",
+            width=width,
+            height=height,
+            style=params.style,
+            boxes=np.array(boxes, dtype=np.float64).reshape(-1, 4),
+            classes=np.asarray(labels, dtype=np.int64)[indices],
+            indices=indices,
+        )
+        image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED)
+        yield Scene(truth=truth, encoded=encoded, image=image)
+
+
+@dataclass(frozen=True)
+class SceneSet:
+    """A scene set on disk: its folder, manifest and one Truth per image."""
+
+    root: Path
+    manifest: dict[str, Any]
+    truths: tuple[Truth, ...]
+
+    def image(self, truth: Truth) -> np.ndarray:
+        """The pixels of one scene image as stored (grayscale or BGR uint8)."""
+        path = self.root / truth.file
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"{path}: cannot read image listed in {TRUTH_FILE}")
+        return image
+
+
+def write_scene_set(out: str | Path, scenes: Iterator[Scene], manifest: dict[str, Any]) -> int:
+    """Write scenes, truth.jsonl and manifest.json into `out` (created); return the image count."""
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    written = objects = 0
+    with open(root / TRUTH_FILE, "w", encoding="utf-8") as truth_file:
+        for scene in scenes:
+            (root / scene.truth.file).write_bytes(scene.encoded)
+            truth_file.write(json.dumps(scene.truth.to_record()) + "\n")
+            written += 1
+            objects += len(scene.truth.classes)
+    summary = {**manifest, "images": written, "objects": objects}
+    (root / MANIFEST_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return written
+
+
+def load_scene_set(path: str | Path) -> SceneSet:
+    """Read a scene set folder; ValueError naming the file and line when something is wrong."""
+    root = Path(path)
+    truth_path = root / TRUTH_FILE
+    if not truth_path.is_file():
+        raise ValueError(f"{root}: not a scene set (no {TRUTH_FILE}; make one with convdet scenes)")
+    manifest_path = root / MANIFEST_FILE
+    manifest = (
+        json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    )
+    truths = []
+    lines = truth_path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            truths.append(Truth.from_record(json.loads(line)))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{truth_path}:{number}: bad truth record ({error!r})") from error
+    return SceneSet(root=root, manifest=manifest, truths=tuple(truths))
+
+
+def isolated_crops(image: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    """Each truth frame cut from `image` and brought back to the native 28x28 digit size.
+
+    These are the digits "in isolation": the same pixels the detector sees in the scene
+    (paper lighting, noise, JPEG included), one digit per crop, at the classifier's scale.
+    """
+    crops = []
+    for box in boxes:
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
+        crop = image[y1:y2, x1:x2]
+        if crop.shape[:2] != (DIGIT_SIZE, DIGIT_SIZE):
+            shrink = crop.shape[0] > DIGIT_SIZE
+            interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            crop = cv2.resize(crop, (DIGIT_SIZE, DIGIT_SIZE), interpolation=interpolation)
+        crops.append(crop)
+    return crops
