@@ -1,0 +1,531 @@
+"""Frame sources for `convdet detect`: image batches, video files, webcams and streams.
+
+A source is a context manager and an iterable of `Frame` items. Image batches decode ahead of
+the consumer in a thread pool and turn per-file problems into error items, so one bad file
+never stops a batch. Live sources read in a thread that keeps only the newest frame, so
+latency stays about one frame when inference is slower than the camera.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice, takewhile
+from pathlib import Path, PurePath
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".gif", ".webp", ".tif", ".tiff",
+     ".pbm", ".pgm", ".ppm", ".pnm"}
+)
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+)
+LIST_SUFFIXES = frozenset({".txt", ".lst"})
+STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"})
+# 40 megapixels: any real scan or photo of handwriting, while a forged header cannot make a
+# decoder allocate gigabytes (a 16-bit 4-channel image this size is already 320 MB).
+DEFAULT_MAX_PIXELS = 40_000_000
+PREFETCH_PER_WORKER = 2
+
+
+class SourceError(OSError):
+    """A SOURCE that cannot be used at all: missing, empty, or a camera that does not open."""
+
+
+class StreamStopped(OSError):
+    """A live source that stopped delivering frames mid-run."""
+
+
+class ImageError(ValueError):
+    """One image file that cannot be used; the message says why (without the file name)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One item of a source: an image or video frame, or why a file could not be read.
+
+    `relpath` is where the file sits below its source root (mirrored by --save); `path` is
+    the file itself (so outputs never overwrite it).
+    """
+
+    source: str
+    index: int | None
+    image: np.ndarray | None
+    error: str | None = None
+    relpath: PurePath | None = None
+    path: Path | None = None
+
+
+class Capture(Protocol):
+    """The part of `cv2.VideoCapture` a live source uses (tests pass stand-in cameras)."""
+
+    def grab(self) -> bool: ...
+    def retrieve(self) -> tuple[bool, np.ndarray | None]: ...
+    def release(self) -> None: ...
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log lines (decoder and capture warnings); we report errors ourselves."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
+# --- image files -------------------------------------------------------------------------
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the first SOF marker, walking segment lengths (no decoding)."""
+    sof = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ImageError("corrupt JPEG header")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 2
+        elif marker in sof:
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return width, height
+        else:
+            pos += 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+    raise ImageError("truncated JPEG header")
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the IHDR chunk, which the PNG format requires to come first."""
+    if data[12:16] != b"IHDR":
+        raise ImageError("corrupt PNG header")
+    return struct.unpack(">II", data[16:24])
+
+
+def _bmp_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the DIB header (OS/2 16-bit fields or Windows signed 32-bit ones)."""
+    (header_size,) = struct.unpack("<I", data[14:18])
+    if header_size == 12:
+        return struct.unpack("<HH", data[18:22])
+    width, height = struct.unpack("<ii", data[18:26])
+    return abs(width), abs(height)  # a negative height means top-down rows
+
+
+def _tiff_size(data: bytes) -> tuple[int, int]:
+    """ImageWidth (256) and ImageLength (257) from the first IFD of a classic TIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack(order + "I", data[4:8])
+    (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
+    size: dict[int, int] = {}
+    for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        tag, kind = struct.unpack(order + "HH", data[entry : entry + 4])
+        if tag in (256, 257):
+            short = kind == 3  # SHORT values sit in the first 2 bytes of the 4-byte field
+            field = data[entry + 8 : entry + (10 if short else 12)]
+            (size[tag],) = struct.unpack(order + ("H" if short else "I"), field)
+    return size[256], size[257]
+
+
+def _webp_size(data: bytes) -> tuple[int, int]:
+    """Canvas size from the VP8X, VP8L or VP8 chunk header."""
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8L":
+        (bits,) = struct.unpack("<I", data[21:25])
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 ":
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    raise ImageError("corrupt WebP header")
+
+
+def _pnm_size(data: bytes) -> tuple[int, int]:
+    """Width and height: the first two header tokens after the magic, comments removed."""
+    tokens = re.sub(rb"#[^\n]*", b" ", data[2:1024]).split()
+    return int(tokens[0]), int(tokens[1])
+
+
+# (format, magic-byte test, size reader): the formats whose size we can check before decoding.
+_HEADER_READERS: tuple[tuple[str, Callable[[bytes], bool], Callable[[bytes], Any]], ...] = (
+    ("png", lambda d: d[:8] == b"\x89PNG\r\n\x1a\n", _png_size),
+    ("jpeg", lambda d: d[:3] == b"\xff\xd8\xff", _jpeg_size),
+    ("bmp", lambda d: d[:2] == b"BM", _bmp_size),
+    ("gif", lambda d: d[:6] in (b"GIF87a", b"GIF89a"), lambda d: struct.unpack("<HH", d[6:10])),
+    ("webp", lambda d: d[:4] == b"RIFF" and d[8:12] == b"WEBP", _webp_size),
+    ("tiff", lambda d: d[:4] in (b"II*\x00", b"MM\x00*"), _tiff_size),
+    ("pnm", lambda d: re.match(rb"P[1-6]\s", d[:3]) is not None, _pnm_size),
+)
+
+
+def image_header(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) read from the file header alone, before any decoding.
+
+    Knowing the size first is what guards against decompression bombs: a small file whose
+    header claims 60000x60000 is refused without allocating its pixels.
+    """
+    for name, matches, size in _HEADER_READERS:
+        if matches(data):
+            try:
+                width, height = size(data)
+            except (struct.error, IndexError, KeyError, ValueError) as error:
+                raise ImageError(f"truncated or corrupt {name.upper()} header") from error
+            return name, int(width), int(height)
+    raise ImageError("not an image (unrecognised file header)")
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """True when the JPEG ends with its end-of-image marker (trailing padding allowed)."""
+    return data.rstrip(b"\x00\r\n \t").endswith(b"\xff\xd9")
+
+
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode one image file as stored (depth and channels kept), or raise ImageError saying why.
+
+    The size is checked from the header before decoding; JPEGs get their EXIF orientation
+    applied (they have no alpha to keep), other formats are read unchanged.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise ImageError(f"unreadable: {error.strerror or error}") from error
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    kind, width, height = image_header(data)
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{width}x{height} is {width * height} pixels, more than --max-pixels {max_pixels}"
+        )
+    if kind == "jpeg" and not _jpeg_complete(data):
+        raise ImageError("truncated JPEG (no end-of-image marker)")
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if kind == "jpeg" else cv2.IMREAD_UNCHANGED
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as error:
+        raise ImageError(f"corrupt {kind.upper()} data") from error
+    if image is None or image.size == 0:
+        raise ImageError(f"corrupt or truncated {kind.upper()} data")
+    return image
+
+
+# --- sources -----------------------------------------------------------------------------
+
+
+class Source:
+    """Base of all sources: a context manager yielding `Frame`s, with counters for summaries."""
+
+    kind = ""
+    name = ""
+    total: int | None = None  # items expected (for a progress bar), None when unknown
+    fps: float | None = None  # frames per second of the input, when it has one
+    dropped = 0  # live frames replaced by a newer one before they were processed
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release what the source holds (captures, threads); safe to call twice."""
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+
+def prefetched(function: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
+    """`map(function, items)` computed ahead in `workers` threads, results in order.
+
+    workers=0 computes each item when it is asked for (no overlap).
+    """
+    if workers <= 0:
+        yield from map(function, items)
+        return
+    pending: deque[Future[Any]] = deque()
+    remaining = iter(items)
+    with ThreadPoolExecutor(workers, thread_name_prefix="convdet-read") as pool:
+        try:
+            ahead = islice(remaining, PREFETCH_PER_WORKER * workers)
+            pending.extend(pool.submit(function, item) for item in ahead)
+            while pending:
+                result = pending.popleft().result()
+                pending.extend(pool.submit(function, item) for item in islice(remaining, 1))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+class ImageBatch(Source):
+    """Image files decoded ahead of inference; unreadable files become error items."""
+
+    kind = "images"
+
+    def __init__(
+        self,
+        files: list[tuple[Path, PurePath]],
+        *,
+        name: str = "",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        workers: int = 4,
+    ) -> None:
+        self.files = files
+        self.name = name
+        self.total = len(files)
+        self.max_pixels = max_pixels
+        self.workers = workers
+
+    def _read(self, file: tuple[Path, PurePath]) -> Frame:
+        path, relpath = file
+        try:
+            image = load_image(path, self.max_pixels)
+        except ImageError as error:
+            return Frame(str(path), None, None, str(error), relpath, path)
+        return Frame(str(path), None, image, None, relpath, path)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return prefetched(self._read, self.files, self.workers)
+
+
+class VideoSource(Source):
+    """Frames of a video file, every `vid_stride`-th one, with their index in the file."""
+
+    kind = "video"
+
+    def __init__(self, path: Path, *, vid_stride: int = 1) -> None:
+        self.path = Path(path)
+        self.name = str(path)
+        self.vid_stride = vid_stride
+        self._capture: Any = None
+
+    def __enter__(self) -> VideoSource:
+        with quiet_opencv():
+            self._capture = cv2.VideoCapture(str(self.path))
+        if not self._capture.isOpened():
+            raise SourceError(f"cannot open video {self.path}")
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.total = -(-count // self.vid_stride) if count > 0 else None
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or None
+        return self
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+
+    def __iter__(self) -> Iterator[Frame]:
+        relpath = PurePath(self.path.name)
+        index = 0
+        while self._capture.grab():
+            if index % self.vid_stride == 0:
+                ok, image = self._capture.retrieve()
+                if not ok:
+                    return
+                yield Frame(self.name, index, image, None, relpath, self.path)
+            index += 1
+
+
+def display_name(target: int | str) -> str:
+    """How a camera or stream is named in messages and records: URL passwords are masked."""
+    if isinstance(target, int):
+        return str(target)
+    parts = urlsplit(target)
+    if parts.password is None:
+        return target
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_capture(target: int | str) -> cv2.VideoCapture:
+    """Open a webcam index or stream URL with OpenCV, or raise SourceError naming it."""
+    what = f"camera {target}" if isinstance(target, int) else f"stream {display_name(target)}"
+    with quiet_opencv():
+        capture = cv2.VideoCapture(target)
+    if not capture.isOpened():
+        raise SourceError(f"cannot open {what}")
+    capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # honoured by some backends; the thread does the rest
+    return capture
+
+
+class LiveSource(Source):
+    """A webcam or stream read in a thread that keeps only the newest frame.
+
+    When inference is slower than the camera, frames in between are dropped (and counted)
+    instead of queueing, so what is processed is never more than about one frame old.
+    A capture that stops delivering raises StreamStopped from the iteration.
+    """
+
+    kind = "live"
+
+    def __init__(
+        self,
+        target: int | str,
+        *,
+        vid_stride: int = 1,
+        opener: Callable[[int | str], Capture] = open_capture,
+    ) -> None:
+        self.target = target
+        self.name = display_name(target)
+        self.vid_stride = vid_stride
+        self.opener = opener
+        self.read_count = 0  # frames grabbed from the device, strided or not
+        self._capture: Capture | None = None
+        self._latest: Frame | None = None
+        self._ended = False
+        self._failure = ""
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> LiveSource:
+        self._capture = self.opener(self.target)
+        fps = getattr(self._capture, "get", lambda _prop: 0.0)(cv2.CAP_PROP_FPS)
+        self.fps = fps / self.vid_stride if fps and fps > 0 else None
+        self._thread = threading.Thread(target=self._read_loop, name="convdet-capture", daemon=True)
+        self._thread.start()
+        return self
+
+    def _read_loop(self) -> None:
+        capture = self._capture
+        assert capture is not None
+        try:
+            while not self._stop.is_set() and capture.grab():
+                index = self.read_count
+                self.read_count += 1
+                if index % self.vid_stride:
+                    continue
+                ok, image = capture.retrieve()
+                if not ok or image is None:
+                    break
+                with self._changed:
+                    if self._latest is not None:
+                        self.dropped += 1
+                    self._latest = Frame(self.name, index, image)
+                    self._changed.notify_all()
+        except Exception as error:  # a driver failure ends the stream like a read failure does
+            self._failure = f": {error}"
+        finally:
+            with self._changed:
+                self._ended = True
+                self._changed.notify_all()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._latest is not None or self._ended)
+                frame, self._latest = self._latest, None
+            if frame is None:
+                break
+            yield frame
+        if not self._stop.is_set():
+            raise StreamStopped(
+                f"{self.name} stopped delivering frames after {self.read_count} frames"
+                f"{self._failure}"
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            if self._thread.is_alive():  # stuck in a driver call: leave the capture to exit
+                return
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+# --- resolving SOURCE --------------------------------------------------------------------
+
+
+def _is_under(path: Path, folder: Path | None) -> bool:
+    return folder is not None and path.resolve().is_relative_to(folder)
+
+
+def folder_files(
+    folder: Path, *, recursive: bool = False, exclude: Path | None = None
+) -> list[tuple[Path, PurePath]]:
+    """Image files in `folder` (and below with `recursive`), sorted, skipping `exclude`."""
+    excluded = exclude.resolve() if exclude is not None else None
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        (path, path.relative_to(folder))
+        for path in candidates
+        if path.suffix.lower() in IMAGE_SUFFIXES
+        and path.is_file()
+        and not _is_under(path, excluded)
+    )
+
+
+def glob_files(pattern: str) -> list[tuple[Path, PurePath]]:
+    """Files matching `pattern` (`**` descends), relative to its fixed leading folder."""
+    parts = PurePath(pattern).parts
+    fixed = list(takewhile(lambda part: not _has_magic(part), parts[:-1]))
+    root = Path(*fixed) if fixed else Path()
+    magic = str(PurePath(*parts[len(fixed) :]))
+    return sorted((path, path.relative_to(root)) for path in root.glob(magic) if path.is_file())
+
+
+def listed_files(list_file: Path) -> list[tuple[Path, PurePath]]:
+    """Paths named one per line in a text file (relative ones to the file's folder).
+
+    Blank lines and lines starting with `#` are skipped. The relative path kept for --save is
+    the line as written; the saver makes it safe.
+    """
+    files = []
+    for line in list_file.read_text(encoding="utf-8").splitlines():
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            files.append((list_file.parent / entry, PurePath(entry)))
+    return files
+
+
+def _has_magic(text: str) -> bool:
+    return re.search(r"[*?[]", text) is not None
+
+
+def resolve_source(
+    spec: str,
+    *,
+    recursive: bool = False,
+    vid_stride: int = 1,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int = 4,
+    exclude: Path | None = None,
+) -> Source:
+    """The source SOURCE names: a webcam index, a stream URL, a video, an image, a folder,
+    a glob or a text file listing images. Raises SourceError when it names nothing usable.
+    """
+    if spec.isdigit():
+        return LiveSource(int(spec), vid_stride=vid_stride)
+    if urlsplit(spec).scheme.lower() in STREAM_SCHEMES:
+        return LiveSource(spec, vid_stride=vid_stride)
+    path = Path(spec)
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoSource(path, vid_stride=vid_stride)
+    if path.is_dir():
+        files = folder_files(path, recursive=recursive, exclude=exclude)
+        hint = "" if recursive else " (use --recursive to look in subfolders)"
+    elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+        files, hint = listed_files(path), ""
+    elif path.is_file():
+        files, hint = [(path, PurePath(path.name))], ""
+    elif _has_magic(spec):
+        files, hint = glob_files(spec), ""
+    else:
+        raise SourceError(f"source not found: {spec}")
+    if not files:
+        raise SourceError(f"no images in {spec}{hint}")
+    return ImageBatch(files, name=spec, max_pixels=max_pixels, workers=workers)

@@ -1,0 +1,314 @@
+"""Frame sources: header checks before decoding, bad files as error items, prefetch order,
+video frame indices, SOURCE resolution, and the live latest-frame policy with stand-in cameras."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path, PurePath
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime.sources import (
+    ImageBatch,
+    ImageError,
+    LiveSource,
+    SourceError,
+    StreamStopped,
+    VideoSource,
+    image_header,
+    load_image,
+    prefetched,
+    resolve_source,
+)
+
+
+def digit_page(mnist: dict[str, np.ndarray], index: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    """A small uint8 page (light background, dark digit) holding MNIST test digit `index`."""
+    page = np.full(size, 255, np.uint8)
+    top, left = (size[0] - 28) // 2, (size[1] - 28) // 2
+    page[top : top + 28, left : left + 28] = 255 - mnist["x_test"][index]
+    return page
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def bomb_png(width: int = 60000, height: int = 60000) -> bytes:
+    """A tiny PNG whose (valid) header claims a huge image: a decompression bomb's shape."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat)
+            + png_chunk(b"IEND", b""))
+
+
+def encoded(image: np.ndarray, ext: str) -> bytes:
+    ok, data = cv2.imencode(ext, image)
+    assert ok
+    return data.tobytes()
+
+
+# name -> expected error text (None: a good image). The folder used by the batch tests below
+# and by the `convdet detect` tests.
+MIXED_FILES = {
+    "digit.png": None,
+    "digit16.png": None,
+    "rgba.png": None,
+    "photo.jpg": None,
+    "sub/deeper/nested.png": None,
+    "corrupt.png": "corrupt",
+    "empty.png": "empty file",
+    "text.jpg": "not an image",
+    "truncated.jpg": "truncated",
+    "bomb.png": "60000x60000",
+}
+
+
+def write_mixed_folder(folder: Path, mnist: dict[str, np.ndarray]) -> Path:
+    """Good images (8-bit, 16-bit, RGBA, JPEG, nested) and bad files, as in MIXED_FILES."""
+    page = digit_page(mnist, 0)
+    colour = cv2.cvtColor(digit_page(mnist, 1), cv2.COLOR_GRAY2BGR)
+    png = encoded(page, ".png")
+    jpeg = encoded(colour, ".jpg")
+    corrupt = bytearray(png)
+    idat = corrupt.index(b"IDAT")
+    corrupt[idat + 8 : idat + 40] = bytes(32)  # zeroed compressed data, CRC now wrong too
+    contents = {
+        "digit.png": png,
+        "digit16.png": encoded(page.astype(np.uint16) * 257, ".png"),
+        "rgba.png": encoded(cv2.cvtColor(page, cv2.COLOR_GRAY2BGRA), ".png"),
+        "photo.jpg": jpeg,
+        "sub/deeper/nested.png": encoded(digit_page(mnist, 2), ".png"),
+        "corrupt.png": bytes(corrupt),
+        "empty.png": b"",
+        "text.jpg": b"these are not the pixels you are looking for\n",
+        "truncated.jpg": jpeg[: len(jpeg) // 2],
+        "bomb.png": bomb_png(),
+    }
+    for name, data in contents.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.fixture
+def mixed(tmp_path: Path, mnist: dict[str, np.ndarray]) -> Path:
+    return write_mixed_folder(tmp_path / "mixed", mnist)
+
+
+@pytest.mark.parametrize(("name", "error"), sorted(MIXED_FILES.items()))
+def test_load_image_accepts_good_files_and_says_why_bad_ones_fail(mixed, name, error):
+    if error is None:
+        image = load_image(mixed / name)
+        assert image.shape[:2] == (48, 64)
+    else:
+        with pytest.raises(ImageError, match=error):
+            load_image(mixed / name)
+
+
+def test_load_image_keeps_depth_and_alpha(mixed):
+    assert load_image(mixed / "digit16.png").dtype == np.uint16
+    assert load_image(mixed / "rgba.png").shape == (48, 64, 4)
+    assert load_image(mixed / "digit.png").ndim == 2
+
+
+def test_load_image_reports_missing_file_and_max_pixels(mixed):
+    with pytest.raises(ImageError, match="unreadable"):
+        load_image(mixed / "nope.png")
+    with pytest.raises(ImageError, match="more than --max-pixels 1000"):
+        load_image(mixed / "digit.png", max_pixels=1000)  # 64x48 = 3072 pixels
+
+
+@pytest.mark.parametrize(
+    ("ext", "fmt", "channels"),
+    [(".png", "png", 1), (".jpg", "jpeg", 3), (".bmp", "bmp", 3), (".webp", "webp", 3),
+     (".tiff", "tiff", 1), (".pgm", "pnm", 1), (".ppm", "pnm", 3)],
+)
+def test_image_header_reads_size_without_decoding(ext, fmt, channels):
+    image = np.zeros((37, 53) if channels == 1 else (37, 53, 3), np.uint8)
+    data = encoded(image, ext)
+    assert image_header(data) == (fmt, 53, 37)
+    truncated = {"jpeg": data[:3] + bytes(8), "pnm": data[:5]}.get(fmt, data[:12])
+    with pytest.raises(ImageError, match=f"truncated or corrupt {fmt.upper()} header"):
+        image_header(truncated)
+
+
+def test_prefetched_keeps_order_and_reads_ahead():
+    calls: list[int] = []
+
+    def slow_square(value: int) -> int:
+        calls.append(value)
+        time.sleep(0.01)
+        return value * value
+
+    results = prefetched(slow_square, range(12), workers=2)
+    assert next(results) == 0
+    deadline = time.monotonic() + 2
+    while len(calls) < 4 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(calls) >= 4, "nothing was read ahead of the consumer"
+    assert [0, *results] == [value * value for value in range(12)]
+    assert list(prefetched(slow_square, range(5), workers=0)) == [0, 1, 4, 9, 16]
+
+
+@pytest.mark.parametrize("workers", [0, 3])
+def test_image_batch_yields_every_file_once_with_errors_as_items(mixed, workers):
+    source = resolve_source(str(mixed), recursive=True, workers=workers)
+    assert isinstance(source, ImageBatch) and source.total == len(MIXED_FILES)
+    with source:
+        frames = list(source)
+    by_name = {frame.relpath.as_posix(): frame for frame in frames}
+    assert sorted(by_name) == sorted(MIXED_FILES)
+    for name, error in MIXED_FILES.items():
+        frame = by_name[name]
+        assert frame.index is None and frame.path == mixed / name
+        if error is None:
+            assert frame.error is None and frame.image is not None
+        else:
+            assert frame.image is None and error in frame.error
+
+
+def test_resolve_folder_glob_and_list(mixed, tmp_path, monkeypatch):
+    flat = resolve_source(str(mixed))
+    assert len(flat.files) == len(MIXED_FILES) - 1  # the nested file needs --recursive
+    nested = resolve_source(str(mixed / "**" / "*.png"))
+    assert (mixed / "sub/deeper/nested.png", PurePath("sub/deeper/nested.png")) in nested.files
+    listing = tmp_path / "list.txt"
+    listing.write_text("# digits to check\nmixed/digit.png\n\n  mixed/sub/deeper/nested.png\n")
+    listed = resolve_source(str(listing))
+    assert listed.files == [
+        (tmp_path / "mixed/digit.png", PurePath("mixed/digit.png")),
+        (tmp_path / "mixed/sub/deeper/nested.png", PurePath("mixed/sub/deeper/nested.png")),
+    ]
+    excluded = resolve_source(str(mixed), recursive=True, exclude=mixed / "sub")
+    assert all("sub" not in relpath.parts for _path, relpath in excluded.files)
+    monkeypatch.chdir(mixed)
+    assert [str(relpath) for _path, relpath in resolve_source("digit*.png").files] == [
+        "digit.png", "digit16.png"]
+
+
+def test_resolve_errors_name_the_source(tmp_path):
+    with pytest.raises(SourceError, match="source not found: .*missing"):
+        resolve_source(str(tmp_path / "missing"))
+    (tmp_path / "empty" / "inner").mkdir(parents=True)
+    with pytest.raises(SourceError, match="--recursive"):
+        resolve_source(str(tmp_path / "empty"))
+    with pytest.raises(SourceError, match="no images"):
+        resolve_source(str(tmp_path / "*.png"))
+
+
+def test_resolve_live_sources_masks_passwords():
+    assert isinstance(resolve_source("0"), LiveSource)
+    stream = resolve_source("rtsp://admin:secret@10.0.0.5/live")
+    assert isinstance(stream, LiveSource)
+    assert stream.name == "rtsp://admin:***@10.0.0.5/live"
+
+
+def write_video(path: Path, mnist: dict[str, np.ndarray], frames: int = 10) -> Path:
+    """An MJPG video whose frame i shows MNIST test digit i."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    assert writer.isOpened()
+    for index in range(frames):
+        writer.write(cv2.cvtColor(digit_page(mnist, index), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize(("stride", "indices"), [(1, list(range(10))), (3, [0, 3, 6, 9])])
+def test_video_source_yields_frame_indices(tmp_path, mnist, stride, indices):
+    video = write_video(tmp_path / "clip.avi", mnist)
+    source = resolve_source(str(video), vid_stride=stride)
+    assert isinstance(source, VideoSource)
+    with source:
+        assert source.total == len(indices)
+        frames = list(source)
+    assert [frame.index for frame in frames] == indices
+    assert all(frame.image.shape == (48, 64, 3) and frame.source == str(video) for frame in frames)
+
+
+def test_video_source_that_cannot_be_opened(tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"not a video")
+    with pytest.raises(SourceError, match="cannot open video"), resolve_source(str(fake)):
+        pass
+
+
+class StandInCamera:
+    """Produces `frames` frames, one per `period` seconds (pixel value = frame number), then
+    fails: returns False from grab(), or raises `failure` if given."""
+
+    def __init__(self, frames: int, period: float = 0.0, failure: Exception | None = None):
+        self.frames, self.period, self.failure = frames, period, failure
+        self.grabbed = 0
+        self.released = False
+
+    def grab(self) -> bool:
+        if self.grabbed >= self.frames:
+            if self.failure is not None:
+                raise self.failure
+            return False
+        time.sleep(self.period)
+        self.grabbed += 1
+        return True
+
+    def retrieve(self) -> tuple[bool, np.ndarray]:
+        return True, np.full((4, 4), self.grabbed - 1, np.uint8)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def live(camera: StandInCamera, stride: int = 1) -> LiveSource:
+    return LiveSource(0, vid_stride=stride, opener=lambda _target: camera)
+
+
+def test_live_source_keeps_only_the_latest_frame():
+    camera = StandInCamera(frames=80, period=0.002)
+    seen, lags = [], []
+    with pytest.raises(StreamStopped, match="0 stopped delivering frames after 80"):
+        with live(camera) as source:
+            for frame in source:
+                lags.append(camera.grabbed - 1 - frame.index)
+                seen.append(frame)
+                time.sleep(0.02)  # "inference" ten times slower than the camera
+    indices = [frame.index for frame in seen]
+    assert indices == sorted(set(indices)) and len(indices) < 40
+    assert all(int(frame.image[0, 0]) == frame.index for frame in seen)
+    assert max(lags) <= 3, f"processed frames lagged the camera by {max(lags)} frames"
+    assert source.dropped == 80 - len(seen)
+    assert camera.released
+
+
+def test_live_source_vid_stride_and_driver_failure():
+    camera = StandInCamera(frames=9, failure=RuntimeError("USB device unplugged"))
+    frames = []
+    with pytest.raises(StreamStopped, match="USB device unplugged"), live(camera, stride=3) as source:
+        for frame in source:
+            frames.append(frame.index)
+            time.sleep(0.01)  # slow enough that the stand-in finishes first
+    assert set(frames) <= {0, 3, 6} and frames[-1] == 6
+
+
+def test_live_source_stops_cleanly_when_the_consumer_stops():
+    camera = StandInCamera(frames=10_000, period=0.001)
+    with live(camera) as source:
+        for frame in source:
+            if frame.index >= 5:
+                break
+    assert camera.released and camera.grabbed < 10_000
+    assert not source._thread.is_alive()
+
+
+def test_camera_that_cannot_be_opened_names_it():
+    def refuse(target):
+        raise SourceError(f"cannot open camera {target}")
+
+    with pytest.raises(SourceError, match="cannot open camera 7"):
+        LiveSource(7, opener=refuse).__enter__()
+    with pytest.raises(SourceError, match="cannot open stream rtsp://u:\\*\\*\\*@127.0.0.1:9/x"):
+        resolve_source("rtsp://u:pw@127.0.0.1:9/x").__enter__()
