@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand name -> module in convdet.commands. Order is the order shown by --help.
-COMMANDS: tuple[str, ...] = ("scenes", "evaluate")
+COMMANDS: tuple[str, ...] = ("train", "export", "scenes", "evaluate", "info")
 
 # Optional dependency (top-level module name) -> the extra that installs it.
 EXTRAS = {
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"convdet.commands.{name}")
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(handler=module.run)
     return parser
 
 
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        return int(args.handler(args) or 0)
     except CommandError as error:
         print(f"convdet {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code

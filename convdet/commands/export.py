@@ -1,0 +1,43 @@
+"""`convdet export`: a trained run -> ONNX and TFLite (fp32, fp16, int8) files, parity-checked."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "export a trained detector to ONNX and TFLite with metadata [needs convdet[train]]"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `convdet export`."""
+    parser.add_argument("run", type=Path, help="folder written by `convdet train --out`")
+    parser.add_argument("--out", type=Path, default=Path("models"), help="output folder")
+    parser.add_argument("--name", help="file stem (default: the run's architecture)")
+    parser.add_argument(
+        "--data", type=Path, help="mnist .npz for calibration and checks (default: keras download)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, print the parity table and per-file accuracy; exit 1 if a check failed."""
+    from convdet.cli import CommandError
+
+    for required in ("run.json", "detector.keras"):
+        if not (args.run / required).is_file():
+            raise CommandError(f"{args.run}: not a training run (no {required})")
+    if args.data is not None and not args.data.is_file():
+        raise CommandError(f"--data {args.data}: no such file")
+
+    import json
+
+    from export.data import load_mnist
+    from export.package import export_run
+
+    name = args.name or json.loads((args.run / "run.json").read_text())["arch"]
+    report = export_run(args.run, args.out, name, load_mnist(args.data))
+    for row in report.parity:
+        print(row.describe())
+    for file, accuracy in report.digit_accuracy.items():
+        print(f"{file}: digit accuracy {accuracy:.2%}")
+    print("all checks passed" if report.passed else "SOME CHECKS FAILED")
+    return 0 if report.passed else 1

@@ -1,0 +1,75 @@
+"""`convdet train`: train a spec's classifier on MNIST + background and save its detector."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "train a classifier (digits + background) and convolutionalize it [needs convdet[train]]"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `convdet train`."""
+    parser.add_argument("--arch", default="basic", help="architecture spec: basic or deep")
+    parser.add_argument(
+        "--data", type=Path, help="Keras-layout mnist .npz (default: keras.datasets download)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for the trained run")
+    parser.add_argument(
+        "--pooling",
+        choices=("none", "max3", "max4"),
+        help="pooling before the detector head (default: the spec's)",
+    )
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--label-smoothing", type=float, default=0.05)
+    parser.add_argument(
+        "--background-ratio", type=float, default=0.6, help="background patches per training digit"
+    )
+    parser.add_argument(
+        "--background-mix",
+        default="",
+        help="weights of background kinds, e.g. 'offcentre=4,seam=2,blank=1'",
+    )
+    parser.add_argument("--limit", type=int, help="train on the first N digits only")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, print test accuracy for digits and background, save the run."""
+    from convdet.cli import CommandError
+    from export.background import BackgroundMix
+    from export.specs import get_spec
+
+    get_spec(args.arch)  # a bad --arch fails before TensorFlow loads
+    if args.data is not None and not args.data.is_file():
+        raise CommandError(f"--data {args.data}: no such file")
+    if args.epochs < 1 or args.batch_size < 1:
+        raise CommandError("--epochs and --batch-size must be at least 1")
+    mix = BackgroundMix.parse(args.background_mix)
+
+    from export.data import load_mnist
+    from export.train import TrainConfig, save_run, train
+
+    config = TrainConfig(
+        arch=args.arch,
+        pooling=args.pooling,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        label_smoothing=args.label_smoothing,
+        background_ratio=args.background_ratio,
+        limit=args.limit,
+        seed=args.seed,
+        mix=mix,
+    )
+    data = load_mnist(args.data)
+    result = train(data, config)
+    save_run(result, config, data, args.out)
+    metrics = result.metrics
+    print(
+        f"{args.arch}: digit accuracy {metrics['digit_accuracy']:.2%} on {len(data.x_test)} test "
+        f"digits, background recall {metrics['background_recall']:.2%}; saved to {args.out}"
+    )
+    return 0

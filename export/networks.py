@@ -1,0 +1,71 @@
+"""Keras builders for a spec's classifier and detector, and the weight transfer between them."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from export.specs import NUM_CLASSES, WINDOW, ArchSpec, pooling_kernel
+
+
+def _conv_stack(inputs: keras.KerasTensor, spec: ArchSpec) -> keras.KerasTensor:
+    x = inputs
+    for index, (filters, stride) in enumerate(spec.convs, start=1):
+        x = layers.Conv2D(
+            filters,
+            3,
+            strides=stride,
+            padding="same",
+            use_bias=not spec.batch_norm,
+            activation=None if spec.batch_norm else "swish",
+            name=f"conv{index}",
+        )(x)
+        if spec.batch_norm:
+            x = layers.BatchNormalization(name=f"bn{index}")(x)
+            x = layers.Activation("swish", name=f"act{index}")(x)
+    return x
+
+
+def build_classifier(spec: ArchSpec) -> keras.Model:
+    """The 28x28 classifier: conv stack -> global max pool -> dense head -> softmax over 11."""
+    inputs = keras.Input((WINDOW, WINDOW, 1), name="image")
+    x = _conv_stack(inputs, spec)
+    x = layers.GlobalMaxPooling2D(name="pool")(x)
+    for index, units in enumerate(spec.head, start=1):
+        if spec.dropout:
+            x = layers.Dropout(spec.dropout, name=f"dropout{index}")(x)
+        x = layers.Dense(units, activation="swish", name=f"head{index}")(x)
+    x = layers.Dense(NUM_CLASSES, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, x, name=f"{spec.name}_classifier")
+
+
+def build_detector(spec: ArchSpec, pooling: str) -> keras.Model:
+    """The fully convolutional detector: input (None, None, 1), head as 1x1 convs per cell."""
+    inputs = keras.Input((None, None, 1), name="image")
+    x = _conv_stack(inputs, spec)
+    kernel = pooling_kernel(pooling)
+    if kernel > 1:
+        x = layers.MaxPooling2D(kernel, strides=1, padding="same", name="pool")(x)
+    for index, units in enumerate(spec.head, start=1):
+        x = layers.Conv2D(units, 1, activation="swish", name=f"head{index}")(x)
+    x = layers.Conv2D(NUM_CLASSES, 1, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, x, name=f"{spec.name}_detector_{pooling}")
+
+
+def convolutionalize(classifier: keras.Model, spec: ArchSpec, pooling: str) -> keras.Model:
+    """Build the detector and copy the classifier's weights by layer name.
+
+    Conv and batch-norm weights copy as they are; each Dense kernel (in, out) becomes a
+    1x1 Conv2D kernel (1, 1, in, out), so the head runs per grid cell.
+    """
+    detector = build_detector(spec, pooling)
+    for layer in detector.layers:
+        if not layer.weights:
+            continue
+        weights = classifier.get_layer(layer.name).get_weights()
+        if isinstance(layer, layers.Conv2D) and layer.kernel_size == (1, 1):
+            kernel, bias = weights
+            weights = [kernel.reshape(1, 1, *kernel.shape), bias]
+        layer.set_weights([np.asarray(w) for w in weights])
+    return detector

@@ -1,0 +1,140 @@
+"""`convdet export`: a trained run -> ONNX + TFLite fp32/fp16/int8 files with metadata, checked.
+
+Every file is verified before it counts: float backends must match the Keras detector
+(parity), int8 must agree with it on digit cells and keep its digit accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from export.data import Mnist
+from export.parity import (
+    INT8_ACCURACY_DROP,
+    ParityRow,
+    check_parity,
+    isolated_accuracy,
+    parity_scenes,
+    runners_for,
+)
+from export.specs import BACKGROUND, CLASS_NAMES, WINDOW, cell_offset, get_spec
+from export.to_onnx import to_onnx
+from export.to_tflite import PRECISIONS, to_tflite
+from runtime.backends import open_backend
+from runtime.modelinfo import ModelInfo
+from runtime.scenes import SceneParams, generate_scenes
+
+CALIBRATION_SCENES = 48
+
+
+@dataclass
+class ExportReport:
+    """What was written and what the checks measured."""
+
+    files: list[str]
+    parity: list[ParityRow]
+    digit_accuracy: dict[str, float]  # per file, on test digits read at the centre cell
+
+    @property
+    def passed(self) -> bool:
+        """All parity rows pass and no file loses more than INT8_ACCURACY_DROP of accuracy."""
+        best = max(self.digit_accuracy.values())
+        return all(row.passed for row in self.parity) and all(
+            best - accuracy <= INT8_ACCURACY_DROP for accuracy in self.digit_accuracy.values()
+        )
+
+
+def producer_versions() -> dict[str, str]:
+    """Versions of what produced the files, for the metadata."""
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    return {
+        "convdet": "0.1.0",
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tf2onnx": tf2onnx.__version__,
+        "onnx": onnx.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def model_info(run: dict) -> ModelInfo:
+    """The metadata of a trained run (run.json written by `convdet train`)."""
+    spec = get_spec(run["arch"])
+    return ModelInfo(
+        classes=CLASS_NAMES,
+        background=BACKGROUND,
+        stride=spec.stride,
+        window=WINDOW,
+        cell_offset=cell_offset(spec, run["pooling"]),
+        polarity="light-on-dark",
+        arch=run["arch"],
+        pooling=run["pooling"],
+        test_accuracy={k: round(v, 4) for k, v in run["metrics"].items()},
+        trained_on=run["trained_on"],
+        producer=producer_versions(),
+    )
+
+
+def _uint8(images: np.ndarray) -> np.ndarray:
+    return np.rint(images * 255).astype(np.uint8)
+
+
+def calibration_scenes(data: Mnist, count: int = CALIBRATION_SCENES) -> list[np.ndarray]:
+    """Real scenes of training digits in model polarity, for int8 calibration ranges."""
+    digits, labels = _uint8(data.x_train), data.y_train
+    scenes = []
+    for style, size in (("mnist", (320, 240)), ("multiscale", (320, 240)), ("paper", (320, 240))):
+        params = SceneParams(style, count=count // 3, seed=7, size=size)
+        for scene in generate_scenes(digits, labels, params):
+            image = scene.image if scene.image.ndim == 2 else scene.image.mean(-1)
+            image = image.astype(np.float32) / 255.0
+            scenes.append(1.0 - image if style == "paper" else image)
+    return scenes
+
+
+def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportReport:
+    """Export the detector in `run_dir` as `<name>.onnx` and `<name>_<precision>.tflite`."""
+    run = json.loads((run_dir / "run.json").read_text())
+    detector = keras.models.load_model(run_dir / "detector.keras")
+    info = model_info(run)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / f"{name}.onnx"
+    to_onnx(detector, info, onnx_path)
+    tflite_paths = to_tflite(detector, info, out_dir, name, calibration_scenes(data), PRECISIONS)
+    paths = [onnx_path, *tflite_paths]
+
+    def reference(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(detector(batch, training=False))
+
+    scenes = parity_scenes(_uint8(data.x_test), data.y_test)
+    parity = check_parity(reference, runners_for(paths), scenes, BACKGROUND)
+    centre_cell = round((WINDOW / 2 - info.cell_offset) / info.stride)
+    accuracy = {
+        path.name: isolated_accuracy(
+            open_backend(path).run, _uint8(data.x_test), data.y_test, centre_cell
+        )
+        for path in paths
+    }
+    report = ExportReport([str(p) for p in paths], parity, accuracy)
+    (out_dir / f"{name}.export.json").write_text(
+        json.dumps(
+            {
+                "files": report.files,
+                "digit_accuracy": accuracy,
+                "parity": [asdict(row) for row in parity],
+                "passed": report.passed,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return report

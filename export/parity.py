@@ -1,0 +1,132 @@
+"""Parity of exported detectors with the Keras detector, backend by backend, size by size.
+
+Float models (ONNX in ONNX Runtime and OpenCV DNN, TFLite fp32 in LiteRT) must match Keras to
+`FLOAT_TOLERANCE` everywhere. Quantized models must agree with the float model's argmax on the
+cells where it sees a digit, and keep digit accuracy within a bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.backends import open_backend
+from runtime.scenes import SceneParams, generate_scenes
+
+PARITY_SIZES = ((28, 28), (100, 100), (127, 333), (480, 640), (720, 1280))
+FLOAT_TOLERANCE = 1e-4
+FP16_TOLERANCE = 2e-2
+INT8_AGREEMENT = 0.98
+INT8_ACCURACY_DROP = 0.005
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    """One backend on one input size, compared with the Keras detector."""
+
+    backend: str
+    size: tuple[int, int]
+    max_abs_diff: float
+    digit_cell_agreement: float  # argmax agreement on cells that are not background in Keras
+    passed: bool
+
+    def describe(self) -> str:
+        """E.g. `onnxruntime basic.onnx 127x333: max abs diff 3.1e-07, agreement 100.00% ok`."""
+        height, width = self.size
+        verdict = "ok" if self.passed else "FAILED"
+        return (
+            f"{self.backend} {height}x{width}: max abs diff {self.max_abs_diff:.2e}, "
+            f"digit-cell agreement {self.digit_cell_agreement:.2%} {verdict}"
+        )
+
+
+def parity_scenes(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+    """One real digit scene (float32 0..1, model polarity) at each of PARITY_SIZES."""
+    scenes = []
+    for height, width in PARITY_SIZES:
+        if (height, width) == (28, 28):
+            scenes.append(images[seed].astype(np.float32) / 255.0)
+            continue
+        params = SceneParams("mnist", count=1, seed=seed, size=(width, height), max_digits=12)
+        (scene,) = generate_scenes(images, labels, params)
+        scenes.append(scene.image.astype(np.float32) / 255.0)
+    return scenes
+
+
+def opencv_runner(path: Path) -> Runner:
+    """The ONNX model through OpenCV DNN (`cv2.dnn.readNetFromONNX`)."""
+    import cv2
+
+    # OpenCV 5.0's new DNN engine computes this graph wrongly (max abs diff ~0.98 here);
+    # the classic engine matches ONNX Runtime.
+    net = cv2.dnn.readNetFromONNX(str(path), cv2.dnn.ENGINE_CLASSIC)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        net.setInput(batch)
+        return np.asarray(net.forward())
+
+    return run
+
+
+def runners_for(paths: Sequence[Path]) -> dict[str, Runner]:
+    """A runner per exported file: ONNX Runtime and OpenCV DNN for .onnx, LiteRT for .tflite."""
+    runners: dict[str, Runner] = {}
+    for path in paths:
+        engine = "onnxruntime" if path.suffix == ".onnx" else "litert"
+        runners[f"{engine} {path.name}"] = open_backend(path).run
+        if path.suffix == ".onnx":
+            runners[f"opencv-dnn {path.name}"] = opencv_runner(path)
+    return runners
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, background: int) -> tuple[float, float]:
+    """Max abs difference, and argmax agreement on cells the reference calls a digit."""
+    if candidate.shape != reference.shape:
+        raise ValueError(f"output shape {candidate.shape}, expected {reference.shape}")
+    diff = float(np.abs(candidate - reference).max())
+    labels = reference.argmax(-1)
+    digits = labels != background
+    agreement = (
+        float((candidate.argmax(-1)[digits] == labels[digits]).mean()) if digits.any() else 1.0
+    )
+    return diff, agreement
+
+
+def tolerance_for(name: str) -> float | None:
+    """Value tolerance for a backend name; None for int8 (judged by agreement instead)."""
+    if "int8" in name:
+        return None
+    return FP16_TOLERANCE if "fp16" in name else FLOAT_TOLERANCE
+
+
+def check_parity(
+    reference: Runner, runners: dict[str, Runner], scenes: Sequence[np.ndarray], background: int
+) -> list[ParityRow]:
+    """Run every scene through the reference and each runner; one row per (runner, scene)."""
+    rows = []
+    for scene in scenes:
+        batch = scene[None, :, :, None].astype(np.float32)
+        expected = reference(batch)
+        for name, run in runners.items():
+            try:
+                diff, agreement = compare(expected, run(batch), background)
+            except Exception as error:
+                raise ValueError(f"{name} at {scene.shape[0]}x{scene.shape[1]}: {error}") from error
+            tolerance = tolerance_for(name)
+            passed = agreement >= INT8_AGREEMENT if tolerance is None else diff <= tolerance
+            rows.append(ParityRow(name, scene.shape, diff, agreement, passed))
+    return rows
+
+
+def isolated_accuracy(run: Runner, images: np.ndarray, labels: np.ndarray, cell: int) -> float:
+    """Digit accuracy of a detector on 28x28 digits, read at the grid cell that sees the window."""
+    correct = 0
+    for image, label in zip(images, labels, strict=True):
+        scores = run(image[None, :, :, None].astype(np.float32) / 255.0)
+        correct += int(scores[0, cell, cell].argmax() == label)
+    return correct / len(images)

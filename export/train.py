@@ -1,0 +1,166 @@
+"""Train a spec's 28x28 classifier on digits plus the background class, then convolutionalize it.
+
+Each epoch sees freshly augmented digits and freshly drawn background patches (a Keras
+PyDataset regenerates them), with a cosine-decayed learning rate and label smoothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from export.augment import Augmentation, augment_digits
+from export.background import BackgroundMix, make_background
+from export.data import Mnist
+from export.networks import build_classifier, convolutionalize
+from export.specs import BACKGROUND, ArchSpec, get_spec
+
+HELD_OUT_BACKGROUND = 2000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; stored beside its outputs."""
+
+    arch: str = "basic"
+    pooling: str | None = None  # None: the spec's default
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    label_smoothing: float = 0.05
+    background_ratio: float = 0.6  # background patches per training digit
+    validation_fraction: float = 0.1
+    limit: int | None = None  # train on the first N digits only (tests, quick runs)
+    seed: int = 0
+    mix: BackgroundMix = field(default_factory=BackgroundMix)
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+    @property
+    def spec(self) -> ArchSpec:
+        return get_spec(self.arch)
+
+    @property
+    def detector_pooling(self) -> str:
+        return self.pooling or self.spec.default_pooling
+
+
+class TrainingSet(keras.utils.PyDataset):
+    """Augmented digits and new background patches, redrawn at the end of every epoch."""
+
+    def __init__(
+        self, digits: np.ndarray, labels: np.ndarray, config: TrainConfig, rng: np.random.Generator
+    ) -> None:
+        super().__init__()
+        self.digits, self.labels, self.config, self.rng = digits, labels, config, rng
+        self.on_epoch_end()
+
+    def on_epoch_end(self) -> None:
+        count = round(len(self.digits) * self.config.background_ratio)
+        backgrounds, _ = make_background(count, self.rng, self.digits, self.config.mix)
+        images = np.concatenate(
+            [augment_digits(self.digits, self.rng, self.config.augmentation), backgrounds]
+        )
+        labels = np.concatenate([self.labels, np.full(count, BACKGROUND)])
+        order = self.rng.permutation(len(images))
+        self.images, self.targets = images[order, ..., None], labels[order]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.config.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        batch = slice(index * self.config.batch_size, (index + 1) * self.config.batch_size)
+        return self.images[batch], keras.utils.to_categorical(self.targets[batch], BACKGROUND + 1)
+
+
+@dataclass
+class TrainResult:
+    """A trained classifier, its detector, and the measured accuracies."""
+
+    classifier: keras.Model
+    detector: keras.Model
+    metrics: dict[str, float]
+    history: dict[str, list[float]]
+
+
+def held_out_background(data: Mnist, config: TrainConfig) -> np.ndarray:
+    """Background patches made from test digits with a seed training never uses."""
+    rng = np.random.default_rng(config.seed + 10_000)
+    patches, _ = make_background(HELD_OUT_BACKGROUND, rng, data.x_test, config.mix)
+    return patches
+
+
+def evaluate_classifier(
+    classifier: keras.Model, data: Mnist, background: np.ndarray
+) -> dict[str, float]:
+    """Digit accuracy on the test split (background counts as wrong) and background recall."""
+    digits = classifier.predict(data.x_test[..., None], batch_size=512, verbose=0).argmax(-1)
+    rejected = classifier.predict(background[..., None], batch_size=512, verbose=0).argmax(-1)
+    return {
+        "digit_accuracy": float(np.mean(digits == data.y_test)),
+        "background_recall": float(np.mean(rejected == BACKGROUND)),
+    }
+
+
+def train(data: Mnist, config: TrainConfig) -> TrainResult:
+    """Train the classifier of `config.arch`, measure it, and convolutionalize it."""
+    keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    digits, labels = data.x_train, data.y_train.astype(np.int64)
+    if config.limit is not None:
+        digits, labels = digits[: config.limit], labels[: config.limit]
+    order = rng.permutation(len(digits))
+    n_val = max(1, round(len(digits) * config.validation_fraction))
+    val, fit = order[:n_val], order[n_val:]
+
+    training = TrainingSet(digits[fit], labels[fit], config, rng)
+    val_background, _ = make_background(
+        n_val, np.random.default_rng(config.seed + 1), digits[val], config.mix
+    )
+    val_x = np.concatenate([digits[val], val_background])[..., None]
+    val_y = keras.utils.to_categorical(
+        np.concatenate([labels[val], np.full(n_val, BACKGROUND)]), BACKGROUND + 1
+    )
+
+    classifier = build_classifier(config.spec)
+    steps = config.epochs * len(training)
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(
+            keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
+        ),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    history = classifier.fit(
+        training, epochs=config.epochs, validation_data=(val_x, val_y), verbose=2
+    )
+    metrics = evaluate_classifier(classifier, data, held_out_background(data, config))
+    detector = convolutionalize(classifier, config.spec, config.detector_pooling)
+    return TrainResult(classifier, detector, metrics, history.history)
+
+
+def save_run(result: TrainResult, config: TrainConfig, data: Mnist, out: Path) -> None:
+    """Write classifier.keras, detector.keras and run.json (config, metrics, data) to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    result.classifier.save(out / "classifier.keras")
+    result.detector.save(out / "detector.keras")
+    run = {
+        "arch": config.arch,
+        "pooling": config.detector_pooling,
+        "metrics": result.metrics,
+        "trained_on": data.source,
+        "config": asdict(config),
+        "history": {key: [float(v) for v in values] for key, values in result.history.items()},
+        "versions": {"keras": keras.__version__, "tensorflow": _tensorflow_version()},
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+
+def _tensorflow_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__
