@@ -2,4 +2,35 @@
 
 Never imports TensorFlow, Keras or tf2onnx. LiteRT is imported only for `.tflite` models,
 ONNX Runtime only for `.onnx` models.
+
+    from runtime import Detector, GridAnnotator
+    detector = Detector()                      # the shipped default model
+    result = detector(frame)                   # any frame OpenCV gives
+    image = GridAnnotator().annotate(frame.copy(), result)
 """
+
+from runtime.annotate import BoxAnnotator, GridAnnotator, LegendAnnotator, StatsAnnotator
+from runtime.backends import Backend, open_backend
+from runtime.detections import Detections
+from runtime.detector import Detector, Result
+from runtime.grid import GridGeometry
+from runtime.grouping import Grouping
+from runtime.modelinfo import ModelContractError, ModelInfo
+from runtime.models import default_model_path
+
+__all__ = [
+    "Backend",
+    "BoxAnnotator",
+    "Detections",
+    "Detector",
+    "GridAnnotator",
+    "GridGeometry",
+    "Grouping",
+    "LegendAnnotator",
+    "ModelContractError",
+    "ModelInfo",
+    "Result",
+    "StatsAnnotator",
+    "default_model_path",
+    "open_backend",
+]

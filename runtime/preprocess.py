@@ -1,0 +1,148 @@
+"""Frames as OpenCV gives them -> the model's input: gray float32 in the model's polarity and range.
+
+Steps: gray 0..1 (any of BGR/BGRA/gray, uint8/uint16/float) -> polarity (the model's, from its
+metadata; `invert` "auto" decides per frame) -> optional lighting normalization -> resize by a
+scale -> pad bottom/right to a multiple of the model's stride with the background value 0.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from runtime.modelinfo import ModelInfo
+
+INVERT_MODES = ("auto", "on", "off")
+
+# Sampling step for the per-frame polarity statistics: a fraction of the pixels is plenty.
+_STATS_STEP = 2
+# |skewness| of the high-passed frame below which the ink side is undecided (blank-ish frames).
+_SKEW_MARGIN = 0.5
+# Normalization never amplifies by more than 1 / _MIN_INK (so noise on a blank frame stays low).
+_MIN_INK = 0.4
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """Any frame OpenCV gives (HxW, HxWx1, HxWx3 BGR, HxWx4 BGRA; uint8, uint16 or float) as a
+    float32 HxW image in 0..1. Float frames are taken as 0..1, or 0..255 if their max exceeds 1."""
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(f"frame: expected a numpy array, got {type(frame).__name__}")
+    channels = 1 if frame.ndim == 2 else frame.shape[2] if frame.ndim == 3 else None
+    if channels not in (1, 3, 4):
+        raise ValueError(
+            f"frame: expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {frame.shape}"
+        )
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"frame: expected a non-empty image, got shape {frame.shape}")
+    if frame.dtype not in (np.uint8, np.uint16) and not np.issubdtype(frame.dtype, np.floating):
+        raise ValueError(f"frame: expected dtype uint8, uint16 or float, got {frame.dtype}")
+    image = frame.astype(np.float32, copy=False) if frame.dtype == np.float64 else frame
+    if channels == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    elif channels == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    image = image.reshape(image.shape[:2])
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) * np.float32(1 / 255)
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) * np.float32(1 / 65535)
+    gray = np.nan_to_num(image.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+    if gray.max() > 1.0:
+        gray *= np.float32(1 / 255)
+    return np.clip(gray, 0.0, 1.0, out=gray)
+
+
+def ink_is_dark(gray: np.ndarray) -> bool:
+    """True if the frame shows dark strokes on a lighter background (ink on paper).
+
+    Sparse strokes make the high-passed frame (pixel minus its local mean) skewed towards the
+    ink side, whatever the illumination gradient; a frame without a clear skew (blank, noise
+    only) is judged by its median brightness instead.
+    """
+    sample = gray[::_STATS_STEP, ::_STATS_STEP]
+    detail = sample - cv2.blur(sample, (15, 15))
+    spread = float(np.mean(detail * detail))
+    if spread > 1e-8:
+        skew = float(np.mean(detail**3)) / spread**1.5
+        if abs(skew) > _SKEW_MARGIN:
+            return skew < 0
+    return float(np.median(sample)) > 0.5
+
+
+def normalize_lighting(image: np.ndarray, size: int) -> np.ndarray:
+    """Remove uneven background light from a light-strokes-on-dark image and stretch the strokes
+    towards 1: subtract a morphological opening (`size` px, wider than any stroke), then divide by
+    a robust stroke level (never amplifying more than 1/_MIN_INK)."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    flat = image - cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
+    ink = float(np.percentile(flat[::_STATS_STEP, ::_STATS_STEP], 99.5))
+    flat *= np.float32(1 / max(ink, _MIN_INK))
+    return np.clip(flat, 0.0, 1.0, out=flat)
+
+
+class Preprocessor:
+    """Turns frames into model inputs for one model; reuses its padded input buffers."""
+
+    def __init__(self, info: ModelInfo, invert: str = "auto", normalize: bool = False) -> None:
+        if invert not in INVERT_MODES:
+            raise ValueError(f"invert: expected one of {', '.join(INVERT_MODES)}, got {invert!r}")
+        self.info = info
+        self.invert = invert
+        self.normalize = normalize
+        self._buffers: dict[tuple[int, int], np.ndarray] = {}
+        low, high = info.input_range
+        self.background = np.float32(low if info.polarity == "light-on-dark" else high)
+
+    def needs_inversion(self, gray: np.ndarray) -> bool:
+        """Whether this frame must be inverted to match the model's polarity."""
+        if self.invert != "auto":
+            return self.invert == "on"
+        model_wants_dark_ink = self.info.polarity == "dark-on-light"
+        return ink_is_dark(gray) != model_wants_dark_ink
+
+    def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The frame as a gray float32 image in the model's polarity and range, and whether it
+        was inverted. Normalization (if on) runs with light strokes on dark, then polarity is
+        restored to the model's."""
+        gray = to_gray(frame)
+        inverted = self.needs_inversion(gray)
+        strokes_dark = (self.info.polarity == "dark-on-light") != inverted
+        if self.normalize:
+            light_strokes = 1.0 - gray if strokes_dark else gray
+            gray = normalize_lighting(light_strokes, self.info.window)
+            if self.info.polarity == "dark-on-light":
+                gray = 1.0 - gray
+        elif inverted:
+            gray = 1.0 - gray
+        low, high = self.info.input_range
+        if (low, high) != (0.0, 1.0):
+            gray = gray * np.float32(high - low) + np.float32(low)
+        return gray, inverted
+
+    def model_input(
+        self, image: np.ndarray, scale: float = 1.0, size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """`image` resized by `scale` and padded bottom/right with the background value (0 for
+        light-on-dark models) to a multiple of the stride,
+        or to `size` (height, width) for fixed-size models, as a (1, H, W, 1) float32 array.
+
+        The array is a reused buffer: it is overwritten by the next call with the same size."""
+        if scale != 1.0:
+            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
+        height, width = image.shape
+        stride = self.info.stride
+        padded = size or (-(-height // stride) * stride, -(-width // stride) * stride)
+        if height > padded[0] or width > padded[1]:
+            raise ValueError(
+                f"frame: expected at most {padded[0]}x{padded[1]} pixels for this fixed-size "
+                f"model, got {height}x{width} (after scale {scale})"
+            )
+        buffer = self._buffers.get(padded)
+        if buffer is None:
+            buffer = self._buffers[padded] = np.full((1, *padded, 1), self.background, np.float32)
+        else:
+            buffer[0, height:] = self.background
+            buffer[0, :height, width:] = self.background
+        buffer[0, :height, :width, 0] = image
+        return buffer
