@@ -1,0 +1,345 @@
+"""Where `convdet detect` puts results: JSON Lines, annotated images and videos, a window.
+
+Sinks are context managers. Files are written so that an interrupted or killed run leaves only
+complete outputs: each JSON record is one write() of a whole line, each image is written to
+a temporary name and renamed. Savers never write outside their folder or over an input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path, PurePath
+from typing import Any, TextIO
+
+import cv2
+import numpy as np
+
+from runtime.detections import Detections
+
+ErrorHandler = Callable[[str, str], None]  # (what failed, why), called from writer threads
+
+
+class SaveError(ValueError):
+    """An output that must not be written (outside the folder, over an input)."""
+
+
+def detection_record(
+    source: str,
+    frame: int | None,
+    shape: Sequence[int],
+    detections: Detections,
+    labels: Sequence[str],
+) -> dict[str, Any]:
+    """The JSON Lines record of one image or frame (schema in DESIGN.md)."""
+    return {
+        "source": source,
+        "frame": frame,
+        "width": int(shape[1]),
+        "height": int(shape[0]),
+        "detections": detections.to_records(labels),
+    }
+
+
+class JsonlSink:
+    """JSON Lines to a file or stdout (`-`), one record per line, each written whole and flushed.
+
+    An existing non-empty file is refused unless `append=True`, so results already written are
+    never destroyed; appending first ends an unterminated last line so every record stays valid.
+    """
+
+    def __init__(self, target: str | Path, *, append: bool = False, stdout: TextIO | None = None):
+        self.target = str(target)
+        self.append = append
+        self.stdout = stdout
+        self.records = 0
+        self._fd: int | None = None
+
+    def __enter__(self) -> JsonlSink:
+        if self.target == "-":
+            self.stdout = self.stdout or sys.stdout
+            return self
+        fd = os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        size = os.fstat(fd).st_size
+        if size and not self.append:
+            os.close(fd)
+            raise FileExistsError(
+                f"{self.target} already holds results; pass --append to add to it "
+                "or choose another file"
+            )
+        self._fd = fd
+        if size and not self._ends_with_newline():
+            self._write_all(b"\n")
+        return self
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.target, "rb") as existing:
+            existing.seek(-1, os.SEEK_END)
+            return existing.read(1) == b"\n"
+
+    def _write_all(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record as a single line."""
+        line = json.dumps(record, allow_nan=False) + "\n"
+        if self._fd is None:
+            assert self.stdout is not None, "JsonlSink used outside its `with` block"
+            self.stdout.write(line)
+            self.stdout.flush()
+        else:
+            self._write_all(line.encode("utf-8"))
+        self.records += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        elif self.stdout is not None:
+            self.stdout.flush()
+
+
+class _Writer:
+    """Runs write jobs in background threads (or inline with workers=0), at most `depth` queued.
+
+    Overlaps encoding and disk writes with inference; failures go to `on_error`, not up.
+    """
+
+    def __init__(self, workers: int, on_error: ErrorHandler, depth: int = 8) -> None:
+        self.on_error = on_error
+        self._pool = ThreadPoolExecutor(workers, "convdet-write") if workers > 0 else None
+        self._slots = threading.BoundedSemaphore(depth)
+
+    def submit(self, label: str, job: Callable[[], Any]) -> None:
+        if self._pool is None:
+            self._run(label, job)
+            return
+        self._slots.acquire()
+        future = self._pool.submit(self._run, label, job)
+        future.add_done_callback(self._release)
+
+    def _release(self, _future: Future[None]) -> None:
+        self._slots.release()
+
+    def _run(self, label: str, job: Callable[[], Any]) -> None:
+        try:
+            job()
+        except (OSError, ValueError, cv2.error) as error:
+            self.on_error(label, str(error).strip())
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def safe_relative(relpath: PurePath | str) -> PurePath:
+    """`relpath` made relative and free of `..` (drive/root and `..`/`.` parts are dropped)."""
+    path = PurePath(relpath)
+    parts = [part for part in path.parts[1 if path.anchor else 0 :] if part not in (".", "..")]
+    if not parts:
+        raise SaveError(f"{relpath}: no file name left to save under")
+    return PurePath(*parts)
+
+
+class _OutputFolder:
+    """Output paths inside one folder: mirrored, unique within a run, never an input file."""
+
+    def __init__(self, root: Path, protect: Iterable[Path] = ()) -> None:
+        self.root = Path(root)
+        self._resolved_root = self.root.resolve()
+        self._protected = {file_id for file_id in map(_file_id, protect) if file_id is not None}
+        self._used: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def path_for(self, relpath: PurePath | str) -> Path:
+        """The output path for `relpath`, mirrored below the folder.
+
+        Raises SaveError when the path would leave the folder (e.g. through a symlink) or land
+        on an input file.
+        """
+        relative = safe_relative(relpath)
+        with self._lock:
+            path = self._unique(self.root / relative)
+            if not path.resolve().is_relative_to(self._resolved_root):
+                raise SaveError(f"{path} would be outside {self.root}; not writing it")
+            if _file_id(path) in self._protected:
+                raise SaveError(f"{path} is an input file; not overwriting it")
+            self._used.add(path)
+        return path
+
+    def _unique(self, path: Path) -> Path:
+        """`path`, or `stem_1.ext`, `stem_2.ext`... if another input of this run already used it."""
+        candidate, number = path, 0
+        while candidate in self._used:
+            number += 1
+            candidate = path.with_name(f"{path.stem}_{number}{path.suffix}")
+        return candidate
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    """Encode by extension and write via a temporary file, so a kill never leaves half an image."""
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode {path.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(encoded.tobytes())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+class AnnotatedImageSaver:
+    """Annotated images under `root`, mirroring each source's relative path.
+
+    Writing happens in background threads; problems are reported through `on_error` with the
+    output path. Extensions OpenCV cannot write get `.png` appended.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        on_error: ErrorHandler,
+        protect: Iterable[Path] = (),
+        workers: int = 2,
+    ) -> None:
+        self.folder = _OutputFolder(root, protect)
+        self.on_error = on_error
+        self.workers = workers
+        self.saved = 0
+        self._writer: _Writer | None = None
+
+    def __enter__(self) -> AnnotatedImageSaver:
+        self._writer = _Writer(self.workers, self.on_error)
+        return self
+
+    def save(self, relpath: PurePath | str, image: np.ndarray) -> Path | None:
+        """Queue `image` for writing at `root/relpath`; returns the path, None if refused."""
+        assert self._writer is not None, "AnnotatedImageSaver used outside its `with` block"
+        relative = PurePath(relpath)
+        if not cv2.haveImageWriter(relative.name):
+            relative = relative.with_name(relative.name + ".png")
+        try:
+            path = self.folder.path_for(relative)
+        except SaveError as error:
+            self.on_error(str(relpath), str(error))
+            return None
+        self._writer.submit(str(path), lambda: _write_image(path, image))
+        self.saved += 1
+        return path
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+VIDEO_CODECS = {".avi": "MJPG", ".mp4": "mp4v"}
+
+
+class VideoSaver:
+    """An annotated video, opened at the first frame's size; `.avi` (MJPG) or `.mp4` (mp4v).
+
+    Frames are encoded in one background thread (order kept). AVI survives a killed run better
+    than MP4, whose index is written only at the end.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fps: float,
+        on_error: ErrorHandler,
+        protect: Iterable[Path] = (),
+    ) -> None:
+        path = Path(path)
+        if path.suffix not in VIDEO_CODECS:
+            raise SaveError(f"{path}: video outputs are {' or '.join(VIDEO_CODECS)}")
+        self.path = _OutputFolder(path.parent, protect).path_for(path.name)
+        self.fps = fps
+        self.frames = 0
+        self._video: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self._writer = _Writer(1, on_error)
+
+    def __enter__(self) -> VideoSaver:
+        return self
+
+    def write(self, image: np.ndarray) -> None:
+        """Queue one annotated frame (resized to the first frame's size if it differs)."""
+        self._writer.submit(str(self.path), lambda: self._append(image))
+        self.frames += 1
+
+    def _append(self, image: np.ndarray) -> None:
+        if self._video is None:
+            self._size = (image.shape[1], image.shape[0])
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix])
+            self._video = cv2.VideoWriter(str(self.path), fourcc, self.fps, self._size)
+            if not self._video.isOpened():
+                raise OSError(f"OpenCV cannot write {self.path}")
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = cv2.resize(image, self._size)
+        self._video.write(image)
+
+    def __exit__(self, *exc: object) -> None:
+        self._writer.close()
+        if self._video is not None:
+            self._video.release()
+            self._video = None
+
+
+def display_unavailable() -> str | None:
+    """Why a window cannot be shown here, or None: no DISPLAY/WAYLAND_DISPLAY on Linux."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return "no display (DISPLAY is not set)"
+    return None
+
+
+class Window:
+    """An OpenCV window for `--show`; the only place window functions are called.
+
+    Opening raises OSError when OpenCV has no GUI backend (e.g. opencv-python-headless).
+    """
+
+    def __init__(self, title: str = "convdet") -> None:
+        self.title = title
+
+    def __enter__(self) -> Window:
+        reason = display_unavailable()
+        if reason:
+            raise OSError(reason)
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+        except cv2.error as error:
+            raise OSError(f"OpenCV cannot open a window: {str(error).strip()}") from error
+        return self
+
+    def show(self, image: np.ndarray) -> bool:
+        """Display `image`; False once the user pressed q or Esc or closed the window."""
+        cv2.imshow(self.title, image)
+        key = cv2.waitKey(1) & 0xFF
+        closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        return key not in (ord("q"), 27) and not closed
+
+    def __exit__(self, *exc: object) -> None:
+        cv2.destroyWindow(self.title)

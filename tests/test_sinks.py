@@ -1,0 +1,186 @@
+"""Sinks: JSON Lines that never destroy earlier results, savers that stay inside their folder
+and never overwrite inputs, annotated videos, and the window's no-display path."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path, PurePath
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime.detections import Detections
+from runtime.sinks import (
+    AnnotatedImageSaver,
+    JsonlSink,
+    SaveError,
+    VideoSaver,
+    Window,
+    detection_record,
+    display_unavailable,
+    safe_relative,
+)
+
+LABELS = (*(str(digit) for digit in range(10)), "background")
+
+
+def record(index: int) -> dict:
+    detections = Detections(np.array([[1.25, 2, 30, 40.04]]), np.array([7]), np.array([0.91234]))
+    return detection_record(f"img{index}.png", None, (48, 64, 3), detections, LABELS)
+
+
+def test_detection_record_follows_the_design_schema():
+    assert record(0) == {
+        "source": "img0.png", "frame": None, "width": 64, "height": 48,
+        "detections": [
+            {"class_id": 7, "label": "7", "score": 0.9123, "box": [1.2, 2.0, 30.0, 40.0]}
+        ],
+    }
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    text = path.read_text()
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_jsonl_sink_writes_one_complete_line_per_record(tmp_path):
+    target = tmp_path / "out.jsonl"
+    with JsonlSink(target) as sink:
+        sink.write(record(0))
+        assert read_jsonl(target) == [record(0)], "a record must be on disk as soon as written"
+        sink.write(record(1))
+    assert read_jsonl(target) == [record(0), record(1)] and sink.records == 2
+
+
+def test_jsonl_sink_refuses_to_destroy_existing_results(tmp_path):
+    target = tmp_path / "out.jsonl"
+    target.write_text('{"source": "earlier.png"}\n')
+    with pytest.raises(FileExistsError, match="--append"), JsonlSink(target):
+        pass
+    assert target.read_text() == '{"source": "earlier.png"}\n'
+    empty = tmp_path / "empty.jsonl"
+    empty.touch()
+    with JsonlSink(empty) as sink:  # an empty file holds nothing to lose
+        sink.write(record(0))
+    assert read_jsonl(empty) == [record(0)]
+
+
+def test_jsonl_sink_append_ends_an_unterminated_last_line(tmp_path):
+    target = tmp_path / "out.jsonl"
+    target.write_text('{"source": "a.png"}\n{"source": "b.p')  # a run killed mid-line
+    with JsonlSink(target, append=True) as sink:
+        sink.write(record(2))
+    lines = target.read_text().splitlines()
+    assert lines[:2] == ['{"source": "a.png"}', '{"source": "b.p']
+    assert json.loads(lines[2]) == record(2)
+
+
+def test_jsonl_sink_to_stdout():
+    stream = io.StringIO()
+    with JsonlSink("-", stdout=stream) as sink:
+        sink.write(record(3))
+    assert [json.loads(line) for line in stream.getvalue().splitlines()] == [record(3)]
+
+
+@pytest.mark.parametrize(
+    ("relpath", "expected"),
+    [
+        ("scans/page1.png", "scans/page1.png"),
+        ("../../etc/evil.png", "etc/evil.png"),
+        ("/tmp/abs/evil.png", "tmp/abs/evil.png"),
+        ("a/./b/../c.png", "a/b/c.png"),
+        ("..", SaveError),
+        ("/", SaveError),
+    ],
+)
+def test_safe_relative(relpath, expected):
+    if expected is SaveError:
+        with pytest.raises(SaveError):
+            safe_relative(relpath)
+    else:
+        assert safe_relative(relpath) == PurePath(expected)
+
+
+IMAGE = np.full((12, 16, 3), 200, np.uint8)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_saver_mirrors_paths_and_never_leaves_its_folder(tmp_path, workers):
+    root = tmp_path / "work" / "out"
+    errors: list[tuple[str, str]] = []
+    with AnnotatedImageSaver(root, on_error=lambda *e: errors.append(e), workers=workers) as saver:
+        paths = [
+            saver.save(PurePath("a/b/page.png"), IMAGE),
+            saver.save(PurePath("../../escape.png"), IMAGE),
+            saver.save(PurePath("/abs/escape.png"), IMAGE),
+            saver.save(PurePath("a/b/page.png"), IMAGE),  # a second input with the same name
+            saver.save(PurePath("scan.xyz"), IMAGE),  # OpenCV cannot write .xyz
+        ]
+    assert not errors
+    written = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    assert written == ["a/b/page.png", "a/b/page_1.png", "abs/escape.png", "escape.png",
+                       "scan.xyz.png"]
+    assert [path.relative_to(root).as_posix() for path in paths] == [
+        "a/b/page.png", "escape.png", "abs/escape.png", "a/b/page_1.png", "scan.xyz.png"]
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["out"]
+    assert cv2.imread(str(root / "a/b/page.png")).shape == IMAGE.shape
+
+
+def test_saver_refuses_symlink_escapes_and_inputs(tmp_path):
+    root, outside = tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    root.mkdir()
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    original = cv2.imencode(".png", np.zeros((5, 5), np.uint8))[1].tobytes()
+    (root / "input.png").write_bytes(original)
+    errors: list[tuple[str, str]] = []
+    with AnnotatedImageSaver(root, on_error=lambda *e: errors.append(e),
+                             protect=[root / "input.png"]) as saver:
+        assert saver.save("link/x.png", IMAGE) is None
+        assert saver.save("input.png", IMAGE) is None
+    assert [what for what, _message in errors] == ["link/x.png", "input.png"]
+    assert "would be outside" in errors[0][1] and "is an input file" in errors[1][1]
+    assert list(outside.iterdir()) == []
+    assert (root / "input.png").read_bytes() == original
+
+
+def test_saver_reports_write_failures_without_raising(tmp_path):
+    (tmp_path / "out").write_text("a file where the folder should be")
+    errors: list[tuple[str, str]] = []
+    with AnnotatedImageSaver(tmp_path / "out", on_error=lambda *e: errors.append(e)) as saver:
+        saver.save("x.png", IMAGE)
+    assert len(errors) == 1 and errors[0][0].endswith("x.png")
+
+
+def test_video_saver_writes_every_frame(tmp_path):
+    errors: list[tuple[str, str]] = []
+    target = tmp_path / "v" / "clip.avi"
+    with VideoSaver(target, fps=5, on_error=lambda *e: errors.append(e)) as video:
+        for value in range(6):
+            video.write(np.full((32, 48, 3), value * 40, np.uint8))
+        video.write(np.zeros((10, 10, 3), np.uint8))  # a size change is resized, not fatal
+    assert not errors
+    capture = cv2.VideoCapture(str(video.path))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
+    ok, first = capture.read()
+    assert ok and first.shape == (32, 48, 3)
+
+
+def test_video_saver_refuses_bad_names_and_inputs(tmp_path):
+    with pytest.raises(SaveError, match=r"\.avi or \.mp4"):
+        VideoSaver(tmp_path / "clip.mov", fps=5, on_error=print)
+    (tmp_path / "clip.avi").write_bytes(b"input video")
+    with pytest.raises(SaveError, match="input file"):
+        VideoSaver(tmp_path / "clip.avi", fps=5, on_error=print, protect=[tmp_path / "clip.avi"])
+
+
+def test_window_without_a_display(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert display_unavailable() == "no display (DISPLAY is not set)"
+    with pytest.raises(OSError, match="no display"), Window():
+        pass
