@@ -41,6 +41,21 @@ def models_dir() -> Path:
     return MODELS
 
 
+@pytest.fixture(scope="session")
+def tiny_run(mnist_npz: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A basic detector trained briefly on 400 digits, saved as a `convdet train` run."""
+    pytest.importorskip("tensorflow")
+    from export.data import load_mnist
+    from export.train import TrainConfig, save_run, train
+
+    data = load_mnist(mnist_npz)
+    config = TrainConfig(arch="basic", epochs=2, limit=400, batch_size=64)
+    result = train(data, config)
+    run_dir = tmp_path_factory.mktemp("run")
+    save_run(result, config, data, run_dir)
+    return data, config, result, run_dir
+
+
 _skipped: list[str] = []
 
 

@@ -1,0 +1,89 @@
+"""`convdet train` / `convdet export`: one-line errors, no tracebacks, and the missing-extra hint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from convdet.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--arch", "huge", "--out", "x"], "unknown architecture 'huge'"),
+        (["train", "--data", "missing.npz", "--out", "x"], "--data missing.npz: no such file"),
+        (["train", "--epochs", "0", "--out", "x", "--data", "{npz}"], "at least 1"),
+        (["train", "--background-mix", "blobs=1", "--out", "x"], "unknown kind 'blobs'"),
+        (["export", "no-such-run"], "not a training run"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, mnist_npz):
+    argv = [arg.format(npz=mnist_npz) for arg in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+BLOCK_TENSORFLOW = textwrap.dedent(
+    """
+    import sys
+    from importlib.abc import MetaPathFinder
+
+    class Block(MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"tensorflow", "keras", "tf2onnx"}:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    sys.meta_path.insert(0, Block())
+    from convdet.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_without_the_train_extra_says_what_to_install(command, tmp_path, mnist_npz):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    (run / "detector.keras").write_bytes(b"")
+    argv = {
+        "train": ["train", "--data", str(mnist_npz), "--out", str(tmp_path / "o")],
+        "export": ["export", str(run), "--data", str(mnist_npz)],
+    }[command]
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_TENSORFLOW, *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("pip install 'convdet[train]'")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_train_then_export_end_to_end(tmp_path, mnist_npz, capsys):
+    pytest.importorskip("tensorflow")
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--arch",
+                "basic",
+                "--data",
+                str(mnist_npz),
+                "--out",
+                str(run),
+                "--epochs",
+                "1",
+                "--limit",
+                "300",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "digit accuracy" in out and "background recall" in out
+    assert {p.name for p in run.iterdir()} >= {"classifier.keras", "detector.keras", "run.json"}

@@ -1,0 +1,97 @@
+"""`convdet export` writes ONNX and TFLite files that follow the model contract and match Keras."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("ai_edge_litert")
+
+from export.package import export_run  # noqa: E402
+from runtime.backends import open_backend  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    data, _, _, run_dir = tiny_run
+    out = tmp_path_factory.mktemp("models")
+    return out, export_run(run_dir, out, "tiny", data)
+
+
+def test_all_variants_are_written_with_metadata(exported):
+    out, report = exported
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            "tiny.onnx",
+            "tiny.export.json",
+            *(f"tiny_{p}.{ext}" for p in ("fp32", "fp16", "int8") for ext in ("tflite", "json")),
+        ]
+    )
+    for file in report.files:
+        info = open_backend(file).info
+        assert info.classes[info.background] == "background" and info.stride == 8
+        assert info.window == 28 and info.cell_offset == 6.0 and info.arch == "basic"
+        assert {"tensorflow", "tf2onnx", "keras"} <= set(info.producer)
+    assert json.loads((out / "tiny_int8.json").read_text())["precision"] == "int8"
+
+
+def test_onnx_graph_is_checked_and_named(exported):
+    out, _ = exported
+    model = onnx.load(out / "tiny.onnx")
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version >= 17
+    (graph_input,) = model.graph.input
+    assert graph_input.name == "image"
+    dims = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
+    assert dims == ["batch", "height", "width", 1]
+    assert [o.name for o in model.graph.output] == ["scores"]
+    assert "MatMul" not in {node.op_type for node in model.graph.node}
+
+
+def test_tflite_height_and_width_are_dynamic(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    out, _ = exported
+    for precision in ("fp32", "fp16", "int8"):
+        interpreter = Interpreter(str(out / f"tiny_{precision}.tflite"))
+        signature = interpreter.get_input_details()[0]["shape_signature"]
+        assert list(signature) == [1, -1, -1, 1], precision
+
+
+def test_float_backends_match_keras_at_every_size(exported):
+    _, report = exported
+    sizes = {row.size for row in report.parity}
+    assert sizes == {(28, 28), (100, 100), (127, 333), (480, 640), (720, 1280)}
+    backends = {row.backend.split()[0] for row in report.parity}
+    assert backends == {"onnxruntime", "opencv-dnn", "litert"}
+    for row in report.parity:
+        if "int8" not in row.backend and "fp16" not in row.backend:
+            assert row.max_abs_diff <= 1e-4, row.describe()
+
+
+def test_every_variant_is_measured_on_test_digits(exported):
+    _, report = exported
+    accuracy = report.digit_accuracy
+    assert set(accuracy) == {
+        "tiny.onnx",
+        "tiny_fp32.tflite",
+        "tiny_fp16.tflite",
+        "tiny_int8.tflite",
+    }
+    assert accuracy["tiny.onnx"] == pytest.approx(accuracy["tiny_fp32.tflite"], abs=1e-3)
+    assert all(0.0 <= value <= 1.0 for value in accuracy.values())
+
+
+def test_litert_and_onnx_agree_on_a_real_frame(exported, mnist):
+    out, _ = exported
+    frame = np.zeros((1, 64, 96, 1), np.float32)
+    frame[0, 10:38, 20:48, 0] = mnist["x_test"][0] / 255
+    onnx_scores = open_backend(out / "tiny.onnx").run(frame)
+    litert_scores = open_backend(out / "tiny_fp32.tflite").run(frame)
+    assert onnx_scores.shape == (1, 8, 12, 11)
+    np.testing.assert_allclose(litert_scores, onnx_scores, atol=1e-4)

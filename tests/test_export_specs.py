@@ -1,0 +1,69 @@
+"""Specs build a classifier and a detector that share weights; the geometry is derived right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from export.specs import ARCHS, POOLINGS, cell_offset, get_spec, pooling_kernel
+
+keras = pytest.importorskip("keras")
+from export.networks import build_classifier, convolutionalize  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("arch", "pooling", "expected"),
+    [("basic", "max4", 6.0), ("basic", "none", 2.0), ("deep", "max3", 2.0), ("deep", "max4", 6.0)],
+)
+def test_cell_offset_puts_the_centre_cell_on_the_window_centre(arch, pooling, expected):
+    spec = get_spec(arch)
+    assert spec.stride == 8 and spec.feature_size == 4
+    assert cell_offset(spec, pooling) == expected
+
+
+@pytest.mark.parametrize(("name", "error"), [("huge", "unknown architecture"), ("max5", "pool")])
+def test_unknown_names_are_value_errors(name, error):
+    with pytest.raises(ValueError, match=error):
+        get_spec(name) if error.startswith("unknown arch") else pooling_kernel(name)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_classifier_and_detector_layers_align_by_name(arch):
+    spec = get_spec(arch)
+    classifier = build_classifier(spec)
+    detector = convolutionalize(classifier, spec, "max4")
+    weighted = {layer.name for layer in detector.layers if layer.weights}
+    assert weighted == {layer.name for layer in classifier.layers if layer.weights}
+    assert detector.input_shape == (None, None, None, 1)
+    for name in ("head1", "classes"):
+        dense = classifier.get_layer(name).get_weights()[0]
+        conv = detector.get_layer(name).get_weights()[0]
+        assert conv.shape == (1, 1, *dense.shape)
+        np.testing.assert_array_equal(conv[0, 0], dense)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_max4_cell_equals_the_classifier_on_a_28x28_input(arch):
+    spec = get_spec(arch)
+    classifier = build_classifier(spec)
+    rng = np.random.default_rng(0)
+    # Non-trivial weights: the untrained init is near-uniform, so perturb the head.
+    for layer in classifier.layers:
+        if layer.weights:
+            layer.set_weights([w + rng.normal(0, 0.2, w.shape) for w in layer.get_weights()])
+    detector = convolutionalize(classifier, spec, "max4")
+    images = rng.random((8, 28, 28, 1), dtype=np.float32)
+    expected = np.asarray(classifier(images, training=False))
+    grid = np.asarray(detector(images, training=False))
+    assert grid.shape == (8, 4, 4, 11)
+    centre = round((14 - cell_offset(spec, "max4")) / spec.stride)
+    assert np.abs(grid[:, centre, centre] - expected).max() <= 1e-5
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_grid_is_ceil_of_input_over_stride(pooling):
+    spec = get_spec("basic")
+    detector = convolutionalize(build_classifier(spec), spec, pooling)
+    for height, width in ((28, 28), (100, 100), (127, 333)):
+        grid = detector(np.zeros((1, height, width, 1), np.float32), training=False)
+        assert tuple(grid.shape) == (1, -(-height // 8), -(-width // 8), 11)

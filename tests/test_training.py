@@ -1,0 +1,87 @@
+"""Data loading both ways, a short training that learns, and the sliding-window agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+import keras  # noqa: E402
+
+from export.agreement import sliding_window_labels, window_agreement  # noqa: E402
+from export.data import DataUnavailableError, load_mnist  # noqa: E402
+from export.package import model_info  # noqa: E402
+from runtime.scenes import SceneParams, generate_scenes  # noqa: E402
+
+
+def test_npz_path_loads_real_digits(mnist_npz):
+    data = load_mnist(mnist_npz)
+    assert data.x_train.shape == (10000, 28, 28) and data.x_test.shape == (5000, 28, 28)
+    assert data.x_train.dtype == np.float32 and 0 <= data.x_train.min() < data.x_train.max() <= 1
+    assert "mnist-subset.npz" in data.source
+
+
+def test_download_path_uses_keras(monkeypatch):
+    images = np.full((4, 28, 28), 255, np.uint8)
+    labels = np.arange(4, dtype=np.uint8)
+    monkeypatch.setattr(
+        keras.datasets.mnist, "load_data", lambda: ((images, labels), (images[:2], labels[:2]))
+    )
+    data = load_mnist(None)
+    assert data.x_train.max() == 1.0 and list(data.y_test) == [0, 1]
+    assert data.source.startswith("keras.datasets.mnist")
+
+
+def test_offline_download_says_to_pass_data(monkeypatch):
+    def offline():
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(DataUnavailableError, match="pass --data PATH"):
+        load_mnist(None)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_run):
+    return tiny_run[:3]
+
+
+def test_short_training_lowers_the_loss(trained):
+    _, _, result = trained
+    losses = result.history["loss"]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert 0 <= result.metrics["digit_accuracy"] <= 1
+    assert 0 <= result.metrics["background_recall"] <= 1
+
+
+def run_info(config):
+    return model_info(
+        {
+            "arch": config.arch,
+            "pooling": config.detector_pooling,
+            "metrics": {},
+            "trained_on": "test",
+        }
+    )
+
+
+def test_centre_window_is_the_whole_28x28_image(trained):
+    data, config, result = trained
+    info = run_info(config)
+    images = data.x_test[:16]
+    direct = result.classifier.predict(images[..., None], verbose=0).argmax(-1)
+    for image, label in zip(images, direct, strict=True):
+        windows = sliding_window_labels(result.classifier, image, info, (4, 4))
+        assert windows[1, 1] == label
+
+
+def test_detector_agrees_with_sliding_windows_on_a_scene(trained, mnist):
+    data, config, result = trained
+    params = SceneParams("mnist", count=1, seed=3, size=(160, 120), max_digits=6, gap=20)
+    (scene,) = generate_scenes(mnist["x_test"], mnist["y_test"], params)
+    agreement = window_agreement(
+        result.classifier, result.detector, scene.image.astype(np.float32) / 255, run_info(config)
+    )
+    assert agreement.cells == 15 * 20
+    # Well-separated digits: a cell's context beyond its window is mostly empty.
+    assert agreement.all_cells >= 0.9
