@@ -1,0 +1,144 @@
+"""Annotators on a hand-made Result: class colours where the cells fire, and a golden image."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime.annotate import (
+    BoxAnnotator,
+    GridAnnotator,
+    LegendAnnotator,
+    StatsAnnotator,
+    as_bgr,
+    class_colors,
+)
+from runtime.detections import Detections
+from runtime.detector import Result
+from runtime.grid import GridGeometry
+
+GOLDEN = Path(__file__).parent / "data" / "annotated_golden.png"
+LABELS = tuple([*(str(k) for k in range(10)), "background"])
+BACKGROUND = 10
+
+
+def synthetic_result(shape: tuple[int, int] = (120, 160)) -> Result:
+    """A Result as the detector would give for digits 3 (cells (4, 5), (4, 6)) and 8 (cell
+    (9, 14)) on a frame of `shape`, for a stride-8 model with cells centred at 8*i + 4."""
+    geometry = GridGeometry(stride=8, cell_offset=4.0, window=28)
+    rows, cols = geometry.grid_shape(*shape)
+    cell_class = np.full((rows, cols), BACKGROUND, np.int64)
+    cell_class[4, 5:7] = 3
+    cell_class[9, 14] = 8
+    scores = np.eye(len(LABELS), dtype=np.float32)[cell_class]
+    detections = Detections(
+        geometry.cell_boxes(np.array([4, 9]), np.array([5, 14])), np.array([3, 8]), [0.97, 0.88]
+    )
+    return Result(
+        scores=scores,
+        cell_class=cell_class,
+        detections=detections,
+        geometry=geometry,
+        labels=LABELS,
+        background=BACKGROUND,
+        frame_shape=shape,
+        inverted=False,
+        timings={"preprocess": 1.0, "infer": 5.0, "decode": 0.5},
+    )
+
+
+def frame(shape: tuple[int, int] = (120, 160)) -> np.ndarray:
+    return np.full((*shape, 3), 60, np.uint8)
+
+
+def test_class_colors_are_distinct_hsv_hues() -> None:
+    colors = class_colors(11)
+    assert colors.shape == (11, 3) and colors.dtype == np.uint8
+    assert len({tuple(c) for c in colors}) == 11
+    assert tuple(colors[0]) == (0, 0, 255)  # hsv starts at red (BGR)
+    assert (colors.max(axis=1) == 255).all()  # full value, full saturation
+
+
+def test_grid_colours_cells_where_digits_fire() -> None:
+    result = synthetic_result()
+    out = GridAnnotator(alpha=0.5).annotate(frame(), result)
+    colors = class_colors(11).astype(int)
+    # Cell (4, 5) covers pixels y 32..39, x 40..47 (centre 8*i + 4, tiles 8 px); (4, 6) x 48..55.
+    expected_3 = (60 + colors[3]) // 2
+    for inside in (out[33:40, 41:48], out[33:40, 49:56]):
+        np.testing.assert_allclose(inside, np.broadcast_to(expected_3, inside.shape), atol=1)
+    expected_8 = (60 + colors[8]) // 2
+    inside = out[73:80, 113:120]
+    np.testing.assert_allclose(inside, np.broadcast_to(expected_8, inside.shape), atol=1)
+    assert (out[0:30] == 60).all()  # background is transparent
+    # Cell edges visible: the first row/column of a coloured tile is darker than its inside.
+    assert (out[32, 42] < out[34, 42]).any()
+    assert (out[34, 48] < out[34, 50]).any()  # edge between the two cells of the same class
+
+
+def test_grid_faint_background_and_scale() -> None:
+    result = synthetic_result()
+    faint = GridAnnotator(background_alpha=0.2).annotate(frame(), result)
+    assert not (faint[0:30] == 60).all()
+    half = Result(**{**result.__dict__, "geometry": GridGeometry(8, 4.0, 28, scale=2.0)})
+    out = GridAnnotator(edges=False).annotate(frame((60, 80)), half)
+    # At scale 2 the tiles are 4 px: cell (4, 5) covers y 16..19, x 20..23.
+    assert (out[16:20, 20:24] != 60).all() and (out[16:20, 16:20] == 60).all()
+
+
+def test_annotators_convert_gray_and_float_frames() -> None:
+    result = synthetic_result()
+    gray = np.full((120, 160), 60, np.uint8)
+    out = GridAnnotator().annotate(gray, result)
+    assert out.shape == (120, 160, 3) and out.dtype == np.uint8
+    assert as_bgr(np.full((2, 2, 4), 0.5, np.float32)).tolist() == [[[127] * 3] * 2] * 2
+    bgr = frame()
+    assert as_bgr(bgr) is bgr  # BGR uint8 frames are drawn on in place
+
+
+def test_boxes_in_class_colour() -> None:
+    out = BoxAnnotator(thickness=1).annotate(frame(), synthetic_result())
+    colors = class_colors(11)
+    # Box of the 3: x 30..58, y 22..50 (the cell's 28 px window); its bottom edge at y = 50.
+    assert (out[50, 35:55] == colors[3]).all()
+
+
+def test_legend_shows_every_class_colour() -> None:
+    out = LegendAnnotator().annotate(frame((240, 320)), synthetic_result((240, 320)))
+    found = {tuple(c) for c in out.reshape(-1, 3)}
+    assert all(tuple(c) in found for c in class_colors(11))
+    with pytest.raises(ValueError, match="corner: expected"):
+        LegendAnnotator(corner="middle")
+
+
+def test_stats_fps_latency_and_dropped() -> None:
+    ticks = iter([0.0, 0.1, 0.2])
+    stats = StatsAnnotator(smoothing=0.5, clock=lambda: next(ticks))
+    stats.dropped = 3
+    result = synthetic_result()
+    first = stats.annotate(frame(), result)
+    assert stats.fps is None
+    assert (first[:60, :100] != 60).any()
+    stats.annotate(frame(), result)
+    stats.annotate(frame(), result)
+    assert stats.fps == pytest.approx(10.0)
+
+
+def test_golden_annotated_image() -> None:
+    """All annotators on the synthetic result vs tests/data/annotated_golden.png (regenerate with
+    CONVDET_UPDATE_GOLDEN=1 after an intended drawing change, and look at the image)."""
+    result = synthetic_result((240, 320))
+    out = frame((240, 320))
+    for annotator in (GridAnnotator(), BoxAnnotator(), LegendAnnotator()):
+        out = annotator.annotate(out, result)
+    if os.environ.get("CONVDET_UPDATE_GOLDEN") == "1":
+        cv2.imwrite(str(GOLDEN), out)
+    golden = cv2.imread(str(GOLDEN))
+    assert golden is not None, f"missing {GOLDEN}"
+    difference = np.abs(out.astype(int) - golden.astype(int))
+    assert difference.mean() < 1.0, f"mean abs diff {difference.mean():.2f} vs {GOLDEN.name}"
+    assert (difference.max(axis=2) > 32).mean() < 0.01, "more than 1% of pixels differ by > 32"
