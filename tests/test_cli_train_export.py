@@ -1,4 +1,4 @@
-"""`convdet train` / `convdet export`: one-line errors, no tracebacks, and the missing-extra hint."""
+"""`convdet train` and `convdet export`: one-line errors and the missing-extra hint."""
 
 from __future__ import annotations
 

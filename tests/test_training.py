@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow")
-import keras  # noqa: E402
+import keras
 
-from export.agreement import sliding_window_labels, window_agreement  # noqa: E402
-from export.data import DataUnavailableError, load_mnist  # noqa: E402
-from export.package import model_info  # noqa: E402
-from runtime.scenes import SceneParams, generate_scenes  # noqa: E402
+from export.agreement import sliding_window_labels, window_agreement
+from export.data import DataUnavailableError, load_mnist
+from export.package import model_info
+from runtime.scenes import SceneParams, generate_scenes
 
 
 def test_npz_path_loads_real_digits(mnist_npz):
@@ -76,7 +76,7 @@ def test_centre_window_is_the_whole_28x28_image(trained):
 
 
 def test_detector_agrees_with_sliding_windows_on_a_scene(trained, mnist):
-    data, config, result = trained
+    _, config, result = trained
     params = SceneParams("mnist", count=1, seed=3, size=(160, 120), max_digits=6, gap=20)
     (scene,) = generate_scenes(mnist["x_test"], mnist["y_test"], params)
     agreement = window_agreement(
