@@ -287,11 +287,8 @@ def load_scene_set(path: str | Path) -> SceneSet:
 
 
 def isolated_crops(image: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[np.ndarray]:
-    """Each truth frame cut from `image` and brought back to the native 28x28 digit size.
-
-    These are the digits "in isolation": the same pixels the detector sees in the scene
-    (paper lighting, noise, JPEG included), one digit per crop, at the classifier's scale.
-    """
+    """Each truth frame cut from `image` and brought back to the native 28x28 digit size:
+    the digits "in isolation", with the scene's look (lighting, noise, JPEG) kept."""
     crops = []
     for box in boxes:
         x1, y1, x2, y2 = (round(float(v)) for v in box)

@@ -154,7 +154,9 @@ def test_oracle_detector_scores_perfect_and_a_blind_one_zero(scene_dir: Path) ->
         assert image.shape[:2] == (truth.height, truth.width)
         return truth.boxes, truth.classes, np.ones(len(truth.classes))
 
-    tallies = evaluate_scene_set(scenes, oracle, classify=lambda crops: np.full(len(crops), 10))
+    tallies = evaluate_scene_set(
+        scenes, oracle, classify=lambda image, boxes: np.full(len(boxes), 10)
+    )
     assert set(tallies) == {"mnist", "paper", "multiscale", "all"}
     assert all(t.f1 == 1.0 for t in tallies.values())
     assert tallies["all"].images == 6

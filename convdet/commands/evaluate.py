@@ -68,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(f"\r{done}/{total} scenes", end="" if done < total else "\n", file=sys.stderr)
 
-    tallies = evaluate_scene_set(
-        scenes, detect, isolated_classifier(Detector(scales=(1.0,), **options)), progress
-    )
+    tallies = evaluate_scene_set(scenes, detect, isolated_classifier(detector), progress)
     settings = {
         "conf": args.conf,
         "scales": args.scales,
