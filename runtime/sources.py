@@ -12,6 +12,7 @@ import contextlib
 import re
 import struct
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -188,6 +189,28 @@ def image_header(data: bytes) -> tuple[str, int, int]:
     raise ImageError("not an image (unrecognised file header)")
 
 
+def _check_png_chunks(data: bytes) -> None:
+    """Raise ImageError unless every chunk's CRC matches and IEND is reached.
+
+    Cheap (no inflating), and it keeps corrupt files away from libpng, which would print its
+    own error lines besides ours.
+    """
+    pos = 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        body = data[pos + 4 : pos + 8 + length]
+        crc = data[pos + 8 + length : pos + 12 + length]
+        if len(crc) < 4:
+            break
+        if zlib.crc32(body) != struct.unpack(">I", crc)[0]:
+            kind = body[:4].decode("latin-1")
+            raise ImageError(f"corrupt PNG data (chunk {kind!r} fails its checksum)")
+        if body[:4] == b"IEND":
+            return
+        pos += 12 + length
+    raise ImageError("truncated PNG (no IEND chunk)")
+
+
 def _jpeg_complete(data: bytes) -> bool:
     """True when the JPEG ends with its end-of-image marker (trailing padding allowed)."""
     return data.rstrip(b"\x00\r\n \t").endswith(b"\xff\xd9")
@@ -210,6 +233,8 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise ImageError(
             f"{width}x{height} is {width * height} pixels, more than --max-pixels {max_pixels}"
         )
+    if kind == "png":
+        _check_png_chunks(data)
     if kind == "jpeg" and not _jpeg_complete(data):
         raise ImageError("truncated JPEG (no end-of-image marker)")
     flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if kind == "jpeg" else cv2.IMREAD_UNCHANGED

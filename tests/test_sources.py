@@ -312,3 +312,10 @@ def test_camera_or_stream_that_cannot_be_opened_names_it():
         resolve_source("97").__enter__()
     with pytest.raises(SourceError, match=r"cannot open stream rtsp://u:\*\*\*@127.0.0.1:9/x"):
         resolve_source("rtsp://u:pw@127.0.0.1:9/x").__enter__()
+
+
+def test_truncated_png_is_refused_before_decoding(mixed):
+    data = (mixed / "digit.png").read_bytes()
+    (mixed / "cut.png").write_bytes(data[: len(data) - 20])
+    with pytest.raises(ImageError, match="truncated PNG"):
+        load_image(mixed / "cut.png")

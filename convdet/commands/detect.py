@@ -1,0 +1,370 @@
+"""`convdet detect SOURCE`: run the detector on images, folders, videos, webcams and streams.
+
+Outputs: `--json` JSON Lines (or `-` for stdout), `--save DIR` annotated images or video,
+`--show` a window; with none of them, one line per image and a summary. Exit status: 0 ok,
+1 if any file failed or a live source stopped, 2 for command errors, 130 on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path, PurePath
+from typing import Any, TextIO
+
+from convdet.cli import CommandError
+
+HELP = "detect digits in images, folders, globs, videos, webcams and streams"
+
+BACKEND_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
+INVERT_MODES = ("auto", "on", "off")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `convdet detect`; values are checked in `run` so errors stay one line."""
+    parser.add_argument(
+        "source", metavar="SOURCE",
+        help="image, folder, glob, text file listing images, video file, "
+        "webcam index (0, 1, ...) or stream URL (rtsp://, http://, ...)",
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="PATH",
+                       help="a .onnx or .tflite detector, or the name of a shipped one "
+                       "(default: the shipped default model)")
+    model.add_argument("--backend", default="auto", metavar="auto|onnx|tflite",
+                       help="which runtime to use; without --model picks the shipped model "
+                       "for it (default: auto, from the model's extension)")
+    model.add_argument("--conf", default="0.5", metavar="X",
+                       help="minimum digit probability of a grid cell (default: 0.5)")
+    model.add_argument("--scales", default="1", metavar="LIST",
+                       help="comma-separated resize factors, e.g. 0.5,1,2 for digits of "
+                       "about 14-56 px (default: 1)")
+    model.add_argument("--invert", default="auto", metavar="auto|on|off",
+                       help="invert frames to light-on-dark: auto detects dark ink on paper")
+    model.add_argument("--threads", metavar="N", help="inference threads (default: runtime's)")
+    inputs = parser.add_argument_group("input")
+    inputs.add_argument("--recursive", action="store_true", help="descend into subfolders")
+    inputs.add_argument("--vid-stride", default="1", metavar="N",
+                        help="process every N-th video or camera frame (default: 1)")
+    inputs.add_argument("--max-pixels", metavar="N",
+                        help="refuse images with more pixels, read from the file header before "
+                        "decoding (default: 40000000)")
+    inputs.add_argument("--io-threads", metavar="N",
+                        help="threads decoding and writing images alongside inference; "
+                        "0 disables the overlap (default: up to 4)")
+    outputs = parser.add_argument_group("output")
+    outputs.add_argument("--json", metavar="FILE|-",
+                         help="write JSON Lines, one record per image or frame ('-': stdout); "
+                         "an existing non-empty FILE is refused unless --append")
+    outputs.add_argument("--append", action="store_true",
+                         help="add records to an existing --json FILE")
+    outputs.add_argument("--save", metavar="DIR",
+                         help="annotated images (mirroring the sources' relative paths) or, for "
+                         "videos and cameras, an annotated video, inside DIR")
+    outputs.add_argument("--save-interval", metavar="N",
+                         help="video and camera sources: instead of a video, save every N-th "
+                         "processed frame as an image (for headless boards)")
+    outputs.add_argument("--show", action="store_true",
+                         help="a window with grid, legend, FPS and dropped frames; q/Esc quits")
+
+
+def _number(
+    value: str | None, option: str, kind: type, minimum: float, maximum: float = float("inf")
+) -> Any:
+    """`value` converted by `kind` and checked against [minimum, maximum], else CommandError."""
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise CommandError(f"{option}: expected {noun}, got {value!r}") from None
+    if not minimum <= number <= maximum:
+        upper = "" if maximum == float("inf") else f" and at most {maximum:g}"
+        raise CommandError(f"{option}: expected at least {minimum:g}{upper}, got {value}")
+    return number
+
+
+def _choice(value: str, option: str, choices: tuple[str, ...]) -> str:
+    """`value` if it is one of `choices`, else CommandError."""
+    if value not in choices:
+        raise CommandError(f"{option}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Convert and check option values in place; one-line CommandError on the first bad one."""
+    args.conf = _number(args.conf, "--conf", float, 0.0, 1.0)
+    scales = [part for part in args.scales.split(",") if part.strip()] or [""]
+    args.scales = tuple(_number(part, "--scales", float, 1e-3, 100.0) for part in scales)
+    args.invert = _choice(args.invert, "--invert", INVERT_MODES)
+    args.backend = _choice(args.backend, "--backend", ("auto", *BACKEND_SUFFIXES))
+    args.threads = _number(args.threads, "--threads", int, 1)
+    args.vid_stride = _number(args.vid_stride, "--vid-stride", int, 1)
+    args.max_pixels = _number(args.max_pixels, "--max-pixels", int, 1)
+    args.io_threads = _number(args.io_threads, "--io-threads", int, 0, 64)
+    args.save_interval = _number(args.save_interval, "--save-interval", int, 1)
+    if args.save_interval is not None and args.save is None:
+        raise CommandError("--save-interval needs --save DIR")
+    if args.append and args.json in (None, "-"):
+        raise CommandError("--append needs --json FILE")
+
+
+def _model_path(model: str | None, backend: str) -> Path | None:
+    """The model file to load: --model (a path, or a shipped model's name), or the shipped
+    default for --backend; None lets the runtime choose its default."""
+    from runtime.models import DEFAULT_ARCH, models_dir
+
+    if model is None:
+        if backend == "auto":
+            return None
+        name = f"{DEFAULT_ARCH}.onnx" if backend == "onnx" else f"{DEFAULT_ARCH}_int8.tflite"
+        return models_dir() / name
+    path = Path(model)
+    if not path.exists() and path.name == model and (models_dir() / model).is_file():
+        path = models_dir() / model
+    if backend != "auto" and path.suffix.lower() != BACKEND_SUFFIXES[backend]:
+        suffix = BACKEND_SUFFIXES[backend]
+        raise CommandError(f"--backend {backend} runs {suffix} models, got {model}")
+    return path
+
+
+class Reporter:
+    """Messages and counts of one run: per-file failures (once each, from any thread), per-image
+    lines, the final summary, and a progress bar on stderr when it is a terminal."""
+
+    def __init__(self, total: int | None, out: TextIO, unit: str) -> None:
+        self.total = total
+        self.out = out
+        self.unit = unit
+        self.processed = 0
+        self.failed = 0
+        self.counts: Counter[str] = Counter()
+        self.started = time.perf_counter()
+        self.bar = sys.stderr.isatty() and bool(total)
+        self._drawn = 0.0
+        self._lock = threading.Lock()
+
+    def message(self, text: str) -> None:
+        """One line on stderr, prefixed like the CLI's own errors."""
+        with self._lock:
+            self._clear_bar()
+            print(f"convdet detect: {text}", file=sys.stderr, flush=True)
+
+    def failure(self, what: str, why: str) -> None:
+        """A file (input or output) that failed; counted for the exit status."""
+        self.message(f"{what}: {why}")
+        with self._lock:
+            self.failed += 1
+
+    def detected(self, name: str, labels: list[str], size: tuple[int, int], line: bool) -> None:
+        """Count one processed image or frame; with `line`, print its one-line summary."""
+        self.processed += 1
+        self.counts.update(labels)
+        if line:
+            with self._lock:
+                self._clear_bar()
+                print(f"{name}: {size[1]}x{size[0]}, {_describe(Counter(labels))}",
+                      file=self.out, flush=True)
+
+    def step(self) -> None:
+        """Advance the progress bar (redrawn at most ten times a second)."""
+        now = time.perf_counter()
+        if not self.bar or now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        done = self.processed + self.failed
+        rate = done / max(now - self.started, 1e-9)
+        eta = (self.total - done) / rate if rate else 0.0
+        with self._lock:
+            sys.stderr.write(f"\r{done}/{self.total} {self.unit}  {rate:.1f}/s  "
+                             f"ETA {int(eta) // 60}:{int(eta) % 60:02d} ")
+            sys.stderr.flush()
+
+    def _clear_bar(self) -> None:
+        if self.bar:
+            sys.stderr.write("\r\033[K")
+
+    def summary(self, dropped: int | None) -> None:
+        """The final line: processed, failed, digits per class, rate (and dropped frames)."""
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        parts = [f"{self.processed} {self.unit} processed"]
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if dropped is not None:
+            parts.append(f"{dropped} dropped")
+        parts.append(_describe(self.counts))
+        parts.append(f"{self.processed / elapsed:.1f} {self.unit}/s")
+        with self._lock:
+            self._clear_bar()
+            print("; ".join(parts), file=self.out, flush=True)
+
+
+def _describe(counts: Counter[str]) -> str:
+    """'3 digits (7 x2, 1 x1)' or 'no digits'."""
+    total = sum(counts.values())
+    if not total:
+        return "no digits"
+    per_class = ", ".join(f"{label} x{count}" for label, count in sorted(counts.items()))
+    return f"{total} digit{'s' if total > 1 else ''} ({per_class})"
+
+
+class Outputs:
+    """The sinks of one run, entered on `stack`; `handle` sends one result to all of them."""
+
+    def __init__(self, args: argparse.Namespace, source: Any, detector: Any,
+                 reporter: Reporter, stack: contextlib.ExitStack) -> None:
+        from runtime import BoxAnnotator, GridAnnotator, LegendAnnotator, StatsAnnotator
+        from runtime.sinks import AnnotatedImageSaver, JsonlSink, VideoSaver, Window
+
+        self.labels = detector.labels
+        self.source = source
+        self.json = None if args.json is None else stack.enter_context(
+            JsonlSink(args.json, append=args.append))
+        self.stats = StatsAnnotator() if source.kind != "images" else None
+        self.annotators = [GridAnnotator(), BoxAnnotator(), LegendAnnotator(),
+                           *([self.stats] if self.stats else [])]
+        self.images = self.video = self.window = None
+        self.interval = args.save_interval
+        writers = 2 if args.io_threads is None else min(args.io_threads, 2)
+        save = None if args.save is None else Path(args.save)
+        if save is not None and (source.kind == "images" or self.interval):
+            inputs = [path for path, _relpath in getattr(source, "files", [])]
+            self.images = stack.enter_context(AnnotatedImageSaver(
+                save, on_error=reporter.failure, protect=inputs, workers=writers))
+        elif save is not None:
+            path = getattr(source, "path", None)
+            name = f"{path.stem}.mp4" if path else f"{_live_name(source.name)}.avi"
+            self.video = stack.enter_context(VideoSaver(
+                save / name, fps=source.fps or 10.0, on_error=reporter.failure,
+                protect=[path] if path else []))
+        if args.show:
+            try:
+                self.window = stack.enter_context(Window(f"convdet {source.name}"))
+            except OSError as error:
+                reporter.message(f"--show: {error}; continuing without a window")
+
+    @property
+    def annotating(self) -> bool:
+        return bool(self.images or self.video or self.window)
+
+    def handle(self, frame: Any, result: Any, processed: int) -> bool:
+        """Write, save and show one result; False when the user closed the window."""
+        if self.json is not None:
+            from runtime.sinks import detection_record
+
+            self.json.write(detection_record(
+                frame.source, frame.index, frame.image.shape, result.detections, self.labels))
+        if not self.annotating:
+            return True
+        if self.stats is not None:
+            self.stats.dropped = self.source.dropped
+        image = frame.image
+        for annotator in self.annotators:
+            image = annotator.annotate(image, result)
+        if self.images is not None and (self.interval is None or processed % self.interval == 0):
+            self.images.save(self._relpath(frame), image)
+        if self.video is not None:
+            self.video.write(image)
+        return self.window is None or self.window.show(image)
+
+    def _relpath(self, frame: Any) -> PurePath:
+        if frame.index is None:
+            return frame.relpath
+        stem = frame.relpath.stem if frame.relpath else _live_name(frame.source)
+        return PurePath(stem, f"{frame.index:08d}.jpg")
+
+
+def _live_name(name: str) -> str:
+    """A file name for a live source: camera0, or `stream` for URLs."""
+    return f"camera{name}" if name.isdigit() else "stream"
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (e.g. a service being stopped) like Ctrl-C, so outputs are closed cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _detect_all(source: Any, detector: Any, outputs: Outputs, reporter: Reporter,
+                lines: bool) -> None:
+    """The main loop: every frame through the detector and the outputs."""
+    for frame in source:
+        if frame.error is not None:
+            reporter.failure(frame.source, frame.error)
+        else:
+            try:
+                result = detector(frame.image)
+            except ValueError as error:  # a frame the runtime refuses: counted, run goes on
+                reporter.failure(frame.source, str(error))
+            else:
+                name = frame.source if frame.index is None else f"{frame.source}#{frame.index}"
+                labels = [detector.labels[i] for i in result.detections.class_id]
+                reporter.detected(name, labels, frame.image.shape[:2], lines)
+                if not outputs.handle(frame, result, reporter.processed - 1):
+                    return
+        reporter.step()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run detection on SOURCE; see the module docstring for outputs and exit status."""
+    _check_options(args)
+    from runtime import Detector
+    from runtime.sources import DEFAULT_MAX_PIXELS, StreamStopped, quiet_opencv, resolve_source
+
+    save = Path(args.save) if args.save is not None else None
+    source = resolve_source(
+        args.source,
+        recursive=args.recursive,
+        vid_stride=args.vid_stride,
+        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        workers=min(4, os.cpu_count() or 1) if args.io_threads is None else args.io_threads,
+        exclude=save,
+    )
+    if save is not None and save.resolve() == Path(args.source).resolve():
+        raise CommandError(f"--save {args.save} is the source folder; annotated images "
+                           "would overwrite the inputs")
+    if args.save_interval is not None and source.kind == "images":
+        raise CommandError("--save-interval applies to video and camera sources")
+    detector = Detector(_model_path(args.model, args.backend), conf=args.conf,
+                        scales=args.scales, invert=args.invert, threads=args.threads)
+    lines = args.json is None and save is None and not args.show
+    out = sys.stderr if args.json == "-" else sys.stdout
+    status = 0
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_sigterm_as_interrupt())
+        stack.enter_context(quiet_opencv())
+        stack.enter_context(source)
+        unit = "images" if source.kind == "images" else "frames"
+        reporter = Reporter(source.total, out, unit)
+        opened = False
+        try:
+            with contextlib.ExitStack() as sinks:
+                outputs = Outputs(args, source, detector, reporter, sinks)
+                opened = True
+                _detect_all(source, detector, outputs, reporter, lines)
+        except StreamStopped as error:
+            reporter.message(str(error))
+            status = 1
+        finally:
+            if opened:  # after the sinks closed, so late write failures are counted
+                reporter.summary(source.dropped if source.kind == "live" else None)
+    return 1 if reporter.failed else status
