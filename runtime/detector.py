@@ -44,7 +44,8 @@ class Detector:
     `model` is a .onnx or .tflite path (default: the shipped default model); `conf` is the
     minimum digit probability of a cell; `scales` resize the frame before inference (e.g.
     (0.5, 1, 2) for digits of about 14-56 px), results merged by NMS; `invert` is "auto",
-    "on" or "off"; `normalize` removes uneven lighting; `threads`/`providers` go to the backend.
+    "on" or "off"; `normalize` removes uneven lighting (on by default: paper-style F1 0.25 ->
+    0.67 with an early model, MNIST-style unchanged); `threads`/`providers` go to the backend.
     """
 
     def __init__(
@@ -53,7 +54,7 @@ class Detector:
         conf: float = 0.5,
         scales: Sequence[float] = (1.0,),
         invert: str = "auto",
-        normalize: bool = False,
+        normalize: bool = True,
         grouping: Grouping | None = None,
         threads: int | None = None,
         providers: list[str] | None = None,

@@ -25,16 +25,17 @@ METHODS = ("peaks", "components")
 
 @dataclass(frozen=True)
 class Grouping:
-    """How cells become detections. `iou` and `containment` are the NMS thresholds: a box is
-    dropped if it overlaps a better one by IoU > `iou`, or if more than `containment` of the
-    smaller box's area lies inside it. `pool` averages class probabilities over the
-    (2*pool+1)^2 cells around a peak."""
+    """How cells become detections (see `find_peaks` for `radius`, `smooth`, `pool`, `refine`).
+    `iou` and `containment` are the NMS thresholds: a box is dropped if it overlaps a better
+    one by IoU > `iou`, or if more than `containment` of the smaller box lies inside it."""
 
     method: str = "peaks"
     iou: float = 0.3
     containment: float = 0.7
-    pool: int = 0
-    refine: bool = True
+    radius: int = 2
+    smooth: bool = True
+    pool: int = 1
+    refine: int = 3
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -49,7 +50,11 @@ class Grouping:
     ) -> Detections:
         """Detections in frame pixels from (scores, geometry) pairs, one per scale, merged."""
         group = find_peaks if self.method == "peaks" else find_components
-        options = {"pool": self.pool, "refine": self.refine} if self.method == "peaks" else {}
+        options = (
+            {"radius": self.radius, "smooth": self.smooth, "pool": self.pool, "refine": self.refine}
+            if self.method == "peaks"
+            else {}
+        )
         parts = [group(scores, geometry, background, conf, **options) for scores, geometry in grids]
         merged = nms(Detections.concatenate(parts), self.iou, self.containment)
         return clip_boxes(merged, frame_shape)
@@ -60,48 +65,51 @@ def find_peaks(
     geometry: GridGeometry,
     background: int,
     conf: float,
-    pool: int = 0,
-    refine: bool = True,
+    radius: int = 2,
+    smooth: bool = True,
+    pool: int = 1,
+    refine: int = 3,
 ) -> Detections:
-    """One detection per local maximum (3x3) of the digit score that reaches `conf`."""
+    """One detection per local maximum of the digit score within `radius` cells (taken on the
+    score's 3x3 mean if `smooth`, so a saturated plateau gives one peak, near its middle) whose
+    cell reaches `conf`. Class: argmax of the digit probabilities summed over the cells within
+    `pool` of the peak; score: the peak's digit score times that class's share of the summed
+    digit probabilities (with pool 0: the class probability at the peak). Box: the cell window,
+    centred on the centroid of the digit score (where >= `conf`) within `refine` cells of the
+    peak (0: on the peak cell)."""
     digit = digit_score(scores, background).astype(np.float32)
-    is_peak = (digit >= cv2.dilate(digit, np.ones((3, 3), np.uint8))) & (digit >= conf)
+    ranked = cv2.blur(digit, (3, 3), borderType=cv2.BORDER_CONSTANT) if smooth else digit
+    side = 2 * radius + 1
+    is_peak = (ranked >= cv2.dilate(ranked, np.ones((side, side), np.uint8))) & (digit >= conf)
     rows, cols = np.nonzero(is_peak)
     if rows.size == 0:
         return Detections.empty()
     probs = scores
     if pool > 0:
-        side = 2 * pool + 1
-        probs = cv2.blur(scores, (side, side), borderType=cv2.BORDER_REPLICATE)
-        probs = probs.reshape(scores.shape)
+        size = (2 * pool + 1, 2 * pool + 1)
+        probs = cv2.blur(scores, size, borderType=cv2.BORDER_CONSTANT).reshape(scores.shape)
     digits = np.delete(probs[rows, cols], background, axis=1)
     class_id = digits.argmax(axis=1)
-    score = digits[np.arange(rows.size), class_id]
+    share = digits[np.arange(rows.size), class_id] / np.maximum(digits.sum(axis=1), 1e-12)
+    score = digit[rows, cols] * share
     class_id = class_id + (class_id >= background)
-    boxes = geometry.cell_boxes(rows, cols)
     if refine:
-        shift = geometry.stride / geometry.scale
-        dy, dx = _parabolic_offsets(digit, rows, cols)
-        boxes += np.stack([dx, dy, dx, dy], axis=1) * shift
-    return Detections(boxes, class_id, score)
+        centroid_side = 2 * refine + 1
+        rows, cols = _centroids(np.where(digit >= conf, digit, 0), rows, cols, centroid_side)
+    return Detections(geometry.cell_boxes(rows, cols), class_id, score)
 
 
-def _parabolic_offsets(
-    value: np.ndarray, rows: np.ndarray, cols: np.ndarray
+def _centroids(
+    weight: np.ndarray, rows: np.ndarray, cols: np.ndarray, side: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-cell offsets (in cells, within +-0.5) of the maxima at (rows, cols) of `value`,
-    from a parabola through each peak and its two neighbours along each axis."""
-    padded = np.pad(value, 1, mode="edge")
-    r, c = rows + 1, cols + 1
-    centre = padded[r, c]
-
-    def offset(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-        curvature = before - 2 * centre + after
-        with np.errstate(divide="ignore", invalid="ignore"):
-            delta = np.where(curvature < 0, 0.5 * (before - after) / curvature, 0.0)
-        return np.clip(delta, -0.5, 0.5)
-
-    return offset(padded[r - 1, c], padded[r + 1, c]), offset(padded[r, c - 1], padded[r, c + 1])
+    """Fractional (row, col) of the `weight`-weighted centroid of the side x side cells around
+    each (rows[k], cols[k]): sub-cell positions from the spread of the response."""
+    grid_rows, grid_cols = np.indices(weight.shape, dtype=np.float32)
+    mass, row_moment, col_moment = (
+        cv2.blur(image, (side, side), borderType=cv2.BORDER_CONSTANT)[rows, cols]
+        for image in (weight, weight * grid_rows, weight * grid_cols)
+    )
+    return row_moment / mass, col_moment / mass
 
 
 def find_components(

@@ -61,9 +61,10 @@ def ink_is_dark(gray: np.ndarray) -> bool:
     """
     sample = gray[::_STATS_STEP, ::_STATS_STEP]
     detail = sample - cv2.blur(sample, (15, 15))
-    spread = float(np.mean(detail * detail))
+    squared = detail * detail
+    spread = float(np.mean(squared))
     if spread > 1e-8:
-        skew = float(np.mean(detail**3)) / spread**1.5
+        skew = float(np.mean(squared * detail)) / spread**1.5
         if abs(skew) > _SKEW_MARGIN:
             return skew < 0
     return float(np.median(sample)) > 0.5
