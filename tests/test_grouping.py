@@ -38,9 +38,12 @@ def blob(scores: np.ndarray, row: int, col: int, class_id: int) -> None:
 def test_one_digit_gives_one_detection_at_its_cell() -> None:
     scores = grid()
     blob(scores, 3, 4, class_id=7)
-    found = find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.5)
+    found = find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.5, pool=0)
     assert found.class_id.tolist() == [7]
-    assert found.score[0] == pytest.approx(0.97 * 0.9)
+    assert found.score[0] == pytest.approx(0.97 * 0.9)  # the class probability at the peak
+    pooled = find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.5, pool=1)
+    assert pooled.class_id.tolist() == [7]
+    assert 0 < pooled.score[0] < found.score[0]  # neighbours of other classes lower the score
     np.testing.assert_allclose(found.centre, [[8 * 4 + 4, 8 * 3 + 4]], atol=1e-4)
     np.testing.assert_allclose(found.xyxy[0, 2:] - found.xyxy[0, :2], [28, 28])
 
@@ -74,8 +77,8 @@ def test_refine_moves_the_box_towards_the_stronger_neighbour() -> None:
     put(scores, 3, 3, 2, 0.95)
     put(scores, 3, 4, 2, 0.8)
     put(scores, 3, 2, 2, 0.3)
-    refined = find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.5, refine=True)
-    plain = find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.5, refine=False)
+    refined = find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.5, refine=1)
+    plain = find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.5, refine=0)
     shift = refined.centre[0] - plain.centre[0]
     assert 0 < shift[0] <= 4  # at most half a cell, towards column 4
     assert shift[1] == pytest.approx(0.0)
