@@ -23,7 +23,7 @@ from export.parity import (
     parity_scenes,
     runners_for,
 )
-from export.specs import BACKGROUND, CLASS_NAMES, WINDOW, cell_offset, get_spec
+from export.specs import BACKGROUND, CLASS_NAMES, WINDOW, cell_offset, classifier_cell, get_spec
 from export.to_onnx import to_onnx
 from export.to_tflite import PRECISIONS, to_tflite
 from runtime.backends import open_backend
@@ -75,6 +75,7 @@ def model_info(run: dict) -> ModelInfo:
         stride=spec.stride,
         window=WINDOW,
         cell_offset=cell_offset(spec, run["pooling"]),
+        classifier_cell=classifier_cell(spec, run["pooling"]),
         polarity="light-on-dark",
         arch=run["arch"],
         pooling=run["pooling"],
@@ -117,10 +118,9 @@ def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportRe
 
     scenes = parity_scenes(_uint8(data.x_test), data.y_test)
     parity = check_parity(reference, runners_for(paths), scenes, BACKGROUND)
-    centre_cell = round((WINDOW / 2 - info.cell_offset) / info.stride)
     accuracy = {
         path.name: isolated_accuracy(
-            open_backend(path).run, _uint8(data.x_test), data.y_test, centre_cell
+            open_backend(path).run, _uint8(data.x_test), data.y_test, info.classifier_cell
         )
         for path in paths
     }

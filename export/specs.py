@@ -45,12 +45,15 @@ ARCHS: dict[str, ArchSpec] = {
     spec.name: spec
     for spec in (
         # The seed's architectures.
-        ArchSpec("basic", ((16, 2), (32, 2), (64, 2)), (64,), default_pooling="max4"),
+        ArchSpec(
+            "basic", ((16, 2), (32, 2), (64, 2)), (64,), default_pooling="max4", batch_norm=True
+        ),
         ArchSpec(
             "deep",
             ((16, 2), (16, 1), (32, 2), (32, 1), (64, 2), (64, 1)),
             (64,),
             default_pooling="max4",
+            batch_norm=True,
         ),
     )
 }
@@ -70,16 +73,42 @@ def pooling_kernel(pooling: str) -> int:
     return 1 if pooling == "none" else int(pooling[-1])
 
 
+def first_feature_centre(spec: ArchSpec, size: int) -> float:
+    """Centre (continuous input pixels) of the conv stack's feature 0 on a size x size input.
+
+    TensorFlow's 'same' padding depends on the input size: a stride-s conv pads
+    max(3 - s, 0) // 2 before an input divisible by s, and (3 - size % s) // 2 before one that
+    is not. Composing each layer's centre map c_in = s * c_out + 1 - pad_before gives feature 0.
+    """
+    pads = []
+    for _, stride in spec.convs:
+        remainder = size % stride
+        pads.append((max(3 - stride, 0) if remainder == 0 else 3 - remainder) // 2)
+        size = math.ceil(size / stride)
+    centre = 0.0
+    for (_, stride), pad in zip(reversed(spec.convs), reversed(pads), strict=True):
+        centre = stride * centre + 1 - pad
+    return centre + 0.5
+
+
 def cell_offset(spec: ArchSpec, pooling: str) -> float:
     """Centre (continuous input pixels) of the classifier window that grid cell 0 stands for.
 
-    With the input padded to a multiple of the stride, every stride-2 'same' conv pads only
-    after, so classifier feature f starts at pixel stride*f and the 28x28 window whose features
-    are f..f+F-1 (F = feature_size) is centred at stride*(f + (F-1)/2) + (WINDOW/2 -
-    stride*(F-1)/2). A k x k 'same' max pool makes cell i aggregate features i-(k-1)//2 ..
-    i-(k-1)//2+k-1, whose middle is the middle of the window the cell stands for.
+    The runtime pads every frame to a multiple of the stride, so the detector's features sit
+    where `first_feature_centre` puts them for such an input; the 28x28 classifier's features
+    sit elsewhere (its odd-sized inner maps pad before). Cell 0 aggregates features
+    -(k-1)//2 .. -(k-1)//2 + k-1 of a k x k 'same' max pool; lining up the middle of those with
+    the middle of the classifier's F x F features places the window, whose centre is returned.
     """
     kernel = pooling_kernel(pooling)
-    middle_feature = -((kernel - 1) // 2) + (kernel - 1) / 2
-    window_centre_at_feature_middle = WINDOW / 2 - spec.stride * (spec.feature_size - 1) / 2
-    return spec.stride * middle_feature + window_centre_at_feature_middle
+    pooled_middle = (kernel - 1) / 2 - (kernel - 1) // 2
+    detector = first_feature_centre(spec, spec.stride * 8) + spec.stride * pooled_middle
+    classifier = first_feature_centre(spec, WINDOW) + spec.stride * (spec.feature_size - 1) / 2
+    return detector - classifier + WINDOW / 2
+
+
+def classifier_cell(spec: ArchSpec, pooling: str) -> int:
+    """Row (= column) of the cell that computes the classifier on an unpadded 28x28 input
+    (exactly so when the pool covers the classifier's whole feature map, as max4 does)."""
+    kernel = pooling_kernel(pooling)
+    return math.floor((spec.feature_size - 1) / 2 - (kernel - 1) / 2 + (kernel - 1) // 2)

@@ -43,6 +43,8 @@ class ModelInfo:
     trained_on: str = ""
     producer: dict[str, str] = field(default_factory=dict)
     fixed_input: tuple[int, int] | None = None
+    classifier_cell: int | None = None  # on an unpadded window x window input, this cell
+    # (row = column) computes the 28x28 classifier
 
     def __post_init__(self) -> None:
         if len(self.classes) < 2:
@@ -100,6 +102,7 @@ class ModelInfo:
                 "trained_on": str,
                 "producer": json.loads,
                 "fixed_input": lambda v: None if json.loads(v) is None else tuple(json.loads(v)),
+                "classifier_cell": json.loads,
             }
             for key, parse in optional.items():
                 if key in metadata:

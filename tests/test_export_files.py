@@ -35,7 +35,12 @@ def test_all_variants_are_written_with_metadata(exported):
     for file in report.files:
         info = open_backend(file).info
         assert info.classes[info.background] == "background" and info.stride == 8
-        assert info.window == 28 and info.cell_offset == 6.0 and info.arch == "basic"
+        assert (
+            info.window == 28
+            and info.cell_offset == 10.0
+            and info.classifier_cell == 1
+            and info.arch == "basic"
+        )
         assert {"tensorflow", "tf2onnx", "keras"} <= set(info.producer)
     assert json.loads((out / "tiny_int8.json").read_text())["precision"] == "int8"
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.specs import ARCHS, POOLINGS, cell_offset, get_spec, pooling_kernel
+from export.specs import (
+    ARCHS,
+    POOLINGS,
+    cell_offset,
+    classifier_cell,
+    first_feature_centre,
+    get_spec,
+    pooling_kernel,
+)
 
 keras = pytest.importorskip("keras")
 from export.networks import build_classifier, convolutionalize  # noqa: E402
@@ -13,12 +21,21 @@ from export.networks import build_classifier, convolutionalize  # noqa: E402
 
 @pytest.mark.parametrize(
     ("arch", "pooling", "expected"),
-    [("basic", "max4", 6.0), ("basic", "none", 2.0), ("deep", "max3", 2.0), ("deep", "max4", 6.0)],
+    [
+        ("basic", "max4", 10.0),
+        ("basic", "none", 6.0),
+        ("deep", "max3", 6.0),
+        ("deep", "max4", 10.0),
+    ],
 )
-def test_cell_offset_puts_the_centre_cell_on_the_window_centre(arch, pooling, expected):
+def test_cell_offset_follows_the_padding_arithmetic(arch, pooling, expected):
+    # Padded frames: every stride-2 conv pads only after, so feature 0 is centred at 7.5 px;
+    # in the 28x28 classifier the 7x7 map pads before, so its feature 0 is centred at 3.5 px.
     spec = get_spec(arch)
     assert spec.stride == 8 and spec.feature_size == 4
+    assert first_feature_centre(spec, 64) == 7.5 and first_feature_centre(spec, 28) == 3.5
     assert cell_offset(spec, pooling) == expected
+    assert classifier_cell(spec, pooling) == 1
 
 
 @pytest.mark.parametrize(("name", "error"), [("huge", "unknown architecture"), ("max5", "pool")])
@@ -56,7 +73,7 @@ def test_max4_cell_equals_the_classifier_on_a_28x28_input(arch):
     expected = np.asarray(classifier(images, training=False))
     grid = np.asarray(detector(images, training=False))
     assert grid.shape == (8, 4, 4, 11)
-    centre = round((14 - cell_offset(spec, "max4")) / spec.stride)
+    centre = classifier_cell(spec, "max4")
     assert np.abs(grid[:, centre, centre] - expected).max() <= 1e-5
 
 
