@@ -400,12 +400,12 @@ class LiveSource(Source):
         target: int | str,
         *,
         vid_stride: int = 1,
-        opener: Callable[[int | str], Capture] = open_capture,
+        opener: Callable[[int | str], Capture] | None = None,
     ) -> None:
         self.target = target
         self.name = display_name(target)
         self.vid_stride = vid_stride
-        self.opener = opener
+        self.opener = opener or open_capture
         self.read_count = 0  # frames grabbed from the device, strided or not
         self._capture: Capture | None = None
         self._latest: Frame | None = None

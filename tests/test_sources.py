@@ -241,11 +241,12 @@ def test_video_source_that_cannot_be_opened(tmp_path):
 
 
 class StandInCamera:
-    """Produces `frames` frames, one per `period` seconds (pixel value = frame number), then
-    fails: returns False from grab(), or raises `failure` if given."""
+    """Produces `frames` frames of `shape`, one per `period` seconds (pixel value = frame number
+    mod 256), then fails: returns False from grab(), or raises `failure` if given."""
 
-    def __init__(self, frames: int, period: float = 0.0, failure: Exception | None = None):
-        self.frames, self.period, self.failure = frames, period, failure
+    def __init__(self, frames: int, period: float = 0.0, failure: Exception | None = None,
+                 shape: tuple[int, ...] = (4, 4)):
+        self.frames, self.period, self.failure, self.shape = frames, period, failure, shape
         self.grabbed = 0
         self.released = False
 
@@ -259,7 +260,7 @@ class StandInCamera:
         return True
 
     def retrieve(self) -> tuple[bool, np.ndarray]:
-        return True, np.full((4, 4), self.grabbed - 1, np.uint8)
+        return True, np.full(self.shape, (self.grabbed - 1) % 256, np.uint8)
 
     def release(self) -> None:
         self.released = True

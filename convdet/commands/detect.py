@@ -331,6 +331,9 @@ def run(args: argparse.Namespace) -> int:
     from runtime.sources import DEFAULT_MAX_PIXELS, StreamStopped, quiet_opencv, resolve_source
 
     save = Path(args.save) if args.save is not None else None
+    if save is not None and save.resolve() == Path(args.source).resolve():
+        raise CommandError(f"--save {args.save} is the source folder; annotated images "
+                           "would overwrite the inputs")
     source = resolve_source(
         args.source,
         recursive=args.recursive,
@@ -339,9 +342,6 @@ def run(args: argparse.Namespace) -> int:
         workers=min(4, os.cpu_count() or 1) if args.io_threads is None else args.io_threads,
         exclude=save,
     )
-    if save is not None and save.resolve() == Path(args.source).resolve():
-        raise CommandError(f"--save {args.save} is the source folder; annotated images "
-                           "would overwrite the inputs")
     if args.save_interval is not None and source.kind == "images":
         raise CommandError("--save-interval applies to video and camera sources")
     detector = Detector(_model_path(args.model, args.backend), conf=args.conf,

@@ -1,0 +1,236 @@
+"""`convdet detect` end to end: bad files reported once each, video frame indices, a live
+stand-in camera that fails mid-run, --save confinement, kills mid-batch, no display, bad options.
+
+Uses the shipped `basic.onnx`; no assertion depends on a training run's scores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from test_sources import MIXED_FILES, StandInCamera, digit_page, write_mixed_folder, write_video
+
+from convdet.cli import main
+
+RECORD_KEYS = {"source", "frame", "width", "height", "detections"}
+DETECTION_KEYS = {"class_id", "label", "score", "box"}
+
+
+@pytest.fixture(scope="session")
+def model(models_dir: Path) -> Path:
+    path = models_dir / "basic.onnx"
+    if not path.is_file():
+        pytest.skip(f"no shipped model at {path}")
+    return path
+
+
+def records(path: Path) -> list[dict]:
+    """Every line of a JSONL file, each checked against the DESIGN.md schema."""
+    text = path.read_text()
+    assert text == "" or text.endswith("\n"), "the last record is incomplete"
+    rows = [json.loads(line) for line in text.splitlines()]
+    for row in rows:
+        assert set(row) == RECORD_KEYS
+        for detection in row["detections"]:
+            assert set(detection) == DETECTION_KEYS and len(detection["box"]) == 4
+    return rows
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("convdet detect:")]
+
+
+def test_batch_reports_each_bad_file_once_and_records_the_good_ones(tmp_path, mnist, model, capsys):
+    folder = write_mixed_folder(tmp_path / "in", mnist)
+    out = tmp_path / "out.jsonl"
+    status = main(["detect", str(folder), "--recursive", "--model", str(model), "--json", str(out)])
+    captured = capsys.readouterr()
+    assert status == 1
+    good = sorted(str(folder / name) for name, error in MIXED_FILES.items() if error is None)
+    rows = records(out)
+    assert sorted(row["source"] for row in rows) == good
+    assert all((row["frame"], row["width"], row["height"]) == (None, 64, 48) for row in rows)
+    errors = error_lines(captured.err)
+    for name, error in MIXED_FILES.items():
+        mentions = [line for line in errors if f"{folder / name}:" in line]
+        assert len(mentions) == (0 if error is None else 1), (name, errors)
+        assert error is None or error in mentions[0]
+    assert "Traceback" not in captured.err
+    assert "5 images processed; 5 failed" in captured.out
+
+
+def test_without_outputs_one_line_per_image_and_a_summary(tmp_path, mnist, model, capsys):
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f"p{index}.png"), digit_page(mnist, index))
+    assert main(["detect", str(folder), "--model", str(model)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [str(folder / f"p{index}.png") for index in range(3)]
+    assert [line.split(":")[0] for line in lines[:3]] == names
+    assert all("64x48" in line for line in lines[:3])
+    assert lines[3].startswith("3 images processed;") and len(lines) == 4
+
+
+def test_video_records_frame_indices_and_saves_an_annotated_video(tmp_path, mnist, model):
+    video = write_video(tmp_path / "clip.avi", mnist, frames=10)
+    out, saved = tmp_path / "out.jsonl", tmp_path / "saved"
+    status = main(["detect", str(video), "--model", str(model), "--vid-stride", "2",
+                   "--json", str(out), "--save", str(saved)])
+    assert status == 0
+    rows = records(out)
+    assert [row["frame"] for row in rows] == [0, 2, 4, 6, 8]
+    assert {(row["source"], row["width"], row["height"]) for row in rows} == {(str(video), 64, 48)}
+    capture = cv2.VideoCapture(str(saved / "clip.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def test_live_stream_that_stops_flushes_outputs_and_fails(tmp_path, model, monkeypatch, capsys):
+    camera = StandInCamera(frames=30, period=0.003, shape=(48, 64, 3))
+    monkeypatch.setattr("runtime.sources.open_capture", lambda target: camera)
+    out, saved = tmp_path / "live.jsonl", tmp_path / "saved"
+    status = main(["detect", "0", "--model", str(model), "--json", str(out),
+                   "--save", str(saved), "--save-interval", "3"])
+    captured = capsys.readouterr()
+    assert status == 1
+    rows = records(out)
+    frames = [row["frame"] for row in rows]
+    assert frames == sorted(set(frames)) and frames[-1] == 29 and rows[0]["source"] == "0"
+    assert "0 stopped delivering frames after 30 frames" in captured.err
+    summary = captured.out.splitlines()[-1]
+    dropped = int(summary.split(" dropped")[0].split("; ")[-1])
+    assert summary.startswith(f"{len(rows)} frames processed") and dropped == 30 - len(rows)
+    saved_frames = sorted(path.name for path in (saved / "camera0").iterdir())
+    assert saved_frames == [f"{row['frame']:08d}.jpg" for row in rows[::3]]
+    assert camera.released
+
+
+def test_save_mirrors_nested_folders_and_never_escapes(tmp_path, mnist, model):
+    work = tmp_path / "work"
+    (work / "scans/a/b").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    page = digit_page(mnist, 3)
+    for name in ("scans/top.png", "scans/a/b/deep.png"):
+        cv2.imwrite(str(work / name), page)
+    cv2.imwrite(str(tmp_path / "elsewhere/far.png"), page)
+    listing = work / "scans/list.txt"
+    hostile = ["../../elsewhere/far.png", str(tmp_path / "elsewhere/far.png")]
+    listing.write_text("\n".join(["top.png", "a/b/deep.png", *hostile]) + "\n")
+    before = sorted(str(path) for path in tmp_path.rglob("*"))
+    saved = work / "out"
+    assert main(["detect", str(listing), "--model", str(model), "--save", str(saved)]) == 0
+    created = sorted(set(str(path) for path in tmp_path.rglob("*")) - set(before))
+    assert all(path.startswith(str(saved)) for path in created), created
+    written = sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*.png"))
+    far = (tmp_path / "elsewhere/far.png").relative_to("/").as_posix()
+    assert written == sorted(["top.png", "a/b/deep.png", "elsewhere/far.png", far])
+    assert cv2.imread(str(saved / "a/b/deep.png")).shape == (48, 64, 3)
+
+
+def test_save_into_the_source_folder_is_refused(tmp_path, mnist, model, capsys):
+    cv2.imwrite(str(tmp_path / "page.png"), digit_page(mnist, 4))
+    before = (tmp_path / "page.png").read_bytes()
+    assert main(["detect", str(tmp_path), "--model", str(model), "--save", str(tmp_path)]) == 2
+    assert "would overwrite the inputs" in capsys.readouterr().err
+    assert (tmp_path / "page.png").read_bytes() == before
+
+
+def poison_window_functions(monkeypatch) -> None:
+    """Make every OpenCV window call fail loudly, to prove which runs never touch them."""
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("window code was called")
+
+    for name in ("namedWindow", "imshow", "waitKey", "destroyWindow", "getWindowProperty"):
+        monkeypatch.setattr(cv2, name, forbidden)
+
+
+@pytest.mark.parametrize("show", [True, False])
+def test_no_display_one_line_and_the_run_goes_on(tmp_path, mnist, model, monkeypatch, capsys, show):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    poison_window_functions(monkeypatch)
+    cv2.imwrite(str(tmp_path / "page.png"), digit_page(mnist, 5))
+    out = tmp_path / "out.jsonl"
+    args = ["detect", str(tmp_path / "page.png"), "--model", str(model), "--json", str(out)]
+    assert main(args + (["--show"] if show else [])) == 0
+    assert error_lines(capsys.readouterr().err) == (
+        ["convdet detect: --show: no display (DISPLAY is not set); continuing without a window"]
+        if show else [])
+    assert len(records(out)) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--conf", "2"], "--conf: expected at least 0 and at most 1, got 2"),
+        (["--conf", "high"], "--conf: expected a number, got 'high'"),
+        (["--scales", "1,-2"], "--scales: expected at least 0.001"),
+        (["--vid-stride", "0"], "--vid-stride: expected at least 1"),
+        (["--threads", "two"], "--threads: expected an integer"),
+        (["--invert", "maybe"], "--invert: expected one of auto, on, off"),
+        (["--backend", "tensorrt"], "--backend: expected one of auto, onnx, tflite"),
+        (["--backend", "tflite"], "--backend tflite runs .tflite models"),
+        (["--save-interval", "3"], "--save-interval needs --save DIR"),
+        (["--append"], "--append needs --json FILE"),
+        (["--json", "{existing}"], "already holds results; pass --append"),
+        (["--model", "{invalid}"], "cannot load ONNX model"),
+        (["--model", "{missing}"], "model file not found"),
+    ],
+)
+def test_command_errors_are_one_line_exit_2(tmp_path, mnist, model, capsys, options, message):
+    page = tmp_path / "page.png"
+    cv2.imwrite(str(page), digit_page(mnist, 6))
+    (tmp_path / "existing.jsonl").write_text('{"source": "kept.png"}\n')
+    (tmp_path / "invalid.onnx").write_text("not a model")
+    paths = {"existing": tmp_path / "existing.jsonl", "invalid": tmp_path / "invalid.onnx",
+             "missing": tmp_path / "missing.onnx"}
+    options = [option.format(**paths) for option in options]
+    if "--model" not in options:
+        options += ["--model", str(model)]
+    assert main(["detect", str(page), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("convdet detect: error: ") and message in err
+    assert (tmp_path / "existing.jsonl").read_text() == '{"source": "kept.png"}\n'
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("missing-folder", "source not found: missing-folder"),
+    ("97", "cannot open camera 97"),
+])
+def test_missing_source_or_camera_is_one_line_exit_2(model, capsys, source, message):
+    assert main(["detect", source, "--model", str(model)]) == 2
+    assert capsys.readouterr().err == f"convdet detect: error: {message}\n"
+
+
+@pytest.mark.parametrize(("signum", "expected"), [(signal.SIGKILL, -9), (signal.SIGINT, 130)])
+def test_interrupted_mid_batch_leaves_complete_records(tmp_path, mnist, model, signum, expected):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    page = cv2.imencode(".png", cv2.resize(digit_page(mnist, 7), (128, 96)))[1].tobytes()
+    for index in range(400):
+        (folder / f"{index:03d}.png").write_bytes(page)
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "convdet", "detect", str(folder), "--model", str(model),
+               "--json", str(out), "--io-threads", "1"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
+        time.sleep(0.02)
+    process.send_signal(signum)
+    _stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == expected, stderr
+    rows = records(out)
+    assert 3 <= len(rows) < 400, "the run was not interrupted mid-batch"
+    in_order = [str(folder / f"{index:03d}.png") for index in range(len(rows))]
+    assert [row["source"] for row in rows] == in_order
+    if signum == signal.SIGINT:
+        assert stderr.splitlines()[-1] == "convdet detect: interrupted"
