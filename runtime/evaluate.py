@@ -20,15 +20,12 @@ meant to come close to it: the gap is what the grid, grouping and scaling lose.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from runtime.digits import DIGIT_SIZE
-from runtime.modelinfo import ModelInfo
 from runtime.scenes import SceneSet, isolated_crops
 
 if TYPE_CHECKING:
@@ -80,6 +77,11 @@ def match_greedy(
 def _ratio(numerator: float, denominator: float) -> float:
     """numerator / denominator, and 1.0 for 0/0 (nothing to find and nothing claimed)."""
     return numerator / denominator if denominator else 1.0
+
+
+def _mean(total: float, count: float) -> float | None:
+    """total / count, None when nothing was measured."""
+    return float(total / count) if count else None
 
 
 @dataclass
@@ -172,14 +174,14 @@ class Tally:
         return _ratio(2 * tp, 2 * tp + self.fp.sum() + self.fn.sum())
 
     @property
-    def isolated_accuracy(self) -> float:
-        """Fraction of the truth digits the classifier gets right shown alone."""
-        return _ratio(self.isolated_correct.sum(), self.isolated_total.sum())
+    def isolated_accuracy(self) -> float | None:
+        """Fraction of the truth digits the classifier gets right shown alone (None: unmeasured)."""
+        return _mean(self.isolated_correct.sum(), self.isolated_total.sum())
 
     @property
-    def loc_error(self) -> float:
-        """Mean centre distance (pixels) of localization matches; NaN when there are none."""
-        return self.loc_error_sum / self.loc_matches if self.loc_matches else float("nan")
+    def loc_error(self) -> float | None:
+        """Mean centre distance (pixels) of localization matches; None when there are none."""
+        return _mean(self.loc_error_sum, self.loc_matches)
 
     def per_class(self) -> list[dict[str, float]]:
         """Precision, recall, F1, support and isolated accuracy of each class."""
@@ -193,14 +195,13 @@ class Tally:
                     "recall": _ratio(tp, tp + fn),
                     "f1": _ratio(2 * tp, 2 * tp + fp + fn),
                     "support": tp + fn,
-                    "isolated_accuracy": _ratio(self.isolated_correct[c], self.isolated_total[c]),
+                    "isolated_accuracy": _mean(self.isolated_correct[c], self.isolated_total[c]),
                 }
             )
         return rows
 
     def summary(self) -> dict[str, Any]:
         """The figures as plain JSON-ready values."""
-        loc_error = self.loc_error
         return {
             "images": self.images,
             "objects": int(self.tp.sum() + self.fn.sum()),
@@ -212,7 +213,7 @@ class Tally:
             "recall": self.recall,
             "f1": self.f1,
             "isolated_accuracy": self.isolated_accuracy,
-            "loc_error_px": None if np.isnan(loc_error) else loc_error,
+            "loc_error_px": self.loc_error,
             "per_class": self.per_class(),
             "confusion": self.confusion.tolist(),
         }
@@ -224,22 +225,21 @@ DetectFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 ClassifyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def centre_cell(info: ModelInfo, size: int = DIGIT_SIZE) -> int:
-    """Row (= column) of the cell whose window is centred nearest the middle of a size x size
-    input: on a 28x28 input that cell sees exactly the digit, as the classifier did."""
-    centres = info.cell_centre(np.arange(math.ceil(size / info.stride)))
-    return int(np.argmin(np.abs(centres - size / 2)))
-
-
 def isolated_classifier(detector: Detector) -> ClassifyFn:
     """classify(image, boxes): the detector's classifier verdict on each truth digit alone.
 
     The scene goes through the detector's own preprocessing (polarity, lighting), each truth
-    frame is cut out at 28x28 and run unpadded through the model, read at the centre cell: on
-    a 28x28 input that cell computes exactly the 28x28 classifier. (Padding it to a multiple of
-    the stride, as frames are, would add context the classifier never saw.)
+    frame is cut out at 28x28 and run unpadded through the model, read at the model's
+    `classifier_cell`: on a 28x28 input that cell computes the 28x28 classifier. (Padding it
+    to a multiple of the stride, as frames are, would shift the convolutions' 'same' padding
+    and add context the classifier never saw.) ValueError if the metadata lacks that cell.
     """
-    cell = centre_cell(detector.info)
+    cell = detector.info.classifier_cell
+    if cell is None:
+        raise ValueError(
+            f"{detector.model_path}: metadata lacks classifier_cell, so isolated accuracy "
+            "cannot be measured; re-export the model"
+        )
 
     def classify(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         prepared, _ = detector.preprocessor.prepare(image)
@@ -275,7 +275,8 @@ def evaluate_scene_set(
 
 
 def format_report(tallies: dict[str, Tally], labels: Iterable[str] | None = None) -> str:
-    """A readable table: P/R/F1 per style, F1 per class and style, confusion, loc error."""
+    """A readable table of `evaluate_scene_set`'s tallies: P/R/F1 per style, F1 per class and
+    style, the confusion matrix of all styles, localization error, isolated accuracy."""
     names = list(labels or [str(c) for c in range(NUM_DIGITS)])[:NUM_DIGITS]
     lines = [
         f"{'style':<11}{'images':>7}{'digits':>8}{'dets':>7}{'P':>8}{'R':>8}{'F1':>8}"
@@ -283,18 +284,21 @@ def format_report(tallies: dict[str, Tally], labels: Iterable[str] | None = None
     ]
     for style, t in tallies.items():
         s = t.summary()
-        loc = "-" if s["loc_error_px"] is None else f"{s['loc_error_px']:.2f}"
+        loc = "-" if t.loc_error is None else f"{t.loc_error:.2f}"
+        isolated = t.isolated_accuracy
+        iso, gap = (
+            ("-", "-") if isolated is None else (f"{isolated:.4f}", f"{t.f1 - isolated:+.4f}")
+        )
         lines.append(
             f"{style:<11}{s['images']:>7}{s['objects']:>8}{s['detections']:>7}"
-            f"{s['precision']:>8.4f}{s['recall']:>8.4f}{s['f1']:>8.4f}"
-            f"{s['isolated_accuracy']:>10.4f}{s['f1'] - s['isolated_accuracy']:>+8.4f}{loc:>8}"
+            f"{t.precision:>8.4f}{t.recall:>8.4f}{t.f1:>8.4f}{iso:>10}{gap:>8}{loc:>8}"
         )
     lines += ["", "F1 per class" + "".join(f"{style:>11}" for style in tallies)]
     per_class = {style: t.per_class() for style, t in tallies.items()}
     for c, name in enumerate(names):
         row = "".join(f"{per_class[style][c]['f1']:>11.4f}" for style in tallies)
         lines.append(f"  {name:<10}{row}")
-    confusion = tallies["all"].confusion if "all" in tallies else next(iter(tallies.values()))
+    confusion = tallies["all"].confusion
     header = [*names, "none"]
     lines += ["", "confusion (rows: true class, columns: detected class; all styles)"]
     lines.append("      " + "".join(f"{h:>6}" for h in header))

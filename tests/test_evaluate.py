@@ -79,7 +79,7 @@ def test_miss_and_stray_detection_use_the_none_row_and_column() -> None:
     none = tally.num_classes
     assert tally.confusion[none, 3] == 1
     assert tally.confusion[3, none] == 1 and tally.confusion[7, none] == 1
-    assert np.isnan(tally.loc_error)
+    assert tally.loc_error is None
 
 
 def test_duplicate_higher_score_wins_the_match() -> None:
@@ -164,6 +164,7 @@ def test_oracle_detector_scores_perfect_and_a_blind_one_zero(scene_dir: Path) ->
 
     blind = evaluate_scene_set(scenes, lambda image: (np.zeros((0, 4)), np.zeros(0), np.zeros(0)))
     assert blind["all"].recall == 0.0 and blind["all"].precision == 1.0
+    assert blind["all"].isolated_accuracy is None  # not measured without `classify`
     report = format_report(blind)
     assert "multiscale" in report and "confusion" in report
 

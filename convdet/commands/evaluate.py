@@ -12,13 +12,25 @@ from convdet.cli import CommandError
 HELP = "measure detection quality on a scene set made by `convdet scenes`"
 
 
+def parse_scales(text: str) -> tuple[float, ...]:
+    """'0.5,1,2' -> (0.5, 1.0, 2.0); argparse type for --scales."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0.5,1,2, got {text!r}") from error
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet evaluate`."""
     parser.add_argument("scenes", type=Path, metavar="SCENES", help="scene set folder")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: shipped)")
     parser.add_argument("--conf", type=float, default=0.5, help="confidence threshold (0.5)")
     parser.add_argument(
-        "--scales", type=float, nargs="+", default=[1.0], help="input scales, e.g. 0.5 1 2"
+        "--scales",
+        type=parse_scales,
+        default=(1.0,),
+        metavar="LIST",
+        help="comma-separated resize factors, as for detect, e.g. 0.5,1,2 (default: 1)",
     )
     parser.add_argument(
         "--invert",
@@ -27,7 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="dark-ink inversion (default: auto)",
     )
     parser.add_argument(
-        "--normalize", action="store_true", help="remove uneven lighting before inference"
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="remove uneven lighting before inference (default: the runtime's, on)",
     )
     parser.add_argument(
         "--grouping",
@@ -51,14 +66,15 @@ def run(args: argparse.Namespace) -> int:
     from runtime.evaluate import isolated_classifier
     from runtime.grouping import Grouping
 
-    options = {
-        "model": args.model,
-        "conf": args.conf,
-        "invert": args.invert,
-        "normalize": args.normalize,
-        "grouping": Grouping(method=args.grouping),
-    }
-    detector = Detector(scales=tuple(args.scales), **options)
+    options = {} if args.normalize is None else {"normalize": args.normalize}
+    detector = Detector(
+        args.model,
+        conf=args.conf,
+        scales=args.scales,
+        invert=args.invert,
+        grouping=Grouping(method=args.grouping),
+        **options,
+    )
 
     def detect(image):
         found = detector(image).detections
@@ -70,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
 
     tallies = evaluate_scene_set(scenes, detect, isolated_classifier(detector), progress)
     settings = {
-        "conf": args.conf,
-        "scales": args.scales,
+        "conf": detector.conf,
+        "scales": list(detector.scales),
         "invert": args.invert,
-        "normalize": args.normalize,
+        "normalize": detector.preprocessor.normalize,
         "grouping": args.grouping,
     }
     print(f"model {detector.model_path}  " + "  ".join(f"{k} {v}" for k, v in settings.items()))
