@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -307,18 +308,31 @@ class VideoSaver:
 
 
 def display_unavailable() -> str | None:
-    """Why a window cannot be shown here, or None: no DISPLAY/WAYLAND_DISPLAY on Linux."""
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
+    """Why a window cannot be shown here, or None.
+
+    Linux without DISPLAY/WAYLAND_DISPLAY is refused at once. Otherwise a child process opens
+    a window first: OpenCV's Qt backend aborts the whole process (no exception) when DISPLAY
+    names an X server it cannot reach, and that must not end a run.
+    """
+    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if sys.platform.startswith("linux") and not display:
         return "no display (DISPLAY is not set)"
-    return None
+    probe = subprocess.run(
+        [sys.executable, "-c", "import cv2; cv2.namedWindow('probe'); cv2.waitKey(1)"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    if probe.returncode == 0:
+        return None
+    detail = next((line for line in probe.stderr.splitlines()
+                   if line.strip() and not line.startswith(("Traceback", " "))), "")
+    return f"cannot open a window on display {display}" + (f" ({detail})" if detail else "")
 
 
 class Window:
     """An OpenCV window for `--show`; the only place window functions are called.
 
-    Opening raises OSError when OpenCV has no GUI backend (e.g. opencv-python-headless).
+    Opening raises OSError saying why when no window can be shown (no display, a display that
+    cannot be reached, or an OpenCV without GUI support such as opencv-python-headless).
     """
 
     def __init__(self, title: str = "convdet") -> None:
@@ -328,10 +342,7 @@ class Window:
         reason = display_unavailable()
         if reason:
             raise OSError(reason)
-        try:
-            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
-        except cv2.error as error:
-            raise OSError(f"OpenCV cannot open a window: {str(error).strip()}") from error
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
         return self
 
     def show(self, image: np.ndarray) -> bool:

@@ -184,3 +184,9 @@ def test_window_without_a_display(monkeypatch):
     assert display_unavailable() == "no display (DISPLAY is not set)"
     with pytest.raises(OSError, match="no display"), Window():
         pass
+
+
+def test_window_on_an_unreachable_display_is_refused_not_fatal(monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":4321")  # no X server there: OpenCV's Qt would abort
+    reason = display_unavailable()
+    assert reason is not None and reason.startswith("cannot open a window on display :4321")

@@ -195,7 +195,8 @@ class Reporter:
     def summary(self, dropped: int | None) -> None:
         """The final line: processed, failed, digits per class, rate (and dropped frames)."""
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        parts = [f"{self.processed} {self.unit} processed"]
+        noun = self.unit if self.processed != 1 else self.unit.removesuffix("s")
+        parts = [f"{self.processed} {noun} processed"]
         if self.failed:
             parts.append(f"{self.failed} failed")
         if dropped is not None:
