@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -113,6 +114,24 @@ def test_live_stream_that_stops_flushes_outputs_and_fails(tmp_path, model, monke
     assert camera.released
 
 
+def test_ctrl_c_on_a_live_source_closes_outputs_and_exits_130(tmp_path, model, monkeypatch):
+    camera = StandInCamera(frames=100_000, period=0.002, shape=(48, 64, 3))
+    monkeypatch.setattr("runtime.sources.open_capture", lambda target: camera)
+    out, saved = tmp_path / "live.jsonl", tmp_path / "saved"
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        status = main(["detect", "0", "--model", str(model), "--json", str(out),
+                       "--save", str(saved)])
+    finally:
+        timer.cancel()
+    assert status == 130
+    rows = records(out)
+    capture = cv2.VideoCapture(str(saved / "camera0.avi"))
+    assert len(rows) > 0 and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(rows)
+    assert camera.released
+
+
 def test_save_mirrors_nested_folders_and_never_escapes(tmp_path, mnist, model):
     work = tmp_path / "work"
     (work / "scans/a/b").mkdir(parents=True)
@@ -210,7 +229,9 @@ def test_missing_source_or_camera_is_one_line_exit_2(model, capsys, source, mess
     assert capsys.readouterr().err == f"convdet detect: error: {message}\n"
 
 
-@pytest.mark.parametrize(("signum", "expected"), [(signal.SIGKILL, -9), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    ("signum", "expected"), [(signal.SIGKILL, -9), (signal.SIGINT, 130), (signal.SIGTERM, 130)]
+)
 def test_interrupted_mid_batch_leaves_complete_records(tmp_path, mnist, model, signum, expected):
     folder = tmp_path / "many"
     folder.mkdir()
@@ -232,5 +253,5 @@ def test_interrupted_mid_batch_leaves_complete_records(tmp_path, mnist, model, s
     assert 3 <= len(rows) < 400, "the run was not interrupted mid-batch"
     in_order = [str(folder / f"{index:03d}.png") for index in range(len(rows))]
     assert [row["source"] for row in rows] == in_order
-    if signum == signal.SIGINT:
+    if signum != signal.SIGKILL:
         assert stderr.splitlines()[-1] == "convdet detect: interrupted"
