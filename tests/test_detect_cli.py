@@ -128,7 +128,9 @@ def test_ctrl_c_on_a_live_source_closes_outputs_and_exits_130(tmp_path, model, m
     assert status == 130
     rows = records(out)
     capture = cv2.VideoCapture(str(saved / "camera0.avi"))
-    assert len(rows) > 0 and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(rows)
+    # Ctrl-C may land between a frame's JSON record and its video frame
+    video_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert len(rows) > 0 and video_frames in (len(rows) - 1, len(rows))
     assert camera.released
 
 
