@@ -53,19 +53,23 @@ def build_detector(spec: ArchSpec, pooling: str) -> keras.Model:
     return keras.Model(inputs, x, name=f"{spec.name}_detector_{pooling}")
 
 
-def convolutionalize(classifier: keras.Model, spec: ArchSpec, pooling: str) -> keras.Model:
-    """Build the detector and copy the classifier's weights by layer name.
+def transfer_weights(source: keras.Model, target: keras.Model) -> None:
+    """Copy every weighted layer of `target` from the layer of the same name in `source`.
 
-    Conv and batch-norm weights copy as they are; each Dense kernel (in, out) becomes a
-    1x1 Conv2D kernel (1, 1, in, out), so the head runs per grid cell.
+    Kernels are reshaped to the target's shape: a Dense kernel (in, out) becomes a 1x1 Conv2D
+    kernel (1, 1, in, out) and back, so weights move between classifier and detector.
     """
+    for layer in target.layers:
+        if layer.weights:
+            weights = source.get_layer(layer.name).get_weights()
+            shapes = [tuple(w.shape) for w in layer.weights]
+            layer.set_weights(
+                [np.reshape(w, shape) for w, shape in zip(weights, shapes, strict=True)]
+            )
+
+
+def convolutionalize(classifier: keras.Model, spec: ArchSpec, pooling: str) -> keras.Model:
+    """Build the detector and give it the classifier's weights (the head as 1x1 convs)."""
     detector = build_detector(spec, pooling)
-    for layer in detector.layers:
-        if not layer.weights:
-            continue
-        weights = classifier.get_layer(layer.name).get_weights()
-        if isinstance(layer, layers.Conv2D) and layer.kernel_size == (1, 1):
-            kernel, bias = weights
-            weights = [kernel.reshape(1, 1, *kernel.shape), bias]
-        layer.set_weights([np.asarray(w) for w in weights])
+    transfer_weights(classifier, detector)
     return detector

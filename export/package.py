@@ -23,8 +23,8 @@ from export.parity import (
     parity_scenes,
     runners_for,
 )
-from export.specs import BACKGROUND, CLASS_NAMES, WINDOW, cell_offset, classifier_cell, get_spec
-from export.to_onnx import to_onnx
+from export.specs import BACKGROUND, detector_info, get_spec
+from export.to_onnx import classifier_to_onnx, to_onnx
 from export.to_tflite import PRECISIONS, to_tflite
 from runtime.backends import open_backend
 from runtime.modelinfo import ModelInfo
@@ -68,18 +68,10 @@ def producer_versions() -> dict[str, str]:
 
 def model_info(run: dict) -> ModelInfo:
     """The metadata of a trained run (run.json written by `convdet train`)."""
-    spec = get_spec(run["arch"])
-    return ModelInfo(
-        classes=CLASS_NAMES,
-        background=BACKGROUND,
-        stride=spec.stride,
-        window=WINDOW,
-        cell_offset=cell_offset(spec, run["pooling"]),
-        classifier_cell=classifier_cell(spec, run["pooling"]),
-        polarity="light-on-dark",
-        arch=run["arch"],
-        pooling=run["pooling"],
-        test_accuracy={k: round(v, 4) for k, v in run["metrics"].items()},
+    return detector_info(
+        get_spec(run["arch"]),
+        run["pooling"],
+        test_accuracy={key: round(value, 4) for key, value in run["metrics"].items()},
         trained_on=run["trained_on"],
         producer=producer_versions(),
     )
@@ -110,6 +102,8 @@ def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportRe
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
     to_onnx(detector, info, onnx_path)
+    classifier = keras.models.load_model(run_dir / "classifier.keras")
+    classifier_to_onnx(classifier, info, out_dir / f"{name}_classifier.onnx")
     tflite_paths = to_tflite(detector, info, out_dir, name, calibration_scenes(data), PRECISIONS)
     paths = [onnx_path, *tflite_paths]
 

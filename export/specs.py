@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+from runtime.modelinfo import ModelInfo
 
 WINDOW = 28
 NUM_CLASSES = 11
@@ -112,3 +115,19 @@ def classifier_cell(spec: ArchSpec, pooling: str) -> int:
     (exactly so when the pool covers the classifier's whole feature map, as max4 does)."""
     kernel = pooling_kernel(pooling)
     return math.floor((spec.feature_size - 1) / 2 - (kernel - 1) / 2 + (kernel - 1) // 2)
+
+
+def detector_info(spec: ArchSpec, pooling: str, **extra: Any) -> ModelInfo:
+    """The model-contract metadata of `spec`'s detector with `pooling` (plus `extra` fields)."""
+    return ModelInfo(
+        classes=CLASS_NAMES,
+        background=BACKGROUND,
+        stride=spec.stride,
+        window=WINDOW,
+        cell_offset=cell_offset(spec, pooling),
+        classifier_cell=classifier_cell(spec, pooling),
+        polarity="light-on-dark",
+        arch=spec.name,
+        pooling=pooling,
+        **extra,
+    )

@@ -13,29 +13,44 @@ OPSET = 17
 DYNAMIC_DIMS = ("batch", "height", "width")
 
 
-def _name_dynamic_dims(model: onnx.ModelProto) -> None:
-    """tf2onnx names dynamic dims unk__N; call them batch, height, width (and grid_h, grid_w)."""
+def _name_dims(model: onnx.ModelProto, input_dims: tuple, output_dims: tuple) -> None:
+    """tf2onnx names dynamic dims unk__N; give them the contract's names."""
     (graph_input,) = model.graph.input
-    for dim, name in zip(graph_input.type.tensor_type.shape.dim, DYNAMIC_DIMS, strict=False):
-        dim.dim_param = name
+    for dim, name in zip(graph_input.type.tensor_type.shape.dim, input_dims, strict=False):
+        if name:
+            dim.dim_param = name
     (graph_output,) = model.graph.output
-    for dim, name in zip(
-        graph_output.type.tensor_type.shape.dim, ("batch", "grid_h", "grid_w"), strict=False
-    ):
-        dim.dim_param = name
+    for dim, name in zip(graph_output.type.tensor_type.shape.dim, output_dims, strict=False):
+        if name:
+            dim.dim_param = name
 
 
-def to_onnx(detector: keras.Model, info: ModelInfo, path: Path) -> onnx.ModelProto:
-    """Convert `detector`, store `info` in metadata_props, check the graph and save it."""
+def _convert(
+    model: keras.Model, shape: tuple, info: ModelInfo, path: Path, dims: tuple[tuple, tuple]
+) -> onnx.ModelProto:
     import tensorflow as tf
     import tf2onnx
 
-    signature = (tf.TensorSpec((None, None, None, 1), tf.float32, name="image"),)
-    detector.output_names = ["scores"]
-    model, _ = tf2onnx.convert.from_keras(detector, input_signature=signature, opset=OPSET)
-    _name_dynamic_dims(model)
-    onnx.helper.set_model_props(model, info.to_metadata())
-    model.producer_name = "convdet"
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, path)
-    return model
+    signature = (tf.TensorSpec(shape, tf.float32, name="image"),)
+    model.output_names = ["scores"]
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET)
+    _name_dims(proto, *dims)
+    onnx.helper.set_model_props(proto, info.to_metadata())
+    proto.producer_name = "convdet"
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, path)
+    return proto
+
+
+def to_onnx(detector: keras.Model, info: ModelInfo, path: Path) -> onnx.ModelProto:
+    """Convert the detector (input [batch, height, width, 1], output [batch, grid_h, grid_w,
+    classes]) with `info` in metadata_props, check the graph and save it."""
+    dims = (DYNAMIC_DIMS, ("batch", "grid_h", "grid_w"))
+    return _convert(detector, (None, None, None, 1), info, path, dims)
+
+
+def classifier_to_onnx(classifier: keras.Model, info: ModelInfo, path: Path) -> onnx.ModelProto:
+    """Convert the 28x28 classifier (input [batch, 28, 28, 1], output [batch, classes]), for
+    sliding-window comparisons; it is not a detector and the runtime does not load it."""
+    window = info.window
+    return _convert(classifier, (None, window, window, 1), info, path, (("batch",), ("batch",)))

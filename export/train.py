@@ -17,8 +17,9 @@ import numpy as np
 from export.augment import Augmentation, augment_digits
 from export.background import BackgroundMix, make_background
 from export.data import Mnist
-from export.networks import build_classifier, convolutionalize
-from export.specs import BACKGROUND, ArchSpec, get_spec
+from export.finetune import FinetuneConfig, finetune
+from export.networks import build_classifier, convolutionalize, transfer_weights
+from export.specs import BACKGROUND, ArchSpec, detector_info, get_spec
 
 HELD_OUT_BACKGROUND = 2000
 
@@ -39,6 +40,7 @@ class TrainConfig:
     seed: int = 0
     mix: BackgroundMix = field(default_factory=BackgroundMix)
     augmentation: Augmentation = field(default_factory=Augmentation)
+    scenes: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     @property
     def spec(self) -> ArchSpec:
@@ -138,9 +140,23 @@ def train(data: Mnist, config: TrainConfig) -> TrainResult:
     history = classifier.fit(
         training, epochs=config.epochs, validation_data=(val_x, val_y), verbose=2
     )
-    metrics = evaluate_classifier(classifier, data, held_out_background(data, config))
+    background = held_out_background(data, config)
+    metrics = evaluate_classifier(classifier, data, background)
     detector = convolutionalize(classifier, config.spec, config.detector_pooling)
-    return TrainResult(classifier, detector, metrics, history.history)
+    histories = dict(history.history)
+    if config.scenes.epochs:
+        info = detector_info(config.spec, config.detector_pooling)
+        scene_digits = np.rint(digits[fit] * 255).astype(np.uint8)
+        tuned = finetune(
+            detector, scene_digits, labels[fit], info, config.scenes, training, config.seed
+        )
+        histories.update({f"scenes_{key}": values for key, values in tuned.items()})
+        transfer_weights(detector, classifier)
+        metrics = {
+            **{f"stage1_{k}": v for k, v in metrics.items()},
+            **evaluate_classifier(classifier, data, background),
+        }
+    return TrainResult(classifier, detector, metrics, histories)
 
 
 def save_run(result: TrainResult, config: TrainConfig, data: Mnist, out: Path) -> None:

@@ -33,7 +33,7 @@ class Grouping:
     iou: float = 0.3
     containment: float = 0.7
     radius: int = 2
-    smooth: bool = True
+    smooth: bool = False
     pool: int = 1
     refine: int = 3
 
@@ -66,7 +66,7 @@ def find_peaks(
     background: int,
     conf: float,
     radius: int = 2,
-    smooth: bool = True,
+    smooth: bool = False,
     pool: int = 1,
     refine: int = 3,
 ) -> Detections:
@@ -78,9 +78,12 @@ def find_peaks(
     centred on the centroid of the digit score (where >= `conf`) within `refine` cells of the
     peak (0: on the peak cell)."""
     digit = digit_score(scores, background).astype(np.float32)
-    ranked = cv2.blur(digit, (3, 3), borderType=cv2.BORDER_CONSTANT) if smooth else digit
+    ranked, strong = digit, digit >= conf
+    if smooth:  # the blurred maximum may sit beside the strong cell: accept a strong neighbour
+        ranked = cv2.blur(digit, (3, 3), borderType=cv2.BORDER_CONSTANT)
+        strong = cv2.dilate(digit, np.ones((3, 3), np.uint8)) >= conf
     side = 2 * radius + 1
-    is_peak = (ranked >= cv2.dilate(ranked, np.ones((side, side), np.uint8))) & (digit >= conf)
+    is_peak = (ranked >= cv2.dilate(ranked, np.ones((side, side), np.uint8))) & strong
     rows, cols = np.nonzero(is_peak)
     if rows.size == 0:
         return Detections.empty()

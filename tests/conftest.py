@@ -43,13 +43,15 @@ def models_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(mnist_npz: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A basic detector trained briefly on 400 digits, saved as a `convdet train` run."""
+    """A basic detector trained briefly (400 digits, 48 scenes), saved as a `convdet train` run."""
     pytest.importorskip("tensorflow")
     from export.data import load_mnist
+    from export.finetune import FinetuneConfig
     from export.train import TrainConfig, save_run, train
 
     data = load_mnist(mnist_npz)
-    config = TrainConfig(arch="basic", epochs=2, limit=400, batch_size=64)
+    scenes = FinetuneConfig(epochs=1, scenes_per_epoch=48)
+    config = TrainConfig(arch="basic", epochs=2, limit=400, batch_size=64, scenes=scenes)
     result = train(data, config)
     run_dir = tmp_path_factory.mktemp("run")
     save_run(result, config, data, run_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -63,27 +64,13 @@ def test_without_the_train_extra_says_what_to_install(command, tmp_path, mnist_n
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_train_then_export_end_to_end(tmp_path, mnist_npz, capsys):
+def test_train_cli_saves_a_run_with_both_stages(tmp_path, mnist_npz, capsys):
     pytest.importorskip("tensorflow")
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--arch",
-                "basic",
-                "--data",
-                str(mnist_npz),
-                "--out",
-                str(run),
-                "--epochs",
-                "1",
-                "--limit",
-                "300",
-            ]
-        )
-        == 0
-    )
+    argv = f"train --arch basic --data {mnist_npz} --out {run} --epochs 1 --limit 300"
+    assert main([*argv.split(), "--scene-epochs", "1", "--scenes-per-epoch", "24"]) == 0
     out = capsys.readouterr().out
     assert "digit accuracy" in out and "background recall" in out
     assert {p.name for p in run.iterdir()} >= {"classifier.keras", "detector.keras", "run.json"}
+    history = json.loads((run / "run.json").read_text())["history"]
+    assert len(history["loss"]) == 1 and len(history["scenes_loss"]) == 1

@@ -28,6 +28,7 @@ def test_all_variants_are_written_with_metadata(exported):
     assert names == sorted(
         [
             "tiny.onnx",
+            "tiny_classifier.onnx",
             "tiny.export.json",
             *(f"tiny_{p}.{ext}" for p in ("fp32", "fp16", "int8") for ext in ("tflite", "json")),
         ]
@@ -100,3 +101,14 @@ def test_litert_and_onnx_agree_on_a_real_frame(exported, mnist):
     litert_scores = open_backend(out / "tiny_fp32.tflite").run(frame)
     assert onnx_scores.shape == (1, 8, 12, 11)
     np.testing.assert_allclose(litert_scores, onnx_scores, atol=1e-4)
+
+
+def test_classifier_onnx_matches_keras(exported, tiny_run, mnist):
+    import onnxruntime as ort
+
+    out, _ = exported
+    classifier = tiny_run[2].classifier
+    images = (mnist["x_test"][:16, :, :, None] / 255).astype(np.float32)
+    session = ort.InferenceSession(str(out / "tiny_classifier.onnx"))
+    scores = session.run(None, {"image": images})[0]
+    np.testing.assert_allclose(scores, np.asarray(classifier(images, training=False)), atol=1e-5)

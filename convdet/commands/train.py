@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="",
         help="weights of background kinds, e.g. 'offcentre=4,seam=2,blank=1'",
     )
+    parser.add_argument(
+        "--scene-epochs",
+        type=int,
+        default=8,
+        help="epochs of stage 2, fine-tuning the detector on scenes (0: off)",
+    )
+    parser.add_argument("--scenes-per-epoch", type=int, default=1200)
     parser.add_argument("--limit", type=int, help="train on the first N digits only")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -45,11 +52,14 @@ def run(args: argparse.Namespace) -> int:
     get_spec(args.arch)  # a bad --arch fails before TensorFlow loads
     if args.data is not None and not args.data.is_file():
         raise CommandError(f"--data {args.data}: no such file")
-    if args.epochs < 1 or args.batch_size < 1:
-        raise CommandError("--epochs and --batch-size must be at least 1")
+    if args.epochs < 1 or args.batch_size < 1 or args.scenes_per_epoch < 1:
+        raise CommandError("--epochs, --batch-size and --scenes-per-epoch must be at least 1")
+    if args.scene_epochs < 0:
+        raise CommandError("--scene-epochs must be 0 (off) or more")
     mix = BackgroundMix.parse(args.background_mix)
 
     from export.data import load_mnist
+    from export.finetune import FinetuneConfig
     from export.train import TrainConfig, save_run, train
 
     config = TrainConfig(
@@ -63,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         seed=args.seed,
         mix=mix,
+        scenes=FinetuneConfig(epochs=args.scene_epochs, scenes_per_epoch=args.scenes_per_epoch),
     )
     data = load_mnist(args.data)
     result = train(data, config)

@@ -1,0 +1,53 @@
+"""Scene fine-tuning targets: the cell at a digit's centre says the digit, far cells background."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+from export.finetune import FinetuneConfig, cell_targets
+from export.specs import detector_info, get_spec
+from runtime.scenes import Truth
+
+INFO = detector_info(get_spec("basic"), "max4")  # cell i centred at 8 * i + 10
+
+
+def truth(boxes, classes):
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return Truth("s.png", 128, 128, "mnist", boxes, np.asarray(classes), np.zeros(len(classes)))
+
+
+def test_digit_centred_on_a_cell_labels_that_cell_only():
+    # Frame centre (42, 58) is the centre of cell (row 6, col 4); neighbours are 8 px away.
+    labels, weights = cell_targets(truth([[28, 44, 56, 72]], [7]), (16, 16), INFO, FinetuneConfig())
+    assert labels[6, 4] == 7 and weights[6, 4] == FinetuneConfig().digit_weight
+    assert (labels == 7).sum() == 1
+    assert labels[5, 4] == labels[6, 5] == INFO.background and weights[5, 4] == weights[6, 5] == 1
+
+
+def test_cells_between_positive_and_background_distances_are_not_scored():
+    # Centre x = 45: 3 px from column 4 (positive), 5 px from column 5 (the ignored ring).
+    labels, weights = cell_targets(truth([[31, 44, 59, 72]], [7]), (16, 16), INFO, FinetuneConfig())
+    assert labels[6, 4] == 7 and labels[6, 5] == INFO.background
+    assert weights[6, 5] == 0 and weights[6, 6] == 1
+
+
+def test_far_cells_are_background_with_unit_weight():
+    labels, weights = cell_targets(truth([[28, 44, 56, 72]], [7]), (16, 16), INFO, FinetuneConfig())
+    assert labels[0, 0] == INFO.background and weights[0, 0] == 1
+    assert labels[6, 6] == INFO.background and weights[6, 6] == 1  # 16 px away
+
+
+def test_frames_outside_the_trained_scale_are_not_scored():
+    big = [[10, 10, 60, 60]]  # 50 px: detected at another scale, so not taught either way
+    labels, weights = cell_targets(truth(big, [3]), (16, 16), INFO, FinetuneConfig())
+    assert (labels == INFO.background).all()
+    assert weights[3, 3] == 0 and weights[15, 15] == 1
+
+
+def test_a_neighbours_ring_does_not_erase_a_digit():
+    boxes = [[28, 44, 56, 72], [52, 44, 80, 72]]  # centres 24 px apart: rings overlap
+    labels, weights = cell_targets(truth(boxes, [1, 2]), (16, 16), INFO, FinetuneConfig())
+    assert labels[6, 4] == 1 and labels[6, 7] == 2
+    assert weights[6, 4] > 1 and weights[6, 7] > 1
