@@ -189,3 +189,37 @@ def test_cli_bad_truth_line_is_named(tmp_path: Path, capsys: pytest.CaptureFixtu
     (broken / "truth.jsonl").write_text(json.dumps({"file": "a.png"}) + "\n")
     assert main(["evaluate", str(broken)]) == 2
     assert "truth.jsonl:1" in capsys.readouterr().err
+
+
+# F1 floors of the shipped default model on the small scene set below, one number per style:
+# a little below its measured figure (set when the final models land; see the model card).
+FLOORS = {"mnist": 0.03, "paper": 0.2, "multiscale": 0.04}
+
+
+@pytest.fixture(scope="module")
+def default_model_tallies(tmp_path_factory: pytest.TempPathFactory, mnist: dict) -> dict:
+    """The shipped default model on 12 scenes per style (about 210 digits each)."""
+    from runtime.detector import Detector
+    from runtime.evaluate import isolated_classifier
+
+    out = tmp_path_factory.mktemp("floor")
+    scenes = (
+        scene
+        for style in FLOORS
+        for scene in generate_scenes(mnist["x_test"], mnist["y_test"], SceneParams(style, 12))
+    )
+    write_scene_set(out, scenes, {})
+    detector = Detector()
+
+    def detect(image: np.ndarray):
+        found = detector(image).detections
+        return found.xyxy, found.class_id, found.score
+
+    return evaluate_scene_set(load_scene_set(out), detect, isolated_classifier(detector))
+
+
+@pytest.mark.parametrize("style", FLOORS)
+def test_default_model_f1_floor(default_model_tallies: dict, style: str) -> None:
+    tally = default_model_tallies[style]
+    assert tally.tp.sum() + tally.fn.sum() > 150
+    assert tally.f1 >= FLOORS[style], f"{style}: F1 {tally.f1:.4f} < floor {FLOORS[style]}"
