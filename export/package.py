@@ -6,6 +6,7 @@ Every file is verified before it counts: float backends must match the Keras det
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from dataclasses import asdict, dataclass
@@ -31,6 +32,7 @@ from runtime.modelinfo import ModelInfo
 from runtime.scenes import SceneParams, generate_scenes
 
 CALIBRATION_SCENES = 48
+CHECKSUMS = "SHA256SUMS"
 
 
 @dataclass
@@ -77,6 +79,19 @@ def model_info(run: dict) -> ModelInfo:
     )
 
 
+def write_checksums(folder: Path) -> Path:
+    """`SHA256SUMS` (the `sha256sum -c` format) over every model file and sidecar in `folder`."""
+    files = sorted(
+        path
+        for pattern in ("*.onnx", "*.tflite", "*_fp32.json", "*_fp16.json", "*_int8.json")
+        for path in folder.glob(pattern)
+    )
+    lines = [f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n" for path in files]
+    target = folder / CHECKSUMS
+    target.write_text("".join(lines))
+    return target
+
+
 def _uint8(images: np.ndarray) -> np.ndarray:
     return np.rint(images * 255).astype(np.uint8)
 
@@ -119,6 +134,7 @@ def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportRe
         for path in paths
     }
     report = ExportReport([str(p) for p in paths], parity, accuracy)
+    write_checksums(out_dir)
     (out_dir / f"{name}.export.json").write_text(
         json.dumps(
             {

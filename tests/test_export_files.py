@@ -30,6 +30,7 @@ def test_all_variants_are_written_with_metadata(exported):
             "tiny.onnx",
             "tiny_classifier.onnx",
             "tiny.export.json",
+            "SHA256SUMS",
             *(f"tiny_{p}.{ext}" for p in ("fp32", "fp16", "int8") for ext in ("tflite", "json")),
         ]
     )

@@ -1,0 +1,87 @@
+"""The shipped models: checksums, metadata, and a golden scene each (digits at known cells)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.backends import open_backend
+from runtime.models import DEFAULT_ARCH, default_model_path
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+ARCHS = ("basic", "deep")
+VARIANTS = {".onnx": "fp32", "_fp32.tflite": "fp32", "_fp16.tflite": "fp16", "_int8.tflite": "int8"}
+SHIPPED = [MODELS / f"{arch}{suffix}" for arch in ARCHS for suffix in VARIANTS]
+# (row, col) cells of a 12 x 16 grid (96 x 128 frame) where the golden scene centres a digit.
+GOLDEN_CELLS = ((2, 2), (2, 7), (2, 12), (8, 4), (8, 9), (8, 13))
+
+
+def needs_engine(path: Path) -> None:
+    pytest.importorskip("onnxruntime" if path.suffix == ".onnx" else "ai_edge_litert")
+
+
+def checksums() -> dict[str, str]:
+    lines = (MODELS / "SHA256SUMS").read_text().splitlines()
+    return {name: digest for digest, name in (line.split(maxsplit=1) for line in lines)}
+
+
+def test_every_model_file_is_listed_with_its_checksum():
+    listed = checksums()
+    on_disk = {p.name for p in MODELS.iterdir() if p.suffix in (".onnx", ".tflite")}
+    assert {p.name for p in SHIPPED} <= on_disk <= set(listed)
+    for name, digest in listed.items():
+        assert hashlib.sha256((MODELS / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_the_default_model_is_shipped():
+    pytest.importorskip("onnxruntime")
+    assert default_model_path().resolve() == (MODELS / f"{DEFAULT_ARCH}.onnx").resolve()
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_metadata_describes_the_model(path):
+    needs_engine(path)
+    backend = open_backend(path)
+    info = backend.info
+    arch = path.name.split(".")[0].split("_")[0]
+    precision = next(value for suffix, value in VARIANTS.items() if path.name.endswith(suffix))
+    assert info.arch == arch and info.precision == precision
+    assert info.classes == (*(str(d) for d in range(10)), "background")
+    assert info.background == 10 and info.stride == 8 and info.window == 28
+    assert info.polarity == "light-on-dark" and info.input_range == (0.0, 1.0)
+    assert info.classifier_cell is not None and info.pooling
+    assert 0.9 < info.test_accuracy["digit_accuracy"] <= 1
+    assert 0.9 < info.test_accuracy["background_recall"] <= 1
+    assert {"tensorflow", "keras", "tf2onnx"} <= set(info.producer)
+    assert "mnist" in info.trained_on
+
+
+def golden_scene(mnist: dict[str, np.ndarray], info) -> tuple[np.ndarray, list[int]]:
+    """Six test digits, each 28x28 frame centred on a cell's window centre."""
+    frame = np.zeros((96, 128), np.float32)
+    labels = []
+    for index, (row, col) in enumerate(GOLDEN_CELLS):
+        top = round(info.cell_centre(row) - 14)
+        left = round(info.cell_centre(col) - 14)
+        frame[top : top + 28, left : left + 28] = mnist["x_test"][index] / 255
+        labels.append(int(mnist["y_test"][index]))
+    return frame, labels
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_golden_scene_fires_the_expected_class_at_the_expected_cells(path, mnist):
+    needs_engine(path)
+    backend = open_backend(path)
+    frame, labels = golden_scene(mnist, backend.info)
+    scores = backend.run(frame[None, :, :, None])[0]
+    assert scores.shape == (12, 16, 11)
+    cells = scores.argmax(-1)
+    for (row, col), label in zip(GOLDEN_CELLS, labels, strict=True):
+        assert cells[row, col] == label, f"{path.name}: cell {(row, col)} says {cells[row, col]}"
+    digit_cells = {tuple(cell) for cell in np.argwhere(cells != 10)}
+    assert digit_cells <= {
+        (row + dr, col + dc) for row, col in GOLDEN_CELLS for dr in (-1, 0, 1) for dc in (-1, 0, 1)
+    }, f"{path.name}: digit cells away from the digits"
