@@ -13,9 +13,10 @@ confusion matrix (true class x detected class, with a "none" row for detections 
 a "none" column for digits no detection landed on) and the mean localization error, the mean
 distance in pixels between the centres of localization-matched detection and truth boxes.
 
-"Isolated accuracy" is the classifier's accuracy on the same digits one at a time (each truth
-frame of the preprocessed scene cut out at 28x28, see `isolated_classifier`); F1 on scenes is
-meant to come close to it: the gap is what the grid, grouping and scaling lose.
+Readouts measure how a stage classifies the truth digits themselves. "isolated": the 28x28
+classifier on each digit alone (each truth frame of the preprocessed scene cut out at 28x28,
+see `isolated_classifier`); F1 on scenes is meant to come close to it. "grid": the argmax of
+the scene's grid cell under each truth centre, before any grouping (`detector_functions`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 from runtime.scenes import SceneSet, isolated_crops
 
 if TYPE_CHECKING:
-    from runtime.detector import Detector
+    from runtime.detector import Detector, Result
 
 GROW = 0.3
 NUM_DIGITS = 10
@@ -96,15 +97,13 @@ class Tally:
     confusion: np.ndarray = field(init=False)
     loc_error_sum: float = 0.0
     loc_matches: int = 0
-    isolated_correct: np.ndarray = field(init=False)
-    isolated_total: np.ndarray = field(init=False)
+    # readout name -> (2, num_classes) counts: digits read right, digits read, per true class.
+    readouts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         k = self.num_classes
         self.tp, self.fp, self.fn = (np.zeros(k, dtype=np.int64) for _ in range(3))
         self.confusion = np.zeros((k + 1, k + 1), dtype=np.int64)
-        self.isolated_correct = np.zeros(k, dtype=np.int64)
-        self.isolated_total = np.zeros(k, dtype=np.int64)
 
     def add_image(
         self,
@@ -141,19 +140,34 @@ class Tally:
         self.loc_error_sum += float(np.linalg.norm(offsets, axis=1).sum())
         self.loc_matches += int(on_digit.sum())
 
-    def add_isolated(self, truth_classes: np.ndarray, predicted: np.ndarray) -> None:
-        """Add the classifier's answers on digits shown alone (predicted may be background)."""
+    def _readout(self, name: str) -> np.ndarray:
+        """The (2, num_classes) counts of readout `name`, created empty on first use."""
+        return self.readouts.setdefault(name, np.zeros((2, self.num_classes), dtype=np.int64))
+
+    def add_readout(self, name: str, truth_classes: np.ndarray, predicted: np.ndarray) -> None:
+        """Add per-digit class readings (e.g. "isolated"); background counts as wrong."""
         truth_classes = np.asarray(truth_classes, dtype=np.int64).reshape(-1)
         correct = truth_classes == np.asarray(predicted).reshape(-1)
-        k = self.num_classes
-        self.isolated_total += np.bincount(truth_classes, minlength=k)
-        self.isolated_correct += np.bincount(truth_classes[correct], minlength=k)
+        counts = self._readout(name)
+        counts[0] += np.bincount(truth_classes[correct], minlength=self.num_classes)
+        counts[1] += np.bincount(truth_classes, minlength=self.num_classes)
+
+    def accuracy(self, name: str, class_id: int | None = None) -> float | None:
+        """Fraction of digits readout `name` got right (of one class); None if unmeasured."""
+        if name not in self.readouts:
+            return None
+        right, total = (
+            self.readouts[name] if class_id is None else self.readouts[name][:, [class_id]]
+        )
+        return _mean(right.sum(), total.sum())
 
     def merge(self, other: Tally) -> None:
         """Add another tally's counts into this one."""
         self.images += other.images
-        for name in ("tp", "fp", "fn", "confusion", "isolated_correct", "isolated_total"):
+        for name in ("tp", "fp", "fn", "confusion"):
             getattr(self, name).__iadd__(getattr(other, name))
+        for name, counts in other.readouts.items():
+            self._readout(name).__iadd__(counts)
         self.loc_error_sum += other.loc_error_sum
         self.loc_matches += other.loc_matches
 
@@ -174,17 +188,12 @@ class Tally:
         return _ratio(2 * tp, 2 * tp + self.fp.sum() + self.fn.sum())
 
     @property
-    def isolated_accuracy(self) -> float | None:
-        """Fraction of the truth digits the classifier gets right shown alone (None: unmeasured)."""
-        return _mean(self.isolated_correct.sum(), self.isolated_total.sum())
-
-    @property
     def loc_error(self) -> float | None:
         """Mean centre distance (pixels) of localization matches; None when there are none."""
         return _mean(self.loc_error_sum, self.loc_matches)
 
     def per_class(self) -> list[dict[str, float]]:
-        """Precision, recall, F1, support and isolated accuracy of each class."""
+        """Precision, recall, F1, support and readout accuracies of each class."""
         rows = []
         for c in range(self.num_classes):
             tp, fp, fn = int(self.tp[c]), int(self.fp[c]), int(self.fn[c])
@@ -195,7 +204,7 @@ class Tally:
                     "recall": _ratio(tp, tp + fn),
                     "f1": _ratio(2 * tp, 2 * tp + fp + fn),
                     "support": tp + fn,
-                    "isolated_accuracy": _mean(self.isolated_correct[c], self.isolated_total[c]),
+                    **{f"{name}_accuracy": self.accuracy(name, c) for name in self.readouts},
                 }
             )
         return rows
@@ -212,7 +221,7 @@ class Tally:
             "precision": self.precision,
             "recall": self.recall,
             "f1": self.f1,
-            "isolated_accuracy": self.isolated_accuracy,
+            **{f"{name}_accuracy": self.accuracy(name) for name in self.readouts},
             "loc_error_px": self.loc_error,
             "per_class": self.per_class(),
             "confusion": self.confusion.tolist(),
@@ -220,13 +229,13 @@ class Tally:
 
 
 # detect(image) -> (boxes (N, 4), class ids (N,), scores (N,));
-# classify(image, truth boxes) -> the class (or background) given to each truth digit alone.
+# a readout(image, truth boxes) -> the class (or background) it gives each truth digit.
 DetectFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
-ClassifyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+ReadoutFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def isolated_classifier(detector: Detector) -> ClassifyFn:
-    """classify(image, boxes): the detector's classifier verdict on each truth digit alone.
+def isolated_classifier(detector: Detector) -> ReadoutFn:
+    """Readout "isolated": the detector's classifier verdict on each truth digit alone.
 
     The scene goes through the detector's own preprocessing (polarity, lighting), each truth
     frame is cut out at 28x28 and run unpadded through the model, read at the model's
@@ -249,23 +258,55 @@ def isolated_classifier(detector: Detector) -> ClassifyFn:
     return classify
 
 
+def detector_functions(detector: Detector) -> tuple[DetectFn, dict[str, ReadoutFn]]:
+    """`detect` for `detector` and its readouts: "isolated" (see `isolated_classifier`) and
+    "grid", the argmax of the (first scale's) grid cell under each truth centre in the scene.
+
+    F1 against them splits the loss: isolated -> grid is what convolutionalization and scene
+    context cost, grid -> F1 what grouping (and the other scales) cost.
+    """
+    last: dict[str, Result] = {}
+
+    def detect(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        last["result"] = result = detector(image)
+        found = result.detections
+        return found.xyxy, found.class_id, found.score
+
+    def grid(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        result = last["result"]  # evaluate_scene_set runs detect on this image first
+        rows_cols = result.scores.shape[:2]
+        centres = np.floor(box_centres(boxes)).astype(np.int64)
+        cells = [
+            result.geometry.pixel_cells(length, count)[np.clip(centres[:, axis], 0, length - 1)]
+            for axis, length, count in (
+                (1, image.shape[0], rows_cols[0]),
+                (0, image.shape[1], rows_cols[1]),
+            )
+        ]
+        classes = result.scores[cells[0], cells[1]].argmax(axis=-1)
+        return np.where((cells[0] >= 0) & (cells[1] >= 0), classes, result.background)
+
+    return detect, {"isolated": isolated_classifier(detector), "grid": grid}
+
+
 def evaluate_scene_set(
     scenes: SceneSet,
     detect: DetectFn,
-    classify: ClassifyFn | None = None,
+    readouts: dict[str, ReadoutFn] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Tally]:
     """Run `detect` on every scene and tally per style; key "all" sums the styles.
 
-    With `classify`, also measure isolated accuracy on each scene's truth digits.
+    Each readout, called on a scene right after `detect`, adds its accuracy on the truth digits.
     """
     tallies: dict[str, Tally] = {}
     for number, truth in enumerate(scenes.truths, start=1):
         image = scenes.image(truth)
         tally = tallies.setdefault(truth.style, Tally())
         tally.add_image(truth.boxes, truth.classes, *detect(image))
-        if classify is not None and len(truth.classes):
-            tally.add_isolated(truth.classes, classify(image, truth.boxes))
+        for name, read in (readouts or {}).items():
+            if len(truth.classes):
+                tally.add_readout(name, truth.classes, read(image, truth.boxes))
         if progress is not None:
             progress(number, len(scenes.truths))
     total = Tally()
@@ -274,24 +315,31 @@ def evaluate_scene_set(
     return {**dict(sorted(tallies.items())), "all": total}
 
 
+def _figure(value: float | None, spec: str) -> str:
+    """`value` formatted by `spec`, or "-" when it was not measured."""
+    return "-" if value is None else format(value, spec)
+
+
 def format_report(tallies: dict[str, Tally], labels: Iterable[str] | None = None) -> str:
-    """A readable table of `evaluate_scene_set`'s tallies: P/R/F1 per style, F1 per class and
-    style, the confusion matrix of all styles, localization error, isolated accuracy."""
+    """A readable table of `evaluate_scene_set`'s tallies: P/R/F1 and readout accuracies per
+    style, F1 per class and style, the confusion matrix of all styles, localization error."""
     names = list(labels or [str(c) for c in range(NUM_DIGITS)])[:NUM_DIGITS]
+    readouts = list(tallies["all"].readouts)
     lines = [
         f"{'style':<11}{'images':>7}{'digits':>8}{'dets':>7}{'P':>8}{'R':>8}{'F1':>8}"
-        f"{'isolated':>10}{'F1-iso':>8}{'loc px':>8}"
+        + "".join(f"{name:>10}" for name in readouts)
+        + f"{'F1-iso':>8}{'loc px':>8}"
     ]
     for style, t in tallies.items():
         s = t.summary()
-        loc = "-" if t.loc_error is None else f"{t.loc_error:.2f}"
-        isolated = t.isolated_accuracy
-        iso, gap = (
-            ("-", "-") if isolated is None else (f"{isolated:.4f}", f"{t.f1 - isolated:+.4f}")
-        )
+        accuracies = [t.accuracy(name) for name in readouts]
+        isolated = t.accuracy("isolated")
         lines.append(
             f"{style:<11}{s['images']:>7}{s['objects']:>8}{s['detections']:>7}"
-            f"{t.precision:>8.4f}{t.recall:>8.4f}{t.f1:>8.4f}{iso:>10}{gap:>8}{loc:>8}"
+            f"{t.precision:>8.4f}{t.recall:>8.4f}{t.f1:>8.4f}"
+            + "".join(f"{_figure(a, '.4f'):>10}" for a in accuracies)
+            + f"{_figure(None if isolated is None else t.f1 - isolated, '+.4f'):>8}"
+            + f"{_figure(t.loc_error, '.2f'):>8}"
         )
     lines += ["", "F1 per class" + "".join(f"{style:>11}" for style in tallies)]
     per_class = {style: t.per_class() for style, t in tallies.items()}

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from convdet.cli import main
-from runtime.evaluate import Tally, evaluate_scene_set, format_report, match_greedy
+from runtime.evaluate import (
+    Tally,
+    detector_functions,
+    evaluate_scene_set,
+    format_report,
+    match_greedy,
+)
+from runtime.grid import GridGeometry
 from runtime.scenes import SceneParams, generate_scenes, load_scene_set, write_scene_set
 
 # Two 28-px truth frames: a 3 at (0..28, 0..28) and a 7 at (100..128, 0..28).
@@ -123,11 +131,48 @@ def test_class_out_of_range_is_a_value_error() -> None:
         tally_of([[0, 0, 28, 28]], [10], [0.9])
 
 
-def test_isolated_accuracy_counts_background_as_wrong() -> None:
+def test_readout_accuracy_counts_background_as_wrong() -> None:
     tally = Tally()
-    tally.add_isolated(np.array([3, 7, 7, 1]), np.array([3, 7, 10, 2]))
-    assert tally.isolated_accuracy == 0.5
+    assert tally.accuracy("isolated") is None
+    tally.add_readout("isolated", np.array([3, 7, 7, 1]), np.array([3, 7, 10, 2]))
+    assert tally.accuracy("isolated") == 0.5 and tally.accuracy("isolated", 7) == 0.5
     assert tally.per_class()[7]["isolated_accuracy"] == 0.5
+    assert tally.per_class()[0]["isolated_accuracy"] is None  # no 0 among the digits
+    other = Tally()
+    other.add_readout("isolated", np.array([0]), np.array([0]))
+    tally.merge(other)
+    assert tally.accuracy("isolated") == 0.6 and tally.summary()["isolated_accuracy"] == 0.6
+
+
+class StubDetector:
+    """Stands in for runtime.Detector: metadata with a classifier cell, a fixed Result."""
+
+    info = SimpleNamespace(classifier_cell=1)
+
+    def __init__(self, result: SimpleNamespace) -> None:
+        self.result = result
+
+    def __call__(self, image: np.ndarray) -> SimpleNamespace:
+        return self.result
+
+
+def test_grid_readout_reads_the_cell_under_each_truth_centre() -> None:
+    # Cells are centred at 8 * i + 4; the cell at row 4, col 2 (centre x 20, y 36) says 7.
+    scores = np.zeros((6, 5, 11), np.float32)
+    scores[..., 1] = 0.6
+    scores[4, 2, 7] = 0.9
+    nothing = SimpleNamespace(xyxy=np.zeros((0, 4)), class_id=np.zeros(0), score=np.zeros(0))
+    result = SimpleNamespace(
+        scores=scores,
+        geometry=GridGeometry(stride=8, cell_offset=4.0, window=28),
+        background=10,
+        detections=nothing,
+    )
+    detect, readouts = detector_functions(StubDetector(result))
+    image = np.zeros((48, 48), np.uint8)  # columns 5..: beyond the 5-column grid
+    detect(image)
+    boxes = np.array([[6, 22, 34, 50], [30, 22, 58, 50], [0, 0, 28, 28]], dtype=float)
+    assert readouts["grid"](image, boxes).tolist() == [7, 10, 1]
 
 
 @pytest.fixture(scope="module")
@@ -155,16 +200,16 @@ def test_oracle_detector_scores_perfect_and_a_blind_one_zero(scene_dir: Path) ->
         return truth.boxes, truth.classes, np.ones(len(truth.classes))
 
     tallies = evaluate_scene_set(
-        scenes, oracle, classify=lambda image, boxes: np.full(len(boxes), 10)
+        scenes, oracle, {"isolated": lambda image, boxes: np.full(len(boxes), 10)}
     )
     assert set(tallies) == {"mnist", "paper", "multiscale", "all"}
     assert all(t.f1 == 1.0 for t in tallies.values())
     assert tallies["all"].images == 6
-    assert tallies["all"].isolated_accuracy == 0.0
+    assert tallies["all"].accuracy("isolated") == 0.0
 
     blind = evaluate_scene_set(scenes, lambda image: (np.zeros((0, 4)), np.zeros(0), np.zeros(0)))
     assert blind["all"].recall == 0.0 and blind["all"].precision == 1.0
-    assert blind["all"].isolated_accuracy is None  # not measured without `classify`
+    assert blind["all"].accuracy("isolated") is None  # not measured without the readout
     report = format_report(blind)
     assert "multiscale" in report and "confusion" in report
 
@@ -200,7 +245,6 @@ FLOORS = {"mnist": 0.03, "paper": 0.2, "multiscale": 0.04}
 def default_model_tallies(tmp_path_factory: pytest.TempPathFactory, mnist: dict) -> dict:
     """The shipped default model on 12 scenes per style (about 210 digits each)."""
     from runtime.detector import Detector
-    from runtime.evaluate import isolated_classifier
 
     out = tmp_path_factory.mktemp("floor")
     scenes = (
@@ -209,13 +253,7 @@ def default_model_tallies(tmp_path_factory: pytest.TempPathFactory, mnist: dict)
         for scene in generate_scenes(mnist["x_test"], mnist["y_test"], SceneParams(style, 12))
     )
     write_scene_set(out, scenes, {})
-    detector = Detector()
-
-    def detect(image: np.ndarray):
-        found = detector(image).detections
-        return found.xyxy, found.class_id, found.score
-
-    return evaluate_scene_set(load_scene_set(out), detect, isolated_classifier(detector))
+    return evaluate_scene_set(load_scene_set(out), *detector_functions(Detector()))
 
 
 @pytest.mark.parametrize("style", FLOORS)

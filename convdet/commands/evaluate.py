@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     scenes = load_scene_set(args.scenes)
 
     from runtime.detector import Detector
-    from runtime.evaluate import isolated_classifier
+    from runtime.evaluate import detector_functions
     from runtime.grouping import Grouping
 
     options = {} if args.normalize is None else {"normalize": args.normalize}
@@ -76,15 +76,12 @@ def run(args: argparse.Namespace) -> int:
         **options,
     )
 
-    def detect(image):
-        found = detector(image).detections
-        return found.xyxy, found.class_id, found.score
-
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
             print(f"\r{done}/{total} scenes", end="" if done < total else "\n", file=sys.stderr)
 
-    tallies = evaluate_scene_set(scenes, detect, isolated_classifier(detector), progress)
+    detect, readouts = detector_functions(detector)
+    tallies = evaluate_scene_set(scenes, detect, readouts, progress)
     settings = {
         "conf": detector.conf,
         "scales": list(detector.scales),
