@@ -15,8 +15,9 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 ARCHS = ("basic", "deep")
 VARIANTS = {".onnx": "fp32", "_fp32.tflite": "fp32", "_fp16.tflite": "fp16", "_int8.tflite": "int8"}
 SHIPPED = [MODELS / f"{arch}{suffix}" for arch in ARCHS for suffix in VARIANTS]
-# (row, col) cells of a 12 x 16 grid (96 x 128 frame) where the golden scene centres a digit.
-GOLDEN_CELLS = ((2, 2), (2, 7), (2, 12), (8, 4), (8, 9), (8, 13))
+# (row, col) cells of a 14 x 20 grid (112 x 160 frame) where the golden scene centres a digit,
+# each window at least a cell away from the frame's edge.
+GOLDEN_CELLS = ((3, 3), (3, 9), (3, 15), (9, 5), (9, 11), (9, 16))
 
 
 def needs_engine(path: Path) -> None:
@@ -61,7 +62,7 @@ def test_metadata_describes_the_model(path):
 
 def golden_scene(mnist: dict[str, np.ndarray], info) -> tuple[np.ndarray, list[int]]:
     """Six test digits, each 28x28 frame centred on a cell's window centre."""
-    frame = np.zeros((96, 128), np.float32)
+    frame = np.zeros((112, 160), np.float32)
     labels = []
     for index, (row, col) in enumerate(GOLDEN_CELLS):
         top = round(info.cell_centre(row) - 14)
@@ -77,7 +78,7 @@ def test_golden_scene_fires_the_expected_class_at_the_expected_cells(path, mnist
     backend = open_backend(path)
     frame, labels = golden_scene(mnist, backend.info)
     scores = backend.run(frame[None, :, :, None])[0]
-    assert scores.shape == (12, 16, 11)
+    assert scores.shape == (14, 20, 11)
     cells = scores.argmax(-1)
     for (row, col), label in zip(GOLDEN_CELLS, labels, strict=True):
         assert cells[row, col] == label, f"{path.name}: cell {(row, col)} says {cells[row, col]}"
