@@ -84,8 +84,20 @@ def test_without_outputs_one_line_per_image_and_a_summary(tmp_path, mnist, model
 def test_video_records_frame_indices_and_saves_an_annotated_video(tmp_path, mnist, model):
     video = write_video(tmp_path / "clip.avi", mnist, frames=10)
     out, saved = tmp_path / "out.jsonl", tmp_path / "saved"
-    status = main(["detect", str(video), "--model", str(model), "--vid-stride", "2",
-                   "--json", str(out), "--save", str(saved)])
+    status = main(
+        [
+            "detect",
+            str(video),
+            "--model",
+            str(model),
+            "--vid-stride",
+            "2",
+            "--json",
+            str(out),
+            "--save",
+            str(saved),
+        ]
+    )
     assert status == 0
     rows = records(out)
     assert [row["frame"] for row in rows] == [0, 2, 4, 6, 8]
@@ -98,8 +110,20 @@ def test_live_stream_that_stops_flushes_outputs_and_fails(tmp_path, model, monke
     camera = StandInCamera(frames=30, period=0.003, shape=(48, 64, 3))
     monkeypatch.setattr("runtime.sources.open_capture", lambda target: camera)
     out, saved = tmp_path / "live.jsonl", tmp_path / "saved"
-    status = main(["detect", "0", "--model", str(model), "--json", str(out),
-                   "--save", str(saved), "--save-interval", "3"])
+    status = main(
+        [
+            "detect",
+            "0",
+            "--model",
+            str(model),
+            "--json",
+            str(out),
+            "--save",
+            str(saved),
+            "--save-interval",
+            "3",
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 1
     rows = records(out)
@@ -121,8 +145,9 @@ def test_ctrl_c_on_a_live_source_closes_outputs_and_exits_130(tmp_path, model, m
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
-        status = main(["detect", "0", "--model", str(model), "--json", str(out),
-                       "--save", str(saved)])
+        status = main(
+            ["detect", "0", "--model", str(model), "--json", str(out), "--save", str(saved)]
+        )
     finally:
         timer.cancel()
     assert status == 130
@@ -166,6 +191,7 @@ def test_save_into_the_source_folder_is_refused(tmp_path, mnist, model, capsys):
 
 def poison_window_functions(monkeypatch) -> None:
     """Make every OpenCV window call fail loudly, to prove which runs never touch them."""
+
     def forbidden(*_args, **_kwargs):
         raise AssertionError("window code was called")
 
@@ -184,7 +210,9 @@ def test_no_display_one_line_and_the_run_goes_on(tmp_path, mnist, model, monkeyp
     assert main(args + (["--show"] if show else [])) == 0
     assert error_lines(capsys.readouterr().err) == (
         ["convdet detect: --show: no display (DISPLAY is not set); continuing without a window"]
-        if show else [])
+        if show
+        else []
+    )
     assert len(records(out)) == 1
 
 
@@ -211,8 +239,11 @@ def test_command_errors_are_one_line_exit_2(tmp_path, mnist, model, capsys, opti
     cv2.imwrite(str(page), digit_page(mnist, 6))
     (tmp_path / "existing.jsonl").write_text('{"source": "kept.png"}\n')
     (tmp_path / "invalid.onnx").write_text("not a model")
-    paths = {"existing": tmp_path / "existing.jsonl", "invalid": tmp_path / "invalid.onnx",
-             "missing": tmp_path / "missing.onnx"}
+    paths = {
+        "existing": tmp_path / "existing.jsonl",
+        "invalid": tmp_path / "invalid.onnx",
+        "missing": tmp_path / "missing.onnx",
+    }
     options = [option.format(**paths) for option in options]
     if "--model" not in options:
         options += ["--model", str(model)]
@@ -222,10 +253,13 @@ def test_command_errors_are_one_line_exit_2(tmp_path, mnist, model, capsys, opti
     assert (tmp_path / "existing.jsonl").read_text() == '{"source": "kept.png"}\n'
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    ("missing-folder", "source not found: missing-folder"),
-    ("97", "cannot open camera 97"),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("missing-folder", "source not found: missing-folder"),
+        ("97", "cannot open camera 97"),
+    ],
+)
 def test_missing_source_or_camera_is_one_line_exit_2(model, capsys, source, message):
     assert main(["detect", source, "--model", str(model)]) == 2
     assert capsys.readouterr().err == f"convdet detect: error: {message}\n"
@@ -241,10 +275,26 @@ def test_interrupted_mid_batch_leaves_complete_records(tmp_path, mnist, model, s
     for index in range(400):
         (folder / f"{index:03d}.png").write_bytes(page)
     out = tmp_path / "out.jsonl"
-    command = [sys.executable, "-m", "convdet", "detect", str(folder), "--model", str(model),
-               "--json", str(out), "--io-threads", "1"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "convdet",
+        "detect",
+        str(folder),
+        "--model",
+        str(model),
+        "--json",
+        str(out),
+        "--io-threads",
+        "1",
+    ]
+    process = subprocess.Popen(
+        command,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
         time.sleep(0.02)

@@ -33,7 +33,10 @@ def record(index: int) -> dict:
 
 def test_detection_record_follows_the_design_schema():
     assert record(0) == {
-        "source": "img0.png", "frame": None, "width": 64, "height": 48,
+        "source": "img0.png",
+        "frame": None,
+        "width": 64,
+        "height": 48,
         "detections": [
             {"class_id": 7, "label": "7", "score": 0.9123, "box": [1.2, 2.0, 30.0, 40.0]}
         ],
@@ -121,10 +124,20 @@ def test_saver_mirrors_paths_and_never_leaves_its_folder(tmp_path, workers):
         ]
     assert not errors
     written = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    assert written == ["a/b/page.png", "a/b/page_1.png", "abs/escape.png", "escape.png",
-                       "scan.xyz.png"]
+    assert written == [
+        "a/b/page.png",
+        "a/b/page_1.png",
+        "abs/escape.png",
+        "escape.png",
+        "scan.xyz.png",
+    ]
     assert [path.relative_to(root).as_posix() for path in paths] == [
-        "a/b/page.png", "escape.png", "abs/escape.png", "a/b/page_1.png", "scan.xyz.png"]
+        "a/b/page.png",
+        "escape.png",
+        "abs/escape.png",
+        "a/b/page_1.png",
+        "scan.xyz.png",
+    ]
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["out"]
     assert cv2.imread(str(root / "a/b/page.png")).shape == IMAGE.shape
 
@@ -137,8 +150,9 @@ def test_saver_refuses_symlink_escapes_and_inputs(tmp_path):
     original = cv2.imencode(".png", np.zeros((5, 5), np.uint8))[1].tobytes()
     (root / "input.png").write_bytes(original)
     errors: list[tuple[str, str]] = []
-    with AnnotatedImageSaver(root, on_error=lambda *e: errors.append(e),
-                             protect=[root / "input.png"]) as saver:
+    with AnnotatedImageSaver(
+        root, on_error=lambda *e: errors.append(e), protect=[root / "input.png"]
+    ) as saver:
         assert saver.save("link/x.png", IMAGE) is None
         assert saver.save("input.png", IMAGE) is None
     assert [what for what, _message in errors] == ["link/x.png", "input.png"]

@@ -45,8 +45,12 @@ def bomb_png(width: int = 60000, height: int = 60000) -> bytes:
     """A tiny PNG whose (valid) header claims a huge image: a decompression bomb's shape."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 1024)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat)
-            + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def encoded(image: np.ndarray, ext: str) -> bytes:
@@ -128,8 +132,15 @@ def test_load_image_reports_missing_file_and_max_pixels(mixed):
 
 @pytest.mark.parametrize(
     ("ext", "fmt", "channels"),
-    [(".png", "png", 1), (".jpg", "jpeg", 3), (".bmp", "bmp", 3), (".webp", "webp", 3),
-     (".tiff", "tiff", 1), (".pgm", "pnm", 1), (".ppm", "pnm", 3)],
+    [
+        (".png", "png", 1),
+        (".jpg", "jpeg", 3),
+        (".bmp", "bmp", 3),
+        (".webp", "webp", 3),
+        (".tiff", "tiff", 1),
+        (".pgm", "pnm", 1),
+        (".ppm", "pnm", 3),
+    ],
 )
 def test_image_header_reads_size_without_decoding(ext, fmt, channels):
     image = np.zeros((37, 53) if channels == 1 else (37, 53, 3), np.uint8)
@@ -191,7 +202,9 @@ def test_resolve_folder_glob_and_list(mixed, tmp_path, monkeypatch):
     assert all("sub" not in relpath.parts for _path, relpath in excluded.files)
     monkeypatch.chdir(mixed)
     assert [str(relpath) for _path, relpath in resolve_source("digit*.png").files] == [
-        "digit.png", "digit16.png"]
+        "digit.png",
+        "digit16.png",
+    ]
 
 
 def test_resolve_errors_name_the_source(tmp_path):
@@ -244,8 +257,13 @@ class StandInCamera:
     """Produces `frames` frames of `shape`, one per `period` seconds (pixel value = frame number
     mod 256), then fails: returns False from grab(), or raises `failure` if given."""
 
-    def __init__(self, frames: int, period: float = 0.0, failure: Exception | None = None,
-                 shape: tuple[int, ...] = (4, 4)):
+    def __init__(
+        self,
+        frames: int,
+        period: float = 0.0,
+        failure: Exception | None = None,
+        shape: tuple[int, ...] = (4, 4),
+    ):
         self.frames, self.period, self.failure, self.shape = frames, period, failure, shape
         self.grabbed = 0
         self.released = False

@@ -30,49 +30,92 @@ INVERT_MODES = ("auto", "on", "off")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet detect`; values are checked in `run` so errors stay one line."""
     parser.add_argument(
-        "source", metavar="SOURCE",
+        "source",
+        metavar="SOURCE",
         help="image, folder, glob, text file listing images, video file, "
         "webcam index (0, 1, ...) or stream URL (rtsp://, http://, ...)",
     )
     model = parser.add_argument_group("model")
-    model.add_argument("--model", metavar="PATH",
-                       help="a .onnx or .tflite detector, or the name of a shipped one "
-                       "(default: the shipped default model)")
-    model.add_argument("--backend", default="auto", metavar="auto|onnx|tflite",
-                       help="which runtime to use; without --model picks the shipped model "
-                       "for it (default: auto, from the model's extension)")
-    model.add_argument("--conf", default="0.5", metavar="X",
-                       help="minimum digit probability of a grid cell (default: 0.5)")
-    model.add_argument("--scales", default="1", metavar="LIST",
-                       help="comma-separated resize factors, e.g. 0.5,1,2 for digits of "
-                       "about 14-56 px (default: 1)")
-    model.add_argument("--invert", default="auto", metavar="auto|on|off",
-                       help="invert frames to light-on-dark: auto detects dark ink on paper")
+    model.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a .onnx or .tflite detector, or the name of a shipped one "
+        "(default: the shipped default model)",
+    )
+    model.add_argument(
+        "--backend",
+        default="auto",
+        metavar="auto|onnx|tflite",
+        help="which runtime to use; without --model picks the shipped model "
+        "for it (default: auto, from the model's extension)",
+    )
+    model.add_argument(
+        "--conf",
+        default="0.5",
+        metavar="X",
+        help="minimum digit probability of a grid cell (default: 0.5)",
+    )
+    model.add_argument(
+        "--scales",
+        default="1",
+        metavar="LIST",
+        help="comma-separated resize factors, e.g. 0.5,1,2 for digits of "
+        "about 14-56 px (default: 1)",
+    )
+    model.add_argument(
+        "--invert",
+        default="auto",
+        metavar="auto|on|off",
+        help="invert frames to light-on-dark: auto detects dark ink on paper",
+    )
     model.add_argument("--threads", metavar="N", help="inference threads (default: runtime's)")
     inputs = parser.add_argument_group("input")
     inputs.add_argument("--recursive", action="store_true", help="descend into subfolders")
-    inputs.add_argument("--vid-stride", default="1", metavar="N",
-                        help="process every N-th video or camera frame (default: 1)")
-    inputs.add_argument("--max-pixels", metavar="N",
-                        help="refuse images with more pixels, read from the file header before "
-                        "decoding (default: 40000000)")
-    inputs.add_argument("--io-threads", metavar="N",
-                        help="threads decoding and writing images alongside inference; "
-                        "0 disables the overlap (default: up to 4)")
+    inputs.add_argument(
+        "--vid-stride",
+        default="1",
+        metavar="N",
+        help="process every N-th video or camera frame (default: 1)",
+    )
+    inputs.add_argument(
+        "--max-pixels",
+        metavar="N",
+        help="refuse images with more pixels, read from the file header before "
+        "decoding (default: 40000000)",
+    )
+    inputs.add_argument(
+        "--io-threads",
+        metavar="N",
+        help="threads decoding and writing images alongside inference; "
+        "0 disables the overlap (default: up to 4)",
+    )
     outputs = parser.add_argument_group("output")
-    outputs.add_argument("--json", metavar="FILE|-",
-                         help="write JSON Lines, one record per image or frame ('-': stdout); "
-                         "an existing non-empty FILE is refused unless --append")
-    outputs.add_argument("--append", action="store_true",
-                         help="add records to an existing --json FILE")
-    outputs.add_argument("--save", metavar="DIR",
-                         help="annotated images (mirroring the sources' relative paths) or, for "
-                         "videos and cameras, an annotated video, inside DIR")
-    outputs.add_argument("--save-interval", metavar="N",
-                         help="video and camera sources: instead of a video, save every N-th "
-                         "processed frame as an image (for headless boards)")
-    outputs.add_argument("--show", action="store_true",
-                         help="a window with grid, legend, FPS and dropped frames; q/Esc quits")
+    outputs.add_argument(
+        "--json",
+        metavar="FILE|-",
+        help="write JSON Lines, one record per image or frame ('-': stdout); "
+        "an existing non-empty FILE is refused unless --append",
+    )
+    outputs.add_argument(
+        "--append", action="store_true", help="add records to an existing --json FILE"
+    )
+    outputs.add_argument(
+        "--save",
+        metavar="DIR",
+        help="annotated images (mirroring the sources' relative paths) or, for "
+        "videos and cameras, an annotated video, inside DIR",
+    )
+    outputs.add_argument(
+        "--save-interval",
+        metavar="N",
+        help="video and camera sources: instead of a video, save every N-th "
+        "processed frame as an image (for headless boards)",
+    )
+    outputs.add_argument(
+        "--show",
+        action="store_true",
+        help="a window with grid, legend, FPS and dropped frames; q/Esc quits",
+    )
 
 
 def _number(
@@ -171,8 +214,11 @@ class Reporter:
         if line:
             with self._lock:
                 self._clear_bar()
-                print(f"{name}: {size[1]}x{size[0]}, {_describe(Counter(labels))}",
-                      file=self.out, flush=True)
+                print(
+                    f"{name}: {size[1]}x{size[0]}, {_describe(Counter(labels))}",
+                    file=self.out,
+                    flush=True,
+                )
 
     def step(self) -> None:
         """Advance the progress bar (redrawn at most ten times a second)."""
@@ -184,8 +230,10 @@ class Reporter:
         rate = done / max(now - self.started, 1e-9)
         eta = (self.total - done) / rate if rate else 0.0
         with self._lock:
-            sys.stderr.write(f"\r{done}/{self.total} {self.unit}  {rate:.1f}/s  "
-                             f"ETA {int(eta) // 60}:{int(eta) % 60:02d} ")
+            sys.stderr.write(
+                f"\r{done}/{self.total} {self.unit}  {rate:.1f}/s  "
+                f"ETA {int(eta) // 60}:{int(eta) % 60:02d} "
+            )
             sys.stderr.flush()
 
     def _clear_bar(self) -> None:
@@ -220,32 +268,53 @@ def _describe(counts: Counter[str]) -> str:
 class Outputs:
     """The sinks of one run, entered on `stack`; `handle` sends one result to all of them."""
 
-    def __init__(self, args: argparse.Namespace, source: Any, detector: Any,
-                 reporter: Reporter, stack: contextlib.ExitStack) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        source: Any,
+        detector: Any,
+        reporter: Reporter,
+        stack: contextlib.ExitStack,
+    ) -> None:
         from runtime import BoxAnnotator, GridAnnotator, LegendAnnotator, StatsAnnotator
         from runtime.sinks import AnnotatedImageSaver, JsonlSink, VideoSaver, Window
 
         self.labels = detector.labels
         self.source = source
-        self.json = None if args.json is None else stack.enter_context(
-            JsonlSink(args.json, append=args.append))
+        self.json = (
+            None
+            if args.json is None
+            else stack.enter_context(JsonlSink(args.json, append=args.append))
+        )
         self.stats = StatsAnnotator() if source.kind != "images" else None
-        self.annotators = [GridAnnotator(), BoxAnnotator(), LegendAnnotator(),
-                           *([self.stats] if self.stats else [])]
+        self.annotators = [
+            GridAnnotator(),
+            BoxAnnotator(),
+            LegendAnnotator(),
+            *([self.stats] if self.stats else []),
+        ]
         self.images = self.video = self.window = None
         self.interval = args.save_interval
         writers = 2 if args.io_threads is None else min(args.io_threads, 2)
         save = None if args.save is None else Path(args.save)
         if save is not None and (source.kind == "images" or self.interval):
             inputs = [path for path, _relpath in getattr(source, "files", [])]
-            self.images = stack.enter_context(AnnotatedImageSaver(
-                save, on_error=reporter.failure, protect=inputs, workers=writers))
+            self.images = stack.enter_context(
+                AnnotatedImageSaver(
+                    save, on_error=reporter.failure, protect=inputs, workers=writers
+                )
+            )
         elif save is not None:
             path = getattr(source, "path", None)
             name = f"{path.stem}.mp4" if path else f"{_live_name(source.name)}.avi"
-            self.video = stack.enter_context(VideoSaver(
-                save / name, fps=source.fps or 10.0, on_error=reporter.failure,
-                protect=[path] if path else []))
+            self.video = stack.enter_context(
+                VideoSaver(
+                    save / name,
+                    fps=source.fps or 10.0,
+                    on_error=reporter.failure,
+                    protect=[path] if path else [],
+                )
+            )
         if args.show:
             try:
                 self.window = stack.enter_context(Window(f"convdet {source.name}"))
@@ -261,8 +330,11 @@ class Outputs:
         if self.json is not None:
             from runtime.sinks import detection_record
 
-            self.json.write(detection_record(
-                frame.source, frame.index, frame.image.shape, result.detections, self.labels))
+            self.json.write(
+                detection_record(
+                    frame.source, frame.index, frame.image.shape, result.detections, self.labels
+                )
+            )
         if not self.annotating:
             return True
         if self.stats is not None:
@@ -305,8 +377,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _detect_all(source: Any, detector: Any, outputs: Outputs, reporter: Reporter,
-                lines: bool) -> None:
+def _detect_all(
+    source: Any, detector: Any, outputs: Outputs, reporter: Reporter, lines: bool
+) -> None:
     """The main loop: every frame through the detector and the outputs."""
     for frame in source:
         if frame.error is not None:
@@ -333,8 +406,9 @@ def run(args: argparse.Namespace) -> int:
 
     save = Path(args.save) if args.save is not None else None
     if save is not None and save.resolve() == Path(args.source).resolve():
-        raise CommandError(f"--save {args.save} is the source folder; annotated images "
-                           "would overwrite the inputs")
+        raise CommandError(
+            f"--save {args.save} is the source folder; annotated images would overwrite the inputs"
+        )
     source = resolve_source(
         args.source,
         recursive=args.recursive,
@@ -345,8 +419,13 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.save_interval is not None and source.kind == "images":
         raise CommandError("--save-interval applies to video and camera sources")
-    detector = Detector(_model_path(args.model, args.backend), conf=args.conf,
-                        scales=args.scales, invert=args.invert, threads=args.threads)
+    detector = Detector(
+        _model_path(args.model, args.backend),
+        conf=args.conf,
+        scales=args.scales,
+        invert=args.invert,
+        threads=args.threads,
+    )
     lines = args.json is None and save is None and not args.show
     out = sys.stderr if args.json == "-" else sys.stdout
     status = 0
