@@ -9,6 +9,7 @@ latency stays about one frame when inference is slower than the camera.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import struct
 import threading
@@ -327,22 +328,31 @@ class ImageBatch(Source):
 
 
 class VideoSource(Source):
-    """Frames of a video file, every `vid_stride`-th one, with their index in the file."""
+    """Frames of a video file, every `vid_stride`-th one, with their index in the file.
+
+    `loops` plays the file that many times (0: endlessly), reopening it for each pass, with
+    indices counting on across passes: a demo that never ends, or a long run for soak tests.
+    """
 
     kind = "video"
 
-    def __init__(self, path: Path, *, vid_stride: int = 1) -> None:
+    def __init__(self, path: Path, *, vid_stride: int = 1, loops: int = 1) -> None:
         self.path = Path(path)
         self.name = str(path)
         self.vid_stride = vid_stride
+        self.loops = loops
         self._capture: Any = None
 
-    def __enter__(self) -> VideoSource:
+    def _open(self) -> Any:
         with quiet_opencv():
-            self._capture = cv2.VideoCapture(str(self.path))
-        if not self._capture.isOpened():
+            capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
             raise SourceError(f"cannot open video {self.path}")
-        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        return capture
+
+    def __enter__(self) -> VideoSource:
+        self._capture = self._open()
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)) * self.loops
         self.total = -(-count // self.vid_stride) if count > 0 else None
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or None
         return self
@@ -354,13 +364,20 @@ class VideoSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         relpath = PurePath(self.path.name)
         index = 0
-        while self._capture.grab():
-            if index % self.vid_stride == 0:
-                ok, image = self._capture.retrieve()
-                if not ok:
-                    return
-                yield Frame(self.name, index, image, None, relpath, self.path)
-            index += 1
+        for played in itertools.count() if self.loops == 0 else range(self.loops):
+            if played:
+                self._capture.release()
+                self._capture = self._open()
+            start = index
+            while self._capture.grab():
+                if index % self.vid_stride == 0:
+                    ok, image = self._capture.retrieve()
+                    if not ok:
+                        return
+                    yield Frame(self.name, index, image, None, relpath, self.path)
+                index += 1
+            if index == start:  # nothing to replay: never spin on an empty file
+                return
 
 
 def display_name(target: int | str) -> str:
@@ -526,12 +543,14 @@ def resolve_source(
     *,
     recursive: bool = False,
     vid_stride: int = 1,
+    loops: int = 1,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 4,
     exclude: Path | None = None,
 ) -> Source:
     """The source SOURCE names: a webcam index, a stream URL, a video, an image, a folder,
     a glob or a text file listing images. Raises SourceError when it names nothing usable.
+    `loops` applies to video files (see VideoSource).
     """
     if spec.isdigit():
         return LiveSource(int(spec), vid_stride=vid_stride)
@@ -539,7 +558,7 @@ def resolve_source(
         return LiveSource(spec, vid_stride=vid_stride)
     path = Path(spec)
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-        return VideoSource(path, vid_stride=vid_stride)
+        return VideoSource(path, vid_stride=vid_stride, loops=loops)
     if path.is_dir():
         files = folder_files(path, recursive=recursive, exclude=exclude)
         hint = "" if recursive else " (use --recursive to look in subfolders)"

@@ -1,11 +1,13 @@
 """Frame sources: header checks before decoding, bad files as error items, prefetch order,
-video frame indices, SOURCE resolution, and the live latest-frame policy with stand-in cameras."""
+video frame indices and loops, SOURCE resolution, and the live latest-frame policy with
+stand-in cameras."""
 
 from __future__ import annotations
 
 import struct
 import time
 import zlib
+from itertools import islice
 from pathlib import Path, PurePath
 
 import cv2
@@ -234,16 +236,28 @@ def write_video(path: Path, mnist: dict[str, np.ndarray], frames: int = 10) -> P
     return path
 
 
-@pytest.mark.parametrize(("stride", "indices"), [(1, list(range(10))), (3, [0, 3, 6, 9])])
-def test_video_source_yields_frame_indices(tmp_path, mnist, stride, indices):
+@pytest.mark.parametrize(
+    ("stride", "loops", "indices"),
+    [(1, 1, list(range(10))), (3, 1, [0, 3, 6, 9]), (4, 3, list(range(0, 30, 4)))],
+)
+def test_video_source_yields_frame_indices(tmp_path, mnist, stride, loops, indices):
     video = write_video(tmp_path / "clip.avi", mnist)
-    source = resolve_source(str(video), vid_stride=stride)
+    source = resolve_source(str(video), vid_stride=stride, loops=loops)
     assert isinstance(source, VideoSource)
     with source:
         assert source.total == len(indices)
         frames = list(source)
     assert [frame.index for frame in frames] == indices
     assert all(frame.image.shape == (48, 64, 3) and frame.source == str(video) for frame in frames)
+
+
+def test_video_source_loops_endlessly_with_zero(tmp_path, mnist):
+    video = write_video(tmp_path / "clip.avi", mnist)
+    with resolve_source(str(video), loops=0) as source:
+        assert source.total is None
+        frames = list(islice(source, 25))
+    assert [frame.index for frame in frames] == list(range(25))
+    assert np.array_equal(frames[20].image, frames[0].image)
 
 
 def test_video_source_that_cannot_be_opened(tmp_path):

@@ -78,6 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="process every N-th video or camera frame (default: 1)",
     )
     inputs.add_argument(
+        "--loop",
+        default="1",
+        metavar="N",
+        help="video files: play the file N times, 0 endlessly, frame indices counting on "
+        "(a demo that never ends, a soak test of a long run; default: 1)",
+    )
+    inputs.add_argument(
         "--max-pixels",
         metavar="N",
         help="refuse images with more pixels, read from the file header before "
@@ -151,6 +158,7 @@ def _check_options(args: argparse.Namespace) -> None:
     args.backend = _choice(args.backend, "--backend", ("auto", *BACKEND_SUFFIXES))
     args.threads = _number(args.threads, "--threads", int, 1)
     args.vid_stride = _number(args.vid_stride, "--vid-stride", int, 1)
+    args.loop = _number(args.loop, "--loop", int, 0)
     args.max_pixels = _number(args.max_pixels, "--max-pixels", int, 1)
     args.io_threads = _number(args.io_threads, "--io-threads", int, 0, 64)
     args.save_interval = _number(args.save_interval, "--save-interval", int, 1)
@@ -413,12 +421,15 @@ def run(args: argparse.Namespace) -> int:
         args.source,
         recursive=args.recursive,
         vid_stride=args.vid_stride,
+        loops=args.loop,
         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
         workers=min(4, os.cpu_count() or 1) if args.io_threads is None else args.io_threads,
         exclude=save,
     )
     if args.save_interval is not None and source.kind == "images":
         raise CommandError("--save-interval applies to video and camera sources")
+    if args.loop != 1 and source.kind != "video":
+        raise CommandError("--loop applies to video files")
     detector = Detector(
         _model_path(args.model, args.backend),
         conf=args.conf,
