@@ -18,6 +18,15 @@ def models_dir() -> Path:
 def default_model_path() -> Path:
     """The default detector: `<DEFAULT_ARCH>.onnx` if onnxruntime is installed, else the int8
     TFLite model of the same architecture (for boards with LiteRT only)."""
-    if importlib.util.find_spec("onnxruntime") is not None:
+    if _installed("onnxruntime"):
         return models_dir() / f"{DEFAULT_ARCH}.onnx"
     return models_dir() / f"{DEFAULT_ARCH}_int8.tflite"
+
+
+def _installed(module: str) -> bool:
+    """Whether `module` can be found without importing it; a finder that refuses it (an import
+    hook blocking the package, a broken install) counts as not installed."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False

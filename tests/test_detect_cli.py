@@ -1,13 +1,15 @@
 """`convdet detect` end to end: bad files reported once each, video frame indices, a live
-stand-in camera that fails mid-run, --save confinement, kills mid-batch, no display, bad options.
+stand-in camera that fails mid-run, --save confinement, kills mid-batch, no display, bad options,
+and a LiteRT-only board (onnxruntime refused): .tflite and default models, JSON Lines on stdout.
 
-Uses the shipped `basic.onnx`; no assertion depends on a training run's scores.
+Uses the shipped models; no assertion depends on a training run's scores.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -35,7 +37,11 @@ def model(models_dir: Path) -> Path:
 
 def records(path: Path) -> list[dict]:
     """Every line of a JSONL file, each checked against the DESIGN.md schema."""
-    text = path.read_text()
+    return parse_records(path.read_text())
+
+
+def parse_records(text: str) -> list[dict]:
+    """Every line of JSON Lines text, each checked against the DESIGN.md schema."""
     assert text == "" or text.endswith("\n"), "the last record is incomplete"
     rows = [json.loads(line) for line in text.splitlines()]
     for row in rows:
@@ -223,6 +229,8 @@ def test_no_display_one_line_and_the_run_goes_on(tmp_path, mnist, model, monkeyp
         (["--conf", "high"], "--conf: expected a number, got 'high'"),
         (["--scales", "1,-2"], "--scales: expected at least 0.001"),
         (["--vid-stride", "0"], "--vid-stride: expected at least 1"),
+        (["--loop", "-1"], "--loop: expected at least 0"),
+        (["--loop", "2"], "--loop applies to video files"),
         (["--threads", "two"], "--threads: expected an integer"),
         (["--invert", "maybe"], "--invert: expected one of auto, on, off"),
         (["--backend", "tensorrt"], "--backend: expected one of auto, onnx, tflite"),
@@ -307,3 +315,98 @@ def test_interrupted_mid_batch_leaves_complete_records(tmp_path, mnist, model, s
     assert [row["source"] for row in rows] == in_order
     if signum != signal.SIGKILL:
         assert stderr.splitlines()[-1] == "convdet detect: interrupted"
+
+
+# A LiteRT-only board: an import hook refuses onnxruntime, and any OpenCV window call exits 99.
+BOARD = """
+import os, sys
+from importlib.abc import MetaPathFinder
+
+import cv2
+
+class NoOnnxRuntime(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "onnxruntime":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+def window(*_args, **_kwargs):
+    os._exit(99)
+
+sys.meta_path.insert(0, NoOnnxRuntime())
+for name in ("imshow", "namedWindow", "waitKey", "pollKey", "destroyWindow", "destroyAllWindows"):
+    setattr(cv2, name, window)
+"""
+RUN_CLI = """
+from convdet.cli import main
+status = main(sys.argv[1:])
+assert "onnxruntime" not in sys.modules, "onnxruntime was imported"
+sys.exit(status)
+"""
+# A camera that gives frame 0 at once, then one frame per line on stdin; end of stdin ends it.
+STDIN_CAMERA = """
+import numpy as np
+import runtime.sources
+
+class Camera:
+    grabbed = 0
+    def grab(self):
+        self.grabbed += 1
+        return self.grabbed == 1 or bool(sys.stdin.readline())
+    def retrieve(self):
+        return True, np.zeros((120, 160, 3), np.uint8)
+    def release(self):
+        pass
+
+runtime.sources.open_capture = lambda target: Camera()
+"""
+
+
+def test_litert_only_board_runs_tflite_and_the_default_model(tmp_path, mnist, models_dir):
+    from runtime.models import DEFAULT_ARCH
+
+    page = tmp_path / "page.png"
+    cv2.imwrite(str(page), cv2.resize(digit_page(mnist, 7), (128, 96)))
+    tflite = f"{DEFAULT_ARCH}_int8.tflite"
+    stdout = {}
+    for name, argv in {
+        "info": ["info", str(models_dir / tflite)],
+        "default": ["detect", str(page), "--json", "-"],
+        "int8": ["detect", str(page), "--model", tflite, "--json", "-"],
+        "fp32": ["detect", str(page), "--model", "basic_fp32.tflite", "--json", "-"],
+    }.items():
+        command = [sys.executable, "-c", BOARD + RUN_CLI, *argv]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+        stdout[name] = done.stdout
+    assert "format: tflite" in stdout["info"]
+    for name in ("default", "int8", "fp32"):
+        assert [row["width"] for row in parse_records(stdout[name])] == [128]
+    assert stdout["default"] == stdout["int8"], "the default model is not the int8 TFLite one"
+
+
+def read_line(process: subprocess.Popen, timeout: float = 60.0) -> dict:
+    """The next stdout line of a running process as a record (fails if none comes in time)."""
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    line = process.stdout.readline() if ready else b""
+    if not line:
+        process.kill()
+        pytest.fail(f"no record on stdout within {timeout} s: {process.communicate()[1]!r}")
+    return parse_records(line.decode())[0]
+
+
+def test_headless_live_stream_flushes_each_record_to_stdout():
+    command = [sys.executable, "-c", BOARD + STDIN_CAMERA + RUN_CLI, "detect", "0"]
+    command += ["--model", "basic_int8.tflite", "--json", "-"]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        first = read_line(process)
+        assert process.poll() is None, "the record came only when the run ended"
+        process.stdin.write(b"next frame\n")
+        process.stdin.flush()
+        second = read_line(process)
+        rest, stderr = process.communicate(timeout=60)  # closing stdin ends the stream
+    assert [first["frame"], second["frame"]] == [0, 1]
+    assert rest == b"", "stdout carries something besides records"
+    assert process.returncode == 1, stderr
+    assert b"0 stopped delivering frames after 2 frames" in stderr
