@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -71,9 +71,11 @@ def soak(
     every: int,
     detect_options: Sequence[str] = (),
     stderr: TextIO | None = None,
+    on_sample: Callable[[Sample], None] | None = None,
 ) -> SoakReport:
-    """Run detection over `video` played `loops` times; sample memory every `every` records.
-    Raises ValueError when a stdout line is not a JSON record (stdout must carry only records)."""
+    """Run detection over `video` played `loops` times; sample memory every `every` records,
+    passing each sample to `on_sample` as it is taken (a run may last hours). Raises ValueError
+    when a stdout line is not a JSON record (stdout must carry only records)."""
     command = [sys.executable, "-m", "convdet", "detect", str(video), "--loop", str(loops)]
     command += ["--json", "-", *detect_options]
     start = time.perf_counter()
@@ -96,6 +98,8 @@ def soak(
             if memory is not None:
                 samples.append(Sample(time.perf_counter() - start, records, memory[0]))
                 peak = max(peak, memory[1])
+                if on_sample is not None:
+                    on_sample(samples[-1])
     return SoakReport(samples, peak, records, child.returncode)
 
 
@@ -112,10 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
-    report = soak(args.video, args.loop, args.every, argv[split + 1 :])
-    print(f"{'seconds':>9} {'frames':>9} {'RSS MiB':>9}")
-    for sample in report.samples:
-        print(f"{sample.seconds:9.1f} {sample.records:9d} {sample.rss_mib:9.1f}")
+    print(f"{'seconds':>9} {'frames':>9} {'RSS MiB':>9}", flush=True)
+
+    def show(sample: Sample) -> None:
+        print(f"{sample.seconds:9.1f} {sample.records:9d} {sample.rss_mib:9.1f}", flush=True)
+
+    report = soak(args.video, args.loop, args.every, argv[split + 1 :], on_sample=show)
     try:
         growth = f"{report.growth_mib():+.2f} MiB"
     except ValueError:  # too few samples
