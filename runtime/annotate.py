@@ -63,7 +63,11 @@ def put_label(
 class GridAnnotator:
     """The seed's coloured detection grid: each cell's class colour (hsv map), drawn as a
     stride-sized tile centred on the cell's window, alpha-blended over the frame; background
-    cells get `background_alpha` (0: transparent); coloured cells show their edges."""
+    cells get `background_alpha` (0: transparent); coloured cells show their edges.
+
+    One fused lookup per frame: a table maps each class to its colour and a digit flag packed
+    in 32 bits, gathered from cells to pixels in one pass; OpenCV blends under that flag.
+    """
 
     def __init__(
         self, alpha: float = 0.5, background_alpha: float = 0.0, edges: bool = True
@@ -71,29 +75,56 @@ class GridAnnotator:
         self.alpha = alpha
         self.background_alpha = background_alpha
         self.edges = edges
+        self._layout: tuple[tuple[object, ...], tuple[np.ndarray, ...]] | None = None
+        self._table: tuple[tuple[int, int], np.ndarray] | None = None
 
     def annotate(self, frame: np.ndarray, result: Result) -> np.ndarray:
         """Blend the grid of `result` (first scale) over `frame`."""
         frame = as_bgr(frame)
         height, width = frame.shape[:2]
         rows, cols = result.cell_class.shape
+        row_of, col_of, tile_edges = self._pixel_layout(height, width, rows, cols, result)
         # One extra row/column of background stands for pixels outside the grid (index -1).
-        classes = np.full((rows + 1, cols + 1), result.background, np.int64)
+        classes = np.full((rows + 1, cols + 1), result.background, np.intp)
         classes[:rows, :cols] = result.cell_class
-        row_of = result.geometry.pixel_cells(height, rows)
-        col_of = result.geometry.pixel_cells(width, cols)
-        pixel_class = classes[row_of[:, None], col_of[None, :]]
-        colors = class_colors(len(result.labels))
-        alphas = np.full(len(result.labels), self.alpha, np.float32)
-        alphas[result.background] = self.background_alpha
-        weight = alphas[pixel_class]
-        np.copyto(frame, cv2.blendLinear(frame, colors[pixel_class], 1 - weight, weight))
+        packed = self._colour_table(len(result.labels), result.background)[classes]
+        overlay = packed.take(row_of, axis=0).take(col_of, axis=1).view(np.uint8)
+        overlay = overlay.reshape(height, width, 4)  # B, G, R, 255 on digit cells else 0
+        colours = cv2.cvtColor(overlay, cv2.COLOR_BGRA2BGR)
+        digits = cv2.extractChannel(overlay, 3)
+        blended = cv2.addWeighted(frame, 1 - self.alpha, colours, self.alpha, 0.0)
+        if self.background_alpha:
+            weight = self.background_alpha
+            cv2.addWeighted(frame, 1 - weight, colours, weight, 0.0, dst=frame)
+        cv2.copyTo(blended, digits, frame)
         if self.edges:
+            cv2.copyTo(frame >> 1, cv2.bitwise_and(digits, tile_edges), frame)
+        return frame
+
+    def _colour_table(self, count: int, background: int) -> np.ndarray:
+        """(count,) uint32: each class's B, G, R and a digit flag (255, 0 for background)."""
+        if self._table is None or self._table[0] != (count, background):
+            table = np.zeros((count, 4), np.uint8)
+            table[:, :3] = class_colors(count)
+            table[:, 3] = 255
+            table[background, 3] = 0
+            self._table = ((count, background), table.view(np.uint32)[:, 0])
+        return self._table[1]
+
+    def _pixel_layout(
+        self, height: int, width: int, rows: int, cols: int, result: Result
+    ) -> tuple[np.ndarray, ...]:
+        """Per pixel row and column: the cell index (-1 outside), and a uint8 map (255) of the
+        first row/column of every tile; kept while frame size and geometry stay the same."""
+        key = (height, width, rows, cols, result.geometry)
+        if self._layout is None or self._layout[0] != key:
+            row_of = result.geometry.pixel_cells(height, rows)
+            col_of = result.geometry.pixel_cells(width, cols)
             row_edge = np.r_[False, row_of[1:] != row_of[:-1]]
             col_edge = np.r_[False, col_of[1:] != col_of[:-1]]
-            edge = (row_edge[:, None] | col_edge[None, :]) & (pixel_class != result.background)
-            frame[edge] = frame[edge] // 2
-        return frame
+            edges = (row_edge[:, None] | col_edge[None, :]).astype(np.uint8) * 255
+            self._layout = (key, (row_of, col_of, edges))
+        return self._layout[1]
 
 
 class BoxAnnotator:
