@@ -15,9 +15,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from export.agreement import Agreement, window_agreement
 from export.data import Mnist
 from export.parity import (
     INT8_ACCURACY_DROP,
+    PARITY_SIZES,
     ParityRow,
     check_parity,
     isolated_accuracy,
@@ -42,6 +44,7 @@ class ExportReport:
     files: list[str]
     parity: list[ParityRow]
     digit_accuracy: dict[str, float]  # per file, on test digits read at the centre cell
+    window_agreement: Agreement  # detector grid vs sliding-window classifier, 480x640 scene
 
     @property
     def passed(self) -> bool:
@@ -133,7 +136,8 @@ def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportRe
         )
         for path in paths
     }
-    report = ExportReport([str(p) for p in paths], parity, accuracy)
+    agreement = window_agreement(classifier, detector, scenes[PARITY_SIZES.index((480, 640))], info)
+    report = ExportReport([str(p) for p in paths], parity, accuracy, agreement)
     write_checksums(out_dir)
     (out_dir / f"{name}.export.json").write_text(
         json.dumps(
@@ -141,6 +145,7 @@ def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportRe
                 "files": report.files,
                 "digit_accuracy": accuracy,
                 "parity": [asdict(row) for row in parity],
+                "window_agreement": asdict(agreement),
                 "passed": report.passed,
             },
             indent=2,

@@ -81,6 +81,13 @@ def test_float_backends_match_keras_at_every_size(exported):
             assert row.max_abs_diff <= 1e-4, row.describe()
 
 
+def test_sliding_window_agreement_is_reported(exported):
+    out, report = exported
+    agreement = json.loads((out / "tiny.export.json").read_text())["window_agreement"]
+    assert agreement["cells"] == 60 * 80 == report.window_agreement.cells
+    assert 0 <= agreement["digit_cells"] <= 1 and 0.5 <= agreement["all_cells"] <= 1
+
+
 def test_every_variant_is_measured_on_test_digits(exported):
     _, report = exported
     accuracy = report.digit_accuracy

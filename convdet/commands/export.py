@@ -39,5 +39,10 @@ def run(args: argparse.Namespace) -> int:
         print(row.describe())
     for file, accuracy in report.digit_accuracy.items():
         print(f"{file}: digit accuracy {accuracy:.2%}")
+    agreement = report.window_agreement
+    print(
+        f"sliding-window agreement on a 480x640 scene: {agreement.all_cells:.2%} of "
+        f"{agreement.cells} cells, {agreement.digit_cells:.2%} of cells with a digit"
+    )
     print("all checks passed" if report.passed else "SOME CHECKS FAILED")
     return 0 if report.passed else 1
