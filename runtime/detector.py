@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.backends import Backend, open_backend
+from runtime.defaults import DEFAULT_CONF
 from runtime.detections import Detections
 from runtime.grid import GridGeometry, decode_cells
 from runtime.grouping import Grouping
@@ -51,7 +52,7 @@ class Detector:
     def __init__(
         self,
         model: str | Path | None = None,
-        conf: float = 0.5,
+        conf: float = DEFAULT_CONF,
         scales: Sequence[float] = (1.0,),
         invert: str = "auto",
         normalize: bool = True,

@@ -20,6 +20,7 @@ from pathlib import Path, PurePath
 from typing import Any, TextIO
 
 from convdet.cli import CommandError
+from runtime.defaults import DEFAULT_CONF
 
 HELP = "detect digits in images, folders, globs, videos, webcams and streams"
 
@@ -51,9 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--conf",
-        default="0.5",
+        default=str(DEFAULT_CONF),
         metavar="X",
-        help="minimum digit probability of a grid cell (default: 0.5)",
+        help=f"minimum digit probability of a grid cell (default: {DEFAULT_CONF})",
     )
     model.add_argument(
         "--scales",

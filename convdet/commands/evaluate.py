@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from convdet.cli import CommandError
+from runtime.defaults import DEFAULT_CONF
 
 HELP = "measure detection quality on a scene set made by `convdet scenes`"
 
@@ -24,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet evaluate`."""
     parser.add_argument("scenes", type=Path, metavar="SCENES", help="scene set folder")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: shipped)")
-    parser.add_argument("--conf", type=float, default=0.5, help="confidence threshold (0.5)")
+    parser.add_argument(
+        "--conf", type=float, default=DEFAULT_CONF, help=f"confidence threshold ({DEFAULT_CONF})"
+    )
     parser.add_argument(
         "--scales",
         type=parse_scales,
