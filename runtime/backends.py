@@ -43,6 +43,7 @@ class Backend:
     output_spec: TensorSpec
     metadata: dict[str, str]
     info: ModelInfo
+    threads: int | None  # inference threads in use (None: the engine's default)
 
     @property
     def fixed_size(self) -> tuple[int, int] | None:
@@ -97,10 +98,9 @@ class OnnxBackend(Backend):
             raise ValueError(
                 f"optimization: expected one of {', '.join(levels)}, got {optimization!r}"
             )
-        options = ort.SessionOptions()
+        options = session_options(threads)
         options.graph_optimization_level = levels[optimization]
-        if threads:
-            options.intra_op_num_threads = threads
+        self.threads = options.intra_op_num_threads or None
         try:
             self.session = ort.InferenceSession(
                 str(self.path), options, providers=providers or ["CPUExecutionProvider"]
@@ -117,6 +117,16 @@ class OnnxBackend(Backend):
         """Scores for a (N, H, W, 1) float32 batch."""
         feed = {self.input_spec.name: batch}
         return self.session.run([self.output_spec.name], feed)[0]
+
+
+def session_options(threads: int | None = None) -> Any:
+    """ONNX Runtime session options with `threads` intra-op threads (None: the engine's)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
 
 
 def _onnx_spec(node: Any) -> TensorSpec:
@@ -138,6 +148,7 @@ class LiteRTBackend(Backend):
     def __init__(self, path: str | Path, threads: int | None = None, xnnpack: bool = True) -> None:
         interpreter_module = _import_litert()
         self.path = Path(path)
+        self.threads = threads
         resolver = interpreter_module.OpResolverType
         try:
             self.interpreter = interpreter_module.Interpreter(
