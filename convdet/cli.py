@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand name -> module in convdet.commands. Order is the order shown by --help.
-COMMANDS: tuple[str, ...] = ("train", "export", "detect", "scenes", "evaluate", "info")
+COMMANDS: tuple[str, ...] = ("train", "export", "detect", "scenes", "evaluate", "benchmark", "info")
 
 # Optional dependency (top-level module name) -> the extra that installs it.
 EXTRAS = {

@@ -1,0 +1,172 @@
+"""`convdet benchmark`: latency, full-pipeline FPS, memory and footprint of the shipped models,
+side by side with the seed's Keras path and with sliding windows, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from convdet.cli import CommandError
+from convdet.commands.scenes import parse_size
+
+HELP = "measure speed, memory and footprint against the seed's path and sliding windows"
+
+DEFAULT_DATA = Path("../shared/data/mnist-subset.npz")
+QUICK = {"repeat": 3, "warmup": 1, "frames": 6, "matmul_side": 1024}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `convdet benchmark`; values are checked in `run` so errors stay one line."""
+    parser.add_argument(
+        "--models",
+        default="basic,deep",
+        metavar="LIST",
+        help="comma-separated architectures (all their shipped files) or model files "
+        "(default: basic,deep)",
+    )
+    parser.add_argument(
+        "--sizes",
+        default="320x240,640x480,1280x720",
+        metavar="LIST",
+        help="comma-separated frame sizes WxH (default: 320x240,640x480,1280x720)",
+    )
+    parser.add_argument("--repeat", default="30", metavar="N", help="timed runs (default: 30)")
+    parser.add_argument("--warmup", default="5", metavar="N", help="untimed runs first (5)")
+    parser.add_argument("--threads", metavar="N", help="inference threads (default: the runtime's)")
+    parser.add_argument(
+        "--frames", default="60", metavar="N", help="frames of each test video (default: 60)"
+    )
+    parser.add_argument(
+        "--video",
+        type=Path,
+        metavar="FILE",
+        help="take frames from this video (resized to each size) instead of digit scenes",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        metavar="NPZ",
+        help=f"MNIST .npz for the digit scenes (default: {DEFAULT_DATA})",
+    )
+    parser.add_argument(
+        "--no-seed",
+        dest="seed",
+        action="store_false",
+        help="skip the seed's Keras path even when TensorFlow is installed",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the first size only, 3 repeats, 6 frames: a smoke test, not figures",
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
+
+
+def _count(value: str | None, option: str, minimum: int) -> int | None:
+    """`value` as an integer >= `minimum`, None if not given, else CommandError."""
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise CommandError(f"{option}: expected an integer, got {value!r}") from None
+    if number < minimum:
+        raise CommandError(f"{option}: expected at least {minimum}, got {number}")
+    return number
+
+
+def _sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """'320x240,640x480' -> ((320, 240), (640, 480)), each side at least 28 px."""
+    try:
+        sizes = tuple(parse_size(part) for part in text.split(",") if part.strip())
+    except argparse.ArgumentTypeError as error:
+        raise CommandError(f"--sizes: {error}") from None
+    if not sizes or any(min(size) < 28 for size in sizes):
+        raise CommandError(f"--sizes: expected sizes of at least 28x28 like 640x480, got {text!r}")
+    return sizes
+
+
+def _models(text: str) -> tuple[Path, ...]:
+    """Model files named by --models: an architecture stands for its shipped .onnx and .tflite
+    files (the .tflite ones only when LiteRT is installed); a file is taken as it is."""
+    from runtime.benchmark import VARIANTS
+    from runtime.models import models_dir
+
+    litert = any(importlib.util.find_spec(name) for name in ("ai_edge_litert", "tflite_runtime"))
+    files: list[Path] = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        path = Path(item)
+        if path.suffix in (".onnx", ".tflite"):
+            if not path.is_file() and (models_dir() / item).is_file():
+                path = models_dir() / item
+            if not path.is_file():
+                raise CommandError(f"--models: model file not found: {item}")
+            files.append(path)
+            continue
+        shipped = [models_dir() / f"{item}{variant}" for variant in VARIANTS]
+        shipped = [p for p in shipped if p.is_file() and (litert or p.suffix == ".onnx")]
+        if not shipped:
+            raise CommandError(f"--models: no shipped model files for {item!r} in {models_dir()}")
+        files += shipped
+    if not files:
+        raise CommandError("--models: expected architectures or model files, got nothing")
+    return tuple(dict.fromkeys(files))
+
+
+def keras_seed_predictor(arch: str, pooling: str) -> Any:
+    """The seed's inference: Keras `model.predict` on the convolutionalized detector built from
+    its spec (untrained weights: only the time counts). Imports TensorFlow, so only called when
+    it is installed; the runtime never imports this."""
+    from export.networks import build_detector
+    from export.specs import get_spec
+
+    model = build_detector(get_spec(arch), pooling)
+    return lambda batch: model.predict(batch, verbose=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark, print the report, optionally write the figures as JSON."""
+    from runtime.benchmark import Settings, format_report, run_benchmark
+
+    sizes = _sizes(args.sizes)
+    counts = {
+        "repeat": _count(args.repeat, "--repeat", 1),
+        "warmup": _count(args.warmup, "--warmup", 0),
+        "frames": _count(args.frames, "--frames", 1),
+    }
+    threads = _count(args.threads, "--threads", 1)
+    if args.video is not None and not args.video.is_file():
+        raise CommandError(f"--video: no such file: {args.video}")
+    if args.video is None and not args.data.is_file():
+        raise CommandError(f"--data: no such file: {args.data} (or give --video FILE)")
+    models = _models(args.models)
+    if args.quick:
+        sizes, counts = sizes[:1], {**counts, **QUICK}
+    seed = args.seed and importlib.util.find_spec("tensorflow") is not None
+    with tempfile.TemporaryDirectory(prefix="convdet-benchmark-") as workdir:
+        settings = Settings(
+            models=models,
+            workdir=Path(workdir),
+            sizes=sizes,
+            threads=threads,
+            video=args.video,
+            data=args.data,
+            **counts,
+        )
+        figures = run_benchmark(
+            settings,
+            keras_seed_predictor if seed else None,
+            lambda text: print(f"convdet benchmark: {text}", file=sys.stderr, flush=True),
+        )
+    if args.seed and not seed:
+        figures.notes.append("the seed's path needs TensorFlow: pip install 'convdet[train]'")
+    print(format_report(figures))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures.to_json(), indent=2) + "\n", encoding="utf-8")
+    return 0

@@ -1,0 +1,883 @@
+"""Figures for `convdet benchmark`: latency, full-pipeline FPS, memory, import time and footprint
+of the shipped detectors, next to the machine's matmul limit, the seed's path and sliding windows.
+
+numpy, OpenCV and the runtime's backends only. The seed's Keras path is handed in by the command
+as a callable (`SeedFactory`), so importing or running this module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from itertools import cycle
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+
+from runtime.annotate import BoxAnnotator, GridAnnotator, class_colors
+from runtime.backends import session_options
+from runtime.detector import Detector
+from runtime.modelinfo import ModelInfo
+from runtime.models import DEFAULT_ARCH
+
+SIZES = ((320, 240), (640, 480), (1280, 720))
+TARGET_SIZE = (640, 480)  # where the issue's targets are stated
+VARIANTS = (".onnx", "_fp32.tflite", "_fp16.tflite", "_int8.tflite")  # shipped files per arch
+WINDOW_BATCH = 512  # sliding windows per classifier call
+READ_AHEAD = 4  # decoded frames waiting for the detector
+VIDEO_FPS = 25.0
+
+T = TypeVar("T")
+SeedPredict = Callable[[np.ndarray], np.ndarray]  # (1, H, W, 1) float32 -> (1, gh, gw, C)
+SeedFactory = Callable[[str, str], SeedPredict]  # (arch, pooling) -> predict
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to measure and how often; `workdir` receives the test videos and outputs."""
+
+    models: tuple[Path, ...]
+    workdir: Path
+    sizes: tuple[tuple[int, int], ...] = SIZES
+    repeat: int = 30
+    warmup: int = 5
+    threads: int | None = None
+    frames: int = 60  # frames of each test video
+    video: Path | None = None  # frames come from this video (resized) instead of scenes
+    data: Path | None = None  # MNIST npz for generated scenes
+    matmul_side: int = 2048
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median and 90th percentile of repeated calls, in milliseconds."""
+
+    median_ms: float
+    p90_ms: float
+
+
+def time_calls(function: Callable[[], object], warmup: int, repeat: int) -> Timing:
+    """Time `repeat` calls of `function` after `warmup` untimed ones."""
+    for _ in range(warmup):
+        function()
+    samples = np.empty(max(repeat, 1))
+    for index in range(len(samples)):
+        start = time.perf_counter()
+        function()
+        samples[index] = time.perf_counter() - start
+    samples *= 1e3
+    return Timing(float(np.median(samples)), float(np.percentile(samples, 90)))
+
+
+def matmul_flops(side: int = 2048, repeat: int = 5) -> float:
+    """FLOP/s of the best of `repeat` float32 (side x side) @ (side x side) numpy products: the
+    machine's practical dense-compute ceiling, measured on the spot (all cores, numpy's BLAS)."""
+    rng = np.random.default_rng(0)
+    left = rng.random((side, side), dtype=np.float32)
+    right = rng.random((side, side), dtype=np.float32)
+    out = left @ right  # warm-up: thread pool, caches
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        np.matmul(left, right, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * side**3 / best
+
+
+def model_flops(path: Path, height: int, width: int) -> float | None:
+    """FLOPs (2 x multiply-adds) of the Conv, MatMul and Gemm nodes of an ONNX model run on one
+    height x width input, from onnx shape inference; None when the onnx package is missing."""
+    try:
+        import onnx
+    except ModuleNotFoundError:
+        return None
+    model = onnx.load(str(path))
+    named = {"batch": 1, "height": height, "width": width}
+    for dim in model.graph.input[0].type.tensor_type.shape.dim:
+        if dim.HasField("dim_param"):
+            dim.dim_value = named.get(dim.dim_param, 1)
+    graph = onnx.shape_inference.infer_shapes(model, strict_mode=True).graph
+    shapes = {
+        value.name: tuple(dim.dim_value for dim in value.type.tensor_type.shape.dim)
+        for value in (*graph.input, *graph.value_info, *graph.output)
+    }
+    shapes.update((tensor.name, tuple(tensor.dims)) for tensor in graph.initializer)
+    macs = 0
+    for node in graph.node:
+        if node.op_type == "Conv":  # weight (out_channels, in_channels / groups, kh, kw)
+            reduced = int(np.prod(shapes[node.input[1]][1:]))
+        elif node.op_type in ("MatMul", "Gemm"):
+            transposed = any(a.name == "transA" and a.i for a in node.attribute)
+            reduced = shapes[node.input[0]][0 if transposed else -1]
+        else:
+            continue
+        macs += int(np.prod(shapes[node.output[0]])) * reduced  # out elements x reduced dim
+    return 2.0 * macs
+
+
+def read_ahead(items: Iterable[T], depth: int = READ_AHEAD) -> Iterator[T]:
+    """Iterate `items` in a thread that runs up to `depth` items ahead of the consumer, so
+    decoding overlaps inference; an exception in the thread is raised here."""
+    queue: Queue[Any] = Queue(depth)
+    finished = object()
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    break
+                queue.put(item)
+        except Exception as error:  # handed to the consumer, raised there
+            failure.append(error)
+        finally:
+            queue.put(finished)
+
+    thread = threading.Thread(target=fill, name="convdet-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not finished:
+            yield item
+        if failure:
+            raise failure[0]
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a pending put if the consumer left early
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.05)
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def scene_frames(data: Path, size: tuple[int, int], count: int) -> list[np.ndarray]:
+    """`count` BGR frames of MNIST test digits placed by the scene generator at `size` (w, h)."""
+    from runtime.digits import load_mnist_npz
+    from runtime.scenes import SceneParams, generate_scenes
+
+    _, _, images, labels = load_mnist_npz(data)
+    scenes = generate_scenes(images, labels, SceneParams("mnist", count, seed=7, size=size))
+    return [cv2.cvtColor(scene.image, cv2.COLOR_GRAY2BGR) for scene in scenes]
+
+
+def video_frames(video: Path, size: tuple[int, int], count: int) -> list[np.ndarray]:
+    """Up to `count` frames of `video`, resized to `size` (w, h); ValueError if it has none."""
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    try:
+        while len(frames) < count:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    finally:
+        capture.release()
+    if not frames:
+        raise ValueError(f"{video}: no frames could be read")
+    return frames
+
+
+def write_video(frames: list[np.ndarray], path: Path) -> Path:
+    """Write BGR frames as an MJPG .avi (OpenCV's built-in codec) and return the path."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), VIDEO_FPS, (width, height))
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write {path}")
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+# --- the runtime's path ----------------------------------------------------------------------
+
+
+def run_pipeline(detector: Detector, video: Path, out: Path) -> float:
+    """Frames per second of decode -> preprocess -> infer -> decode grid -> draw grid and boxes
+    -> encode over `video`, decoding and encoding in their own threads; writes `out` (.avi)."""
+    from runtime.sinks import VideoSaver
+    from runtime.sources import VideoSource
+
+    errors: list[str] = []
+    annotators = (GridAnnotator(), BoxAnnotator())
+    frames = 0
+    start = time.perf_counter()
+    with (
+        VideoSource(video) as source,
+        VideoSaver(out, fps=VIDEO_FPS, on_error=lambda what, why: errors.append(why)) as saver,
+    ):
+        for frame in read_ahead(source):
+            image = frame.image
+            result = detector(image)
+            for annotator in annotators:
+                image = annotator.annotate(image, result)
+            saver.write(image)
+            frames += 1
+    seconds = time.perf_counter() - start
+    if errors:
+        raise OSError(f"{out}: {errors[0]}")
+    return frames / seconds
+
+
+@dataclass
+class ModelRow:
+    """One model file at one frame size: latency, pipeline speed and its distance to the bound."""
+
+    model: str
+    arch: str
+    engine: str
+    precision: str
+    threads: int | None
+    size: tuple[int, int]
+    file_bytes: int
+    infer: Timing  # backend call on a prepared input
+    detect: Timing  # Detector call: preprocess + infer + grid decoding and grouping
+    draw_ms: float  # GridAnnotator + BoxAnnotator on a copy of the frame
+    pipeline_fps: float
+    gflops: float | None  # per frame
+    bound_ms: float | None  # gflops / matmul GFLOP/s
+    digit_accuracy: float | None  # from the export report, when it ships beside the model
+
+    @property
+    def times_bound(self) -> float | None:
+        """How many times the matmul-bound limit the inference takes."""
+        return None if self.bound_ms is None else self.infer.median_ms / self.bound_ms
+
+
+def measure_model(
+    detector: Detector,
+    frames: list[np.ndarray],
+    video: Path,
+    settings: Settings,
+    flops: float | None,
+    machine_flops: float,
+) -> ModelRow:
+    """Latency, draw time and pipeline FPS of one detector on frames of one size."""
+    path = detector.model_path
+    prepared, _ = detector.preprocessor.prepare(frames[0])
+    batch = detector.preprocessor.model_input(prepared).copy()
+    infer = time_calls(lambda: detector.backend.run(batch), settings.warmup, settings.repeat)
+    upcoming = cycle(frames)
+    detect = time_calls(lambda: detector(next(upcoming)), settings.warmup, settings.repeat)
+    result = detector(frames[0])
+    annotators = (GridAnnotator(), BoxAnnotator())
+
+    def draw() -> None:
+        image = frames[0].copy()
+        for annotator in annotators:
+            annotator.annotate(image, result)
+
+    draw_ms = time_calls(draw, settings.warmup, settings.repeat).median_ms
+    out = settings.workdir / f"out_{path.stem}_{video.stem}.avi"
+    pipeline_fps = run_pipeline(detector, video, out)
+    out.unlink(missing_ok=True)
+    height, width = frames[0].shape[:2]
+    info = detector.info
+    return ModelRow(
+        model=path.name,
+        arch=info.arch,
+        engine="onnxruntime" if path.suffix == ".onnx" else "litert",
+        precision=info.precision,
+        threads=detector.backend.threads,
+        size=(width, height),
+        file_bytes=path.stat().st_size,
+        infer=infer,
+        detect=detect,
+        draw_ms=draw_ms,
+        pipeline_fps=pipeline_fps,
+        gflops=None if flops is None else flops / 1e9,
+        bound_ms=None if flops is None else flops / machine_flops * 1e3,
+        digit_accuracy=export_accuracy(path, info.arch),
+    )
+
+
+def export_accuracy(path: Path, arch: str) -> float | None:
+    """Digit accuracy of `path` as measured by `convdet export` (in `<arch>.export.json`)."""
+    report = path.with_name(f"{arch}.export.json")
+    if not report.is_file():
+        return None
+    return json.loads(report.read_text(encoding="utf-8")).get("digit_accuracy", {}).get(path.name)
+
+
+# --- the seed's path (baseline) --------------------------------------------------------------
+
+
+def seed_colour_grid(cell_class: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """BASELINE, the seed's colour mapping, kept only to be measured against: one Python call
+    per grid cell and channel through `np.vectorize`. The runtime uses GridAnnotator instead."""
+    channels = [np.vectorize(lambda c, k=k: colors[c][k])(cell_class) for k in range(3)]
+    return np.dstack(channels).astype(np.uint8)
+
+
+def seed_overlay(
+    frame: np.ndarray, cell_class: np.ndarray, stride: int, colors: np.ndarray
+) -> np.ndarray:
+    """BASELINE: the seed's drawing, the vectorized colour grid scaled up by `stride` and
+    blended half and half over the whole frame."""
+    colours = seed_colour_grid(cell_class, colors)
+    rows, cols = cell_class.shape
+    tiles = cv2.resize(colours, (cols * stride, rows * stride), interpolation=cv2.INTER_NEAREST)
+    height, width = frame.shape[:2]
+    return cv2.addWeighted(frame, 0.5, tiles[:height, :width], 0.5, 0.0)
+
+
+def seed_input(frame: np.ndarray) -> np.ndarray:
+    """BASELINE: the seed's preprocessing, gray / 255 as a (1, H, W, 1) batch."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
+    return gray[None, ..., None]
+
+
+def run_seed_pipeline(
+    predict: SeedPredict, video: Path, out: Path, stride: int, colors: np.ndarray
+) -> float:
+    """BASELINE: frames per second of the seed's loop over `video`, one step after the other:
+    decode, Keras predict, argmax, np.vectorize colours, blend, encode."""
+    capture = cv2.VideoCapture(str(video))
+    writer: cv2.VideoWriter | None = None
+    frames = 0
+    start = time.perf_counter()
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            cell_class = predict(seed_input(frame))[0].argmax(axis=-1)
+            image = seed_overlay(frame, cell_class, stride, colors)
+            if writer is None:
+                size = (image.shape[1], image.shape[0])
+                writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), VIDEO_FPS, size)
+            writer.write(image)
+            frames += 1
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    return frames / (time.perf_counter() - start)
+
+
+@dataclass
+class SeedRow:
+    """The seed's path for one architecture at one size, with the runtime's figures beside it."""
+
+    arch: str
+    size: tuple[int, int]
+    predict: Timing
+    colour_ms: float  # np.vectorize colour grid + blend
+    pipeline_fps: float
+    runtime_model: str
+    runtime_infer_ms: float
+    runtime_grid_ms: float  # GridAnnotator
+    runtime_pipeline_fps: float
+
+    @property
+    def speedup(self) -> float:
+        """Full pipeline: the runtime's FPS over the seed's."""
+        return self.runtime_pipeline_fps / self.pipeline_fps
+
+
+def measure_seed(
+    predict: SeedPredict,
+    detector: Detector,
+    frames: list[np.ndarray],
+    video: Path,
+    runtime_row: ModelRow,
+    settings: Settings,
+) -> SeedRow:
+    """Time the seed's Keras predict, its colour mapping and its whole loop on the same frames
+    as `runtime_row` (the runtime's default-precision model of the same architecture)."""
+    batch = seed_input(frames[0])
+    predicted = predict(batch)
+    cell_class = predicted[0].argmax(axis=-1)
+    stride, colors = detector.info.stride, class_colors(len(detector.labels))
+    timing = time_calls(lambda: predict(batch), settings.warmup, settings.repeat)
+    colour_ms = time_calls(
+        lambda: seed_overlay(frames[0], cell_class, stride, colors), 1, settings.repeat
+    ).median_ms
+    result = detector(frames[0])
+    grid = GridAnnotator()
+    grid_ms = time_calls(
+        lambda: grid.annotate(frames[0].copy(), result), 1, settings.repeat
+    ).median_ms
+    out = settings.workdir / f"seed_{runtime_row.arch}_{video.stem}.avi"
+    fps = run_seed_pipeline(predict, video, out, stride, colors)
+    out.unlink(missing_ok=True)
+    return SeedRow(
+        arch=runtime_row.arch,
+        size=runtime_row.size,
+        predict=timing,
+        colour_ms=colour_ms,
+        pipeline_fps=fps,
+        runtime_model=runtime_row.model,
+        runtime_infer_ms=runtime_row.infer.median_ms,
+        runtime_grid_ms=grid_ms,
+        runtime_pipeline_fps=runtime_row.pipeline_fps,
+    )
+
+
+# --- sliding windows -------------------------------------------------------------------------
+
+
+def windows_for_cells(
+    image: np.ndarray, info: ModelInfo, rows: int, cols: int, fill: float = 0.0
+) -> np.ndarray:
+    """The (rows * cols, window, window, 1) windows the detector's cells stand for, cut from a
+    prepared (padded) model input: cell i's window starts at `cell_centre(i) - window / 2`,
+    `fill` (the model's background value) outside the image."""
+    window, stride = info.window, info.stride
+    origin = round(info.cell_centre(0) - window / 2)
+    before = max(-origin, 0)
+    height, width = image.shape
+    below = max(origin + stride * (rows - 1) + window - height, 0)
+    right = max(origin + stride * (cols - 1) + window - width, 0)
+    padded = cv2.copyMakeBorder(image, before, below, before, right, cv2.BORDER_CONSTANT, fill)
+    first = origin + before
+    views = np.lib.stride_tricks.sliding_window_view(padded, (window, window))
+    cells = views[first::stride, first::stride][:rows, :cols]
+    return cells.reshape(rows * cols, window, window, 1)
+
+
+@dataclass
+class WindowsRow:
+    """The 28x28 classifier on every cell's window vs the detector on the whole frame."""
+
+    arch: str
+    size: tuple[int, int]
+    windows: int
+    windows_timing: Timing  # cutting the windows + classifier batches
+    detector_timing: Timing  # detector inference, same engine and threads
+    windows_gflops: float | None
+    detector_gflops: float | None
+    agreement: float  # all cells: classifier argmax == detector argmax
+    digit_agreement: float | None  # cells where either says a digit
+
+    @property
+    def speedup(self) -> float:
+        """Sliding windows' time over the detector's."""
+        return self.windows_timing.median_ms / self.detector_timing.median_ms
+
+
+def measure_windows(
+    classifier: Path,
+    detector: Detector,
+    frame: np.ndarray,
+    settings: Settings,
+    detector_flops: float | None,
+) -> WindowsRow:
+    """Run the classifier ONNX on every stride-spaced window of one prepared frame in batches
+    of WINDOW_BATCH and compare labels and time with the detector on the same input."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(
+        str(classifier), session_options(settings.threads), providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+    prepared, _ = detector.preprocessor.prepare(frame)
+    batch = detector.preprocessor.model_input(prepared).copy()
+    scores = detector.backend.run(batch)[0]
+    rows, cols = scores.shape[:2]
+
+    def classify() -> np.ndarray:
+        image, fill = batch[0, :, :, 0], float(detector.preprocessor.background)
+        windows = windows_for_cells(image, detector.info, rows, cols, fill)
+        chunks = range(0, len(windows), WINDOW_BATCH)
+        return np.concatenate(
+            [session.run(None, {name: windows[k : k + WINDOW_BATCH]})[0] for k in chunks]
+        )
+
+    labels = classify().argmax(axis=-1).reshape(rows, cols)
+    grid = scores.argmax(axis=-1)
+    warmup, repeat = min(settings.warmup, 1), max(settings.repeat // 10, 1)
+    windows_timing = time_calls(classify, warmup, repeat)
+    detector_timing = time_calls(lambda: detector.backend.run(batch), warmup, settings.repeat)
+    background = detector.info.background
+    digit = (labels != background) | (grid != background)
+    window_flops = model_flops(classifier, detector.info.window, detector.info.window)
+    height, width = frame.shape[:2]
+    return WindowsRow(
+        arch=detector.info.arch,
+        size=(width, height),
+        windows=rows * cols,
+        windows_timing=windows_timing,
+        detector_timing=detector_timing,
+        windows_gflops=None if window_flops is None else window_flops * rows * cols / 1e9,
+        detector_gflops=None if detector_flops is None else detector_flops / 1e9,
+        agreement=float(np.mean(labels == grid)),
+        digit_agreement=float(np.mean(labels[digit] == grid[digit])) if digit.any() else None,
+    )
+
+
+# --- process-level figures -------------------------------------------------------------------
+
+
+def import_seconds(runs: int = 3) -> float:
+    """Median wall time of `import runtime` in fresh interpreters."""
+    script = "import time; t = time.perf_counter(); import runtime; print(time.perf_counter() - t)"
+    times = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", script], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(runs)
+    ]
+    return float(np.median(times))
+
+
+@dataclass
+class DetectRun:
+    """`convdet detect VIDEO --save DIR` in a child process: its peak resident memory."""
+
+    command: list[str]
+    model: str
+    frames: int
+    seconds: float
+    peak_rss_mb: float
+
+
+# Runs `convdet detect` with the given arguments, then reports the process's peak RSS (VmHWM
+# belongs to this process image; ru_maxrss would include the parent's memory at fork).
+PEAK_RSS_SCRIPT = """
+import resource, sys
+from convdet.cli import main
+status = main(sys.argv[1:])
+try:
+    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+except OSError:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(f"peak_rss_kb {peak}", file=sys.stderr)
+sys.exit(status)
+"""
+
+
+def detect_run(video: Path, model: Path, workdir: Path, threads: int | None) -> DetectRun:
+    """Run `convdet detect` on `video` with an annotated video output, in a child process, and
+    take its peak resident memory."""
+    arguments = ["detect", str(video), "--model", str(model), "--save", str(workdir / "detect")]
+    arguments += ["--threads", str(threads)] if threads else []
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_SCRIPT, *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    lines = done.stderr.strip().splitlines()
+    if done.returncode != 0 or not lines or not lines[-1].startswith("peak_rss_kb "):
+        raise OSError(f"convdet detect failed ({done.returncode}): {done.stderr.strip()[-300:]}")
+    capture = cv2.VideoCapture(str(video))
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    peak_mb = int(lines[-1].split()[1]) / 1024
+    shown = ["convdet", "detect", video.name, "--model", model.name, "--save", "DIR"]
+    return DetectRun([*shown, *arguments[6:]], model.name, frames, seconds, peak_mb)
+
+
+# --- the whole run ---------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    """Everything one benchmark run measured (see `to_json` for the JSON layout)."""
+
+    machine: dict[str, Any]
+    settings: dict[str, Any]
+    import_runtime_s: float
+    matmul_gflops: float
+    models: list[ModelRow] = field(default_factory=list)
+    seed: list[SeedRow] = field(default_factory=list)
+    windows: list[WindowsRow] = field(default_factory=list)
+    detect_run: DetectRun | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready figures (paths as strings): the fields, each row with its derived ratios,
+        and `targets`."""
+        figures = asdict(self)
+        for key, rows in (("models", self.models), ("seed", self.seed), ("windows", self.windows)):
+            for row, record in zip(rows, figures[key], strict=True):
+                for ratio in ("times_bound", "speedup"):
+                    if hasattr(row, ratio):
+                        record[ratio] = getattr(row, ratio)
+        figures["targets"] = [{**asdict(t), "met": t.met} for t in targets(self)]
+        return json.loads(json.dumps(figures, default=str))
+
+
+def machine() -> dict[str, Any]:
+    """CPU, core count, load and library versions: what the figures depend on."""
+    import onnxruntime
+
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    versions |= {"opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__}
+    with contextlib.suppress(Exception):
+        from importlib.metadata import version
+
+        versions["ai-edge-litert"] = version("ai-edge-litert")
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu
+        )
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+        "versions": versions,
+    }
+
+
+def run_benchmark(
+    settings: Settings, seed_factory: SeedFactory | None, progress: Progress
+) -> Figures:
+    """Measure every model of `settings` at every size, the seed's path (when `seed_factory` is
+    given) and sliding windows (when `<arch>_classifier.onnx` ships beside an ONNX model)."""
+    settings.workdir.mkdir(parents=True, exist_ok=True)
+    progress("import time and the float32 matmul limit")
+    figures = Figures(
+        machine=machine(),
+        settings={key: value for key, value in asdict(settings).items() if key != "workdir"},
+        import_runtime_s=import_seconds(),
+        matmul_gflops=matmul_flops(settings.matmul_side) / 1e9,
+    )
+    predictors: dict[str, SeedPredict] = {}
+    videos = {}
+    for width, height in settings.sizes:
+        progress(f"{width}x{height}: test video")
+        frames = (
+            video_frames(settings.video, (width, height), settings.frames)
+            if settings.video is not None
+            else scene_frames(settings.data, (width, height), settings.frames)
+        )
+        video = videos[width, height] = write_video(
+            frames, settings.workdir / f"input_{width}x{height}.avi"
+        )
+        for path in settings.models:
+            progress(f"{width}x{height}: {path.name}")
+            detector = Detector(path, threads=settings.threads)
+            reference = path.with_name(f"{detector.info.arch}.onnx")
+            flops = model_flops(reference, height, width) if reference.is_file() else None
+            machine_flops = figures.matmul_gflops * 1e9
+            row = measure_model(detector, frames, video, settings, flops, machine_flops)
+            figures.models.append(row)
+            if path.suffix != ".onnx":
+                continue
+            classifier = path.with_name(f"{row.arch}_classifier.onnx")
+            if classifier.is_file():
+                progress(f"{width}x{height}: sliding windows with {classifier.name}")
+                figures.windows.append(
+                    measure_windows(classifier, detector, frames[0], settings, flops)
+                )
+            if seed_factory is not None:
+                progress(f"{width}x{height}: the seed's path for {row.arch} (Keras)")
+                if row.arch not in predictors:
+                    predictors[row.arch] = seed_factory(row.arch, detector.info.pooling)
+                figures.seed.append(
+                    measure_seed(predictors[row.arch], detector, frames, video, row, settings)
+                )
+    figures.notes += missing_notes(figures, seed_factory is not None)
+    size = TARGET_SIZE if TARGET_SIZE in videos else settings.sizes[0]
+    model = next(
+        (path for path in settings.models if path.name == f"{DEFAULT_ARCH}.onnx"),
+        settings.models[0],
+    )
+    progress(f"peak memory of convdet detect on the {size[0]}x{size[1]} video")
+    figures.detect_run = detect_run(videos[size], model, settings.workdir, settings.threads)
+    return figures
+
+
+def missing_notes(figures: Figures, seed: bool) -> list[str]:
+    """Why some figures are absent: no onnx package, no classifier ONNX, no ONNX model."""
+    notes = []
+    if any(row.gflops is None for row in figures.models):
+        notes.append("FLOPs and the matmul bound need the onnx package and <arch>.onnx")
+    onnx_archs = {row.arch for row in figures.models if row.engine == "onnxruntime"}
+    for arch in sorted(onnx_archs - {row.arch for row in figures.windows}):
+        notes.append(f"sliding windows skipped for {arch}: no {arch}_classifier.onnx")
+    if seed and not onnx_archs:
+        notes.append("the seed's path is compared with ONNX models only; none was measured")
+    return notes
+
+
+# --- targets and the printed table -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of the issue's targets, checked on this run's figures (None: not measured)."""
+
+    name: str
+    value: float | None
+    goal: float
+    higher_is_better: bool
+    unit: str
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the figure reaches the goal; None when it was not measured."""
+        if self.value is None:
+            return None
+        return self.value >= self.goal if self.higher_is_better else self.value <= self.goal
+
+
+def _find(rows: list[Any], **wanted: Any) -> Any:
+    """The first row whose attributes equal `wanted`, else None."""
+    return next((r for r in rows if all(getattr(r, k) == v for k, v in wanted.items())), None)
+
+
+def targets(figures: Figures) -> list[Target]:
+    """The issue's targets for the default model at 640x480."""
+    arch, size = DEFAULT_ARCH, TARGET_SIZE
+    fp32 = _find(figures.models, model=f"{arch}.onnx", size=size)
+    lite32 = _find(figures.models, model=f"{arch}_fp32.tflite", size=size)
+    int8 = _find(figures.models, model=f"{arch}_int8.tflite", size=size)
+    seed = _find(figures.seed, arch=arch, size=size)
+    windows = _find(figures.windows, arch=arch, size=size)
+    accuracy_lost = (
+        None
+        if not (lite32 and int8 and lite32.digit_accuracy and int8.digit_accuracy)
+        else 100 * (lite32.digit_accuracy - int8.digit_accuracy)
+    )
+    run = figures.detect_run
+    return [
+        Target("full pipeline", fp32 and fp32.pipeline_fps, 150, True, "FPS"),
+        Target("pipeline vs the seed's", seed and seed.speedup, 12, True, "x"),
+        Target("detector vs sliding windows", windows and windows.speedup, 10, True, "x"),
+        Target("label agreement with windows", windows and 100 * windows.agreement, 95, True, "%"),
+        Target("fp32 inference / matmul bound", fp32 and fp32.times_bound, 2, False, "x"),
+        Target(
+            "int8 speed-up over fp32 (LiteRT)",
+            lite32 and int8 and lite32.infer.median_ms / int8.infer.median_ms,
+            1.5,
+            True,
+            "x",
+        ),
+        Target("int8 digit accuracy lost", accuracy_lost, 0.5, False, "points"),
+        Target("import runtime", figures.import_runtime_s, 0.3, False, "s"),
+        Target("peak RSS of convdet detect", run and run.peak_rss_mb, 150, False, "MB"),
+    ]
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    """`value` with `digits` decimals, "-" when it was not measured."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _size(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+Column = tuple[str, Callable[[Any], str]]  # header, cell of a row
+
+MODEL_COLUMNS: tuple[Column, ...] = (
+    ("model", lambda r: r.model),
+    ("engine", lambda r: f"{r.engine} {r.precision}"),
+    ("threads", lambda r: str(r.threads or "default")),
+    ("size", lambda r: _size(r.size)),
+    ("KB", lambda r: f"{r.file_bytes / 1024:.0f}"),
+    ("infer ms", lambda r: _number(r.infer.median_ms, 2)),
+    ("p90", lambda r: _number(r.infer.p90_ms, 2)),
+    ("detect ms", lambda r: _number(r.detect.median_ms, 2)),
+    ("draw ms", lambda r: _number(r.draw_ms, 2)),
+    ("pipeline FPS", lambda r: _number(r.pipeline_fps)),
+    ("GFLOP", lambda r: _number(r.gflops, 2)),
+    ("bound ms", lambda r: _number(r.bound_ms, 2)),
+    ("x bound", lambda r: _number(r.times_bound, 2)),
+    ("digit acc %", lambda r: _number(r.digit_accuracy and 100 * r.digit_accuracy, 2)),
+)
+SEED_COLUMNS: tuple[Column, ...] = (
+    ("arch", lambda s: s.arch),
+    ("size", lambda s: _size(s.size)),
+    ("Keras predict ms", lambda s: _number(s.predict.median_ms, 2)),
+    ("runtime infer ms", lambda s: _number(s.runtime_infer_ms, 2)),
+    ("ratio", lambda s: f"{s.predict.median_ms / s.runtime_infer_ms:.1f}x"),
+    ("np.vectorize colours ms", lambda s: _number(s.colour_ms, 2)),
+    ("GridAnnotator ms", lambda s: _number(s.runtime_grid_ms, 2)),
+    ("seed FPS", lambda s: _number(s.pipeline_fps)),
+    ("runtime FPS", lambda s: _number(s.runtime_pipeline_fps)),
+    ("ratio", lambda s: f"{s.speedup:.1f}x"),
+)
+WINDOWS_COLUMNS: tuple[Column, ...] = (
+    ("arch", lambda w: w.arch),
+    ("size", lambda w: _size(w.size)),
+    ("windows", lambda w: str(w.windows)),
+    ("windows ms", lambda w: _number(w.windows_timing.median_ms)),
+    ("detector ms", lambda w: _number(w.detector_timing.median_ms, 2)),
+    ("ratio", lambda w: f"{w.speedup:.1f}x"),
+    ("GFLOP windows", lambda w: _number(w.windows_gflops)),
+    ("GFLOP detector", lambda w: _number(w.detector_gflops, 2)),
+    ("agreement %", lambda w: _number(100 * w.agreement, 2)),
+    ("on digit cells %", lambda w: _number(w.digit_agreement and 100 * w.digit_agreement)),
+)
+TARGET_COLUMNS: tuple[Column, ...] = (
+    (f"target ({DEFAULT_ARCH}, {_size(TARGET_SIZE)})", lambda t: t.name),
+    ("measured", lambda t: f"{_number(t.value, 2)} {t.unit}"),
+    ("goal", lambda t: f"{'>=' if t.higher_is_better else '<='} {t.goal:g} {t.unit}"),
+    ("met", lambda t: {True: "yes", False: "NO", None: "not measured"}[t.met]),
+)
+
+
+def _table(columns: tuple[Column, ...], rows: list[Any]) -> str:
+    """Rows as text columns padded to their widest cell, the first left-aligned."""
+    cells = [[header for header, _ in columns]]
+    cells += [[cell(row) for _, cell in columns] for row in rows]
+    widths = [max(len(line[k]) for line in cells) for k in range(len(columns))]
+    aligned = (
+        [
+            cell.ljust(width) if k == 0 else cell.rjust(width)
+            for k, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        for line in cells
+    )
+    return "\n".join("  ".join(line).rstrip() for line in aligned)
+
+
+def format_report(figures: Figures) -> str:
+    """The printed report: machine, per-model table, the seed's path, sliding windows, targets."""
+    machine, run = figures.machine, figures.detect_run
+    parts = [
+        f"{machine['cpus']} CPUs ({machine['cpu']}), load {machine['load_average'][0]:.2f} at "
+        "start; " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
+        f"import runtime {figures.import_runtime_s:.3f} s; "
+        f"float32 matmul (numpy) {figures.matmul_gflops:.1f} GFLOP/s",
+    ]
+    if run is not None:
+        parts.append(
+            f"peak RSS {run.peak_rss_mb:.0f} MB: {' '.join(run.command)} "
+            f"({run.frames} frames, {run.seconds:.1f} s with start-up)"
+        )
+    sections = (
+        (
+            "latency per frame (median, p90 after warm-up), full pipeline FPS",
+            MODEL_COLUMNS,
+            figures.models,
+        ),
+        (
+            "the seed's path (Keras model.predict, np.vectorize colours) vs the runtime",
+            SEED_COLUMNS,
+            figures.seed,
+        ),
+        (
+            "sliding windows (the 28x28 classifier ONNX on every cell's window) vs the detector",
+            WINDOWS_COLUMNS,
+            figures.windows,
+        ),
+        ("", TARGET_COLUMNS, targets(figures)),
+    )
+    for title, columns, rows in sections:
+        if rows:
+            parts += ["", *([f"{title}:"] if title else []), _table(columns, rows)]
+    parts += [f"note: {note}" for note in figures.notes]
+    return "\n".join(parts)

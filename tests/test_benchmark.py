@@ -1,0 +1,162 @@
+"""`convdet benchmark`: a quick run reports sane figures and valid JSON; its helpers measure what
+they say (window geometry, FLOPs, read-ahead order); bad options are one line and exit 2."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import threading
+
+import numpy as np
+import pytest
+
+from convdet.cli import main
+from runtime.annotate import class_colors
+from runtime.backends import open_backend
+from runtime.benchmark import (
+    model_flops,
+    read_ahead,
+    seed_colour_grid,
+    time_calls,
+    windows_for_cells,
+)
+
+JSON_KEYS = {
+    "machine", "settings", "import_runtime_s", "matmul_gflops", "models", "seed", "windows",
+    "detect_run", "notes", "targets",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def quick_run(mnist_npz, tmp_path_factory) -> tuple[dict, str]:
+    """One `convdet benchmark --quick` over deep.onnx and the int8 model (with the seed's path
+    when TensorFlow is installed): the JSON figures and the printed report."""
+    pytest.importorskip("ai_edge_litert")
+    out = tmp_path_factory.mktemp("benchmark") / "figures.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        models = "deep.onnx,deep_int8.tflite"
+        arguments = ["--models", models, "--data", str(mnist_npz), "--json", str(out)]
+        status = main(["benchmark", "--quick", *arguments])
+    assert status == 0
+    return json.loads(out.read_text(encoding="utf-8")), printed.getvalue()
+
+
+def test_quick_run_reports_sane_figures(quick_run, models_dir) -> None:
+    figures, report = quick_run
+    assert set(figures) >= JSON_KEYS
+    assert [row["model"] for row in figures["models"]] == ["deep.onnx", "deep_int8.tflite"]
+    for row in figures["models"]:
+        assert row["size"] == [320, 240]
+        assert row["file_bytes"] == (models_dir / row["model"]).stat().st_size
+        assert 0 < row["infer"]["median_ms"] <= row["infer"]["p90_ms"]
+        assert row["detect"]["median_ms"] > 0 and row["draw_ms"] > 0
+        assert row["pipeline_fps"] > 0
+        assert row["gflops"] > 0 and row["bound_ms"] > 0 and row["times_bound"] > 0
+        assert row["model"] in report
+    assert figures["import_runtime_s"] > 0 and figures["matmul_gflops"] > 0
+    assert figures["detect_run"]["peak_rss_mb"] > 0
+    (windows,) = figures["windows"]
+    assert windows["windows"] == 30 * 40
+    assert 0.0 <= windows["agreement"] <= 1.0 and windows["speedup"] > 0
+    assert windows["windows_gflops"] > windows["detector_gflops"] > 0
+    assert {target["met"] for target in figures["targets"]} <= {True, False, None}
+
+
+def test_quick_run_compares_with_the_seeds_path(quick_run) -> None:
+    pytest.importorskip("tensorflow")
+    figures, report = quick_run
+    (seed,) = figures["seed"]
+    assert seed["arch"] == "deep" and seed["runtime_model"] == "deep.onnx"
+    assert seed["predict"]["median_ms"] > 0 and seed["colour_ms"] > 0
+    assert seed["pipeline_fps"] > 0 and seed["speedup"] > 0
+    assert "np.vectorize" in report
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--sizes", "640x"], "--sizes: expected WIDTHxHEIGHT"),
+        (["--sizes", "20x20"], "--sizes: expected sizes of at least 28x28"),
+        (["--repeat", "0"], "--repeat: expected at least 1, got 0"),
+        (["--warmup", "many"], "--warmup: expected an integer, got 'many'"),
+        (["--threads", "0"], "--threads: expected at least 1"),
+        (["--models", "huge"], "--models: no shipped model files for 'huge'"),
+        (["--models", "absent.onnx"], "--models: model file not found: absent.onnx"),
+        (["--data", "absent.npz"], "--data: no such file: absent.npz"),
+        (["--video", "absent.mp4"], "--video: no such file: absent.mp4"),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_2(capsys, options, message) -> None:
+    assert main(["benchmark", "--quick", *options]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("convdet benchmark: error: ")
+    assert re.search(re.escape(message), err), err
+
+
+def test_windows_are_the_cells_windows(models_dir) -> None:
+    """A digit placed exactly on cell (r, c)'s window comes back as that cell's window."""
+    info = open_backend(models_dir / "deep.onnx").info
+    rows, cols = 6, 8
+    image = np.zeros((rows * info.stride, cols * info.stride), np.float32)
+    digit = np.arange(info.window**2, dtype=np.float32).reshape(info.window, info.window)
+    row, col = 3, 4
+    top = round(info.cell_centre(row) - info.window / 2)
+    left = round(info.cell_centre(col) - info.window / 2)
+    image[top : top + info.window, left : left + info.window] = digit
+    windows = windows_for_cells(image, info, rows, cols)
+    assert windows.shape == (rows * cols, info.window, info.window, 1)
+    np.testing.assert_array_equal(windows[row * cols + col, :, :, 0], digit)
+    # Cell (0, 0)'s window starts before the image: zeros there, the image after.
+    corner = windows[0, :, :, 0]
+    before = -round(info.cell_centre(0) - info.window / 2)
+    assert before > 0 and not corner[:before].any() and not corner[:, :before].any()
+
+
+def test_flops_match_the_architecture(models_dir) -> None:
+    """Conv FLOPs of the detector at 640x480 equal the spec's layer arithmetic and scale with
+    the frame area; the classifier's come from the same layers on a 28x28 window."""
+    pytest.importorskip("onnx")
+    from export.specs import NUM_CLASSES, get_spec
+
+    spec = get_spec("deep")
+    macs, size, channels = 0, (480, 640), 1
+    for filters, stride in spec.convs:
+        size = (-(-size[0] // stride), -(-size[1] // stride))
+        macs += size[0] * size[1] * filters * channels * 9
+        channels = filters
+    for units in (*spec.head, NUM_CLASSES):
+        macs += size[0] * size[1] * units * channels
+        channels = units
+    flops = model_flops(models_dir / "deep.onnx", 480, 640)
+    assert flops == 2 * macs
+    assert model_flops(models_dir / "deep.onnx", 240, 320) == flops / 4
+    window = model_flops(models_dir / "deep_classifier.onnx", 28, 28)
+    assert 0 < window < flops / 100
+
+
+def test_read_ahead_keeps_order_and_raises_errors() -> None:
+    assert list(read_ahead(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(read_ahead(failing()))
+    before = threading.active_count()
+    for item in read_ahead(iter(range(1000)), depth=2):
+        if item == 5:
+            break
+    assert threading.active_count() == before  # the reader thread ended with the consumer
+
+
+def test_timing_and_the_seeds_colour_baseline() -> None:
+    timing = time_calls(lambda: sum(range(1000)), warmup=1, repeat=5)
+    assert 0 < timing.median_ms <= timing.p90_ms
+    cells = np.array([[0, 3], [10, 7]])
+    colours = class_colors(11)
+    np.testing.assert_array_equal(seed_colour_grid(cells, colours), colours[cells])
