@@ -64,6 +64,7 @@ class JsonlSink:
         if self.target == "-":
             self.stdout = self.stdout or sys.stdout
             return self
+        Path(self.target).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         size = os.fstat(fd).st_size
         if size and not self.append:

@@ -204,3 +204,10 @@ def test_window_on_an_unreachable_display_is_refused_not_fatal(monkeypatch):
     monkeypatch.setenv("DISPLAY", ":4321")  # no X server there: OpenCV's Qt would abort
     reason = display_unavailable()
     assert reason is not None and reason.startswith("cannot open a window on display :4321")
+
+
+def test_json_sink_creates_missing_parent_folders(tmp_path):
+    target = tmp_path / "new" / "nested" / "out.jsonl"
+    with JsonlSink(target) as sink:
+        sink.write({"source": "a.png", "frame": None, "width": 1, "height": 1, "detections": []})
+    assert target.read_text().count("\n") == 1
