@@ -81,7 +81,7 @@ def time_calls(function: Callable[[], object], warmup: int, repeat: int) -> Timi
     return Timing(float(np.median(samples)), float(np.percentile(samples, 90)))
 
 
-def matmul_flops(side: int = 2048, repeat: int = 5) -> float:
+def matmul_flops(side: int = 2048, repeat: int = 10) -> float:
     """FLOP/s of the best of `repeat` float32 (side x side) @ (side x side) numpy products: the
     machine's practical dense-compute ceiling, measured on the spot (all cores, numpy's BLAS)."""
     rng = np.random.default_rng(0)
@@ -668,7 +668,9 @@ def run_benchmark(
             progress(f"{width}x{height}: {path.name}")
             detector = Detector(path, threads=settings.threads)
             reference = path.with_name(f"{detector.info.arch}.onnx")
-            flops = model_flops(reference, height, width) if reference.is_file() else None
+            stride = detector.info.stride  # the runtime pads frames to a multiple of it
+            padded = (-(-height // stride) * stride, -(-width // stride) * stride)
+            flops = model_flops(reference, *padded) if reference.is_file() else None
             machine_flops = figures.matmul_gflops * 1e9
             row = measure_model(detector, frames, video, settings, flops, machine_flops)
             figures.models.append(row)
