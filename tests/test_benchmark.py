@@ -87,10 +87,11 @@ def test_quick_run_compares_with_the_seeds_path(quick_run) -> None:
         (["--models", "absent.onnx"], "--models: model file not found: absent.onnx"),
         (["--data", "absent.npz"], "--data: no such file: absent.npz"),
         (["--video", "absent.mp4"], "--video: no such file: absent.mp4"),
+        (["--json", "absent/figures.json"], "--json: no such folder: absent"),
     ],
 )
-def test_bad_options_are_one_line_and_exit_2(capsys, options, message) -> None:
-    assert main(["benchmark", "--quick", *options]) == 2
+def test_bad_options_are_one_line_and_exit_2(mnist_npz, capsys, options, message) -> None:
+    assert main(["benchmark", "--quick", "--data", str(mnist_npz), *options]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("convdet benchmark: error: ")

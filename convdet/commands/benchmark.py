@@ -9,10 +9,13 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from convdet.cli import CommandError
 from convdet.commands.scenes import parse_size
+
+if TYPE_CHECKING:
+    from runtime.benchmark import SeedPredict
 
 HELP = "measure speed, memory and footprint against the seed's path and sliding windows"
 
@@ -119,7 +122,7 @@ def _models(text: str) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(files))
 
 
-def keras_seed_predictor(arch: str, pooling: str) -> Any:
+def keras_seed_predictor(arch: str, pooling: str) -> SeedPredict:
     """The seed's inference: Keras `model.predict` on the convolutionalized detector built from
     its spec (untrained weights: only the time counts). Imports TensorFlow, so only called when
     it is installed; the runtime never imports this."""
@@ -145,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--video: no such file: {args.video}")
     if args.video is None and not args.data.is_file():
         raise CommandError(f"--data: no such file: {args.data} (or give --video FILE)")
+    if args.json is not None and not args.json.parent.is_dir():
+        raise CommandError(f"--json: no such folder: {args.json.parent}")
     models = _models(args.models)
     if args.quick:
         sizes, counts = sizes[:1], {**counts, **QUICK}
