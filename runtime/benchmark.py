@@ -591,7 +591,14 @@ def detect_run(video: Path, model: Path, workdir: Path, threads: int | None) -> 
 
 @dataclass
 class Figures:
-    """Everything one benchmark run measured (see `to_json` for the JSON layout)."""
+    """Everything one benchmark run measured; `--json` writes `to_json()`:
+
+    `machine` (cpu, cpus, load_average, versions), `settings`, `import_runtime_s`,
+    `matmul_gflops`, `models` (ModelRow fields + `times_bound`, one per file and size),
+    `seed` (SeedRow fields + `speedup`), `windows` (WindowsRow fields + `speedup`),
+    `detect_run` (DetectRun), `notes` (why figures are missing) and `targets` (Target fields +
+    `met`). Times are in ms unless the key says `_s`; timings are {median_ms, p90_ms}.
+    """
 
     machine: dict[str, Any]
     settings: dict[str, Any]
