@@ -259,8 +259,8 @@ def isolated_classifier(detector: Detector) -> ReadoutFn:
 
 
 def detector_functions(detector: Detector) -> tuple[DetectFn, dict[str, ReadoutFn]]:
-    """`detect` for `detector` and its readouts: "isolated" (see `isolated_classifier`) and
-    "grid", the argmax of the (first scale's) grid cell under each truth centre in the scene.
+    """`detect` for `detector` and its readouts: "isolated" (see `isolated_classifier`) and,
+    when the first scale is 1, "grid": the argmax of the grid cell under each truth centre.
 
     F1 against them splits the loss: isolated -> grid is what convolutionalization and scene
     context cost, grid -> F1 what grouping (and the other scales) cost.
@@ -286,7 +286,10 @@ def detector_functions(detector: Detector) -> tuple[DetectFn, dict[str, ReadoutF
         classes = result.scores[cells[0], cells[1]].argmax(axis=-1)
         return np.where((cells[0] >= 0) & (cells[1] >= 0), classes, result.background)
 
-    return detect, {"isolated": isolated_classifier(detector), "grid": grid}
+    readouts = {"isolated": isolated_classifier(detector)}
+    if detector.scales[0] == 1.0:  # Result.scores is the first scale's grid
+        readouts["grid"] = grid
+    return detect, readouts
 
 
 def evaluate_scene_set(

@@ -148,6 +148,7 @@ class StubDetector:
     """Stands in for runtime.Detector: metadata with a classifier cell, a fixed Result."""
 
     info = SimpleNamespace(classifier_cell=1)
+    scales = (1.0,)
 
     def __init__(self, result: SimpleNamespace) -> None:
         self.result = result
