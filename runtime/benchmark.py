@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import cycle
 from pathlib import Path
 from queue import Empty, Queue
@@ -37,8 +38,10 @@ VARIANTS = (".onnx", "_fp32.tflite", "_fp16.tflite", "_int8.tflite")  # shipped 
 WINDOW_BATCH = 512  # sliding windows per classifier call
 READ_AHEAD = 4  # decoded frames waiting for the detector
 VIDEO_FPS = 25.0
+ROUNDS = 5  # latency rounds taken in turn over all models of one size
 
 T = TypeVar("T")
+K = TypeVar("K")
 SeedPredict = Callable[[np.ndarray], np.ndarray]  # (1, H, W, 1) float32 -> (1, gh, gw, C)
 SeedFactory = Callable[[str, str], SeedPredict]  # (arch, pooling) -> predict
 Progress = Callable[[str], None]
@@ -68,17 +71,32 @@ class Timing:
     p90_ms: float
 
 
+def time_in_turns(
+    functions: dict[K, Callable[[], object]], warmup: int, repeat: int, rounds: int = ROUNDS
+) -> dict[K, Timing]:
+    """Time `repeat` calls of each function after `warmup` untimed ones, in `rounds` rounds
+    taken in turn, so that bursts of outside load hit all of them alike: on a shared machine
+    the ratios between them hold much better than their absolute values."""
+    for function in functions.values():
+        for _ in range(warmup):
+            function()
+    per_round = -(-max(repeat, 1) // rounds)
+    samples: dict[K, list[float]] = {key: [] for key in functions}
+    for _ in range(min(rounds, max(repeat, 1))):
+        for key, function in functions.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                function()
+                samples[key].append((time.perf_counter() - start) * 1e3)
+    return {
+        key: Timing(float(np.median(ms)), float(np.percentile(ms, 90)))
+        for key, ms in samples.items()
+    }
+
+
 def time_calls(function: Callable[[], object], warmup: int, repeat: int) -> Timing:
     """Time `repeat` calls of `function` after `warmup` untimed ones."""
-    for _ in range(warmup):
-        function()
-    samples = np.empty(max(repeat, 1))
-    for index in range(len(samples)):
-        start = time.perf_counter()
-        function()
-        samples[index] = time.perf_counter() - start
-    samples *= 1e3
-    return Timing(float(np.median(samples)), float(np.percentile(samples, 90)))
+    return time_in_turns({0: function}, warmup, repeat, rounds=1)[0]
 
 
 def matmul_flops(side: int = 2048, repeat: int = 10) -> float:
@@ -257,21 +275,41 @@ class ModelRow:
         return None if self.bound_ms is None else self.infer.median_ms / self.bound_ms
 
 
+def prepared_input(detector: Detector, frame: np.ndarray) -> np.ndarray:
+    """The model input the detector makes of `frame` (a copy, not the reused buffer)."""
+    prepared, _ = detector.preprocessor.prepare(frame)
+    return detector.preprocessor.model_input(prepared).copy()
+
+
+def latencies(
+    detectors: list[Detector], frames: list[np.ndarray], settings: Settings
+) -> tuple[dict[int, Timing], dict[int, Timing]]:
+    """Inference and whole-detector latency of each detector (by position) on frames of one
+    size, all models measured in turns."""
+    infer: dict[int, Callable[[], object]] = {}
+    detect: dict[int, Callable[[], object]] = {}
+    for index, detector in enumerate(detectors):
+        infer[index] = partial(detector.backend.run, prepared_input(detector, frames[0]))
+        detect[index] = partial(lambda d, upcoming: d(next(upcoming)), detector, cycle(frames))
+    return (
+        time_in_turns(infer, settings.warmup, settings.repeat),
+        time_in_turns(detect, settings.warmup, settings.repeat),
+    )
+
+
 def measure_model(
     detector: Detector,
+    timings: tuple[Timing, Timing],
     frames: list[np.ndarray],
     video: Path,
     settings: Settings,
     flops: float | None,
     machine_flops: float,
 ) -> ModelRow:
-    """Latency, draw time and pipeline FPS of one detector on frames of one size."""
+    """Draw time and pipeline FPS of one detector on frames of one size, with its (inference,
+    detector) `timings`, in one row."""
     path = detector.model_path
-    prepared, _ = detector.preprocessor.prepare(frames[0])
-    batch = detector.preprocessor.model_input(prepared).copy()
-    infer = time_calls(lambda: detector.backend.run(batch), settings.warmup, settings.repeat)
-    upcoming = cycle(frames)
-    detect = time_calls(lambda: detector(next(upcoming)), settings.warmup, settings.repeat)
+    infer, detect = timings
     result = detector(frames[0])
     annotators = (GridAnnotator(), BoxAnnotator())
 
@@ -484,8 +522,7 @@ def measure_windows(
         str(classifier), session_options(settings.threads), providers=["CPUExecutionProvider"]
     )
     name = session.get_inputs()[0].name
-    prepared, _ = detector.preprocessor.prepare(frame)
-    batch = detector.preprocessor.model_input(prepared).copy()
+    batch = prepared_input(detector, frame)
     scores = detector.backend.run(batch)[0]
     rows, cols = scores.shape[:2]
 
@@ -523,7 +560,8 @@ def measure_windows(
 
 
 def import_seconds(runs: int = 3) -> float:
-    """Median wall time of `import runtime` in fresh interpreters."""
+    """Wall time of `import runtime` in a fresh interpreter, the best of `runs` (the least
+    disturbed by other load, files in the page cache as after any first start)."""
     script = "import time; t = time.perf_counter(); import runtime; print(time.perf_counter() - t)"
     times = [
         float(
@@ -533,7 +571,7 @@ def import_seconds(runs: int = 3) -> float:
         )
         for _ in range(runs)
     ]
-    return float(np.median(times))
+    return min(times)
 
 
 @dataclass
@@ -671,15 +709,18 @@ def run_benchmark(
         video = videos[width, height] = write_video(
             frames, settings.workdir / f"input_{width}x{height}.avi"
         )
-        for path in settings.models:
+        detectors = [Detector(path, threads=settings.threads) for path in settings.models]
+        progress(f"{width}x{height}: latency of {len(detectors)} models, in turns")
+        infer, detect = latencies(detectors, frames, settings)
+        for index, (path, detector) in enumerate(zip(settings.models, detectors, strict=True)):
             progress(f"{width}x{height}: {path.name}")
-            detector = Detector(path, threads=settings.threads)
             reference = path.with_name(f"{detector.info.arch}.onnx")
             stride = detector.info.stride  # the runtime pads frames to a multiple of it
             padded = (-(-height // stride) * stride, -(-width // stride) * stride)
             flops = model_flops(reference, *padded) if reference.is_file() else None
             machine_flops = figures.matmul_gflops * 1e9
-            row = measure_model(detector, frames, video, settings, flops, machine_flops)
+            timings = (infer[index], detect[index])
+            row = measure_model(detector, timings, frames, video, settings, flops, machine_flops)
             figures.models.append(row)
             if path.suffix != ".onnx":
                 continue

@@ -20,6 +20,7 @@ from runtime.benchmark import (
     read_ahead,
     seed_colour_grid,
     time_calls,
+    time_in_turns,
     windows_for_cells,
 )
 
@@ -155,9 +156,15 @@ def test_read_ahead_keeps_order_and_raises_errors() -> None:
     assert threading.active_count() == before  # the reader thread ended with the consumer
 
 
-def test_timing_and_the_seeds_colour_baseline() -> None:
+def test_timing_in_turns_and_the_seeds_colour_baseline() -> None:
     timing = time_calls(lambda: sum(range(1000)), warmup=1, repeat=5)
     assert 0 < timing.median_ms <= timing.p90_ms
+    calls: list[str] = []
+    timings = time_in_turns(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 1, 4, rounds=2
+    )
+    assert set(timings) == {"a", "b"}
+    assert "".join(calls) == "ab" + "aabb" * 2  # warm-up, then rounds in turn
     cells = np.array([[0, 3], [10, 7]])
     colours = class_colors(11)
     np.testing.assert_array_equal(seed_colour_grid(cells, colours), colours[cells])
