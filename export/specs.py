@@ -55,7 +55,9 @@ ARCHS: dict[str, ArchSpec] = {
             "deep",
             ((16, 2), (16, 1), (32, 2), (32, 1), (64, 2), (64, 1)),
             (64,),
-            default_pooling="max4",
+            # Measured (models/README.md): after scene fine-tuning, max3 gave F1 0.978 and
+            # 98.8% digits, max4 0.975 and 98.6%, none 0.960 (and broke the classifier).
+            default_pooling="max3",
             batch_norm=True,
         ),
     )
