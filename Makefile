@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # What a small board installs besides `convdet --no-deps` (README, "Deployment").
 LITERT_PACKAGES := numpy opencv-python-headless ai-edge-litert
 
-.PHONY: demo test lint litert-check
+.PHONY: demo test litert-check
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)

@@ -158,7 +158,9 @@ def _onnx_spec(node: Any) -> TensorSpec:
 
 
 class LiteRTBackend(Backend):
-    """LiteRT (TFLite) interpreter with XNNPACK (the default delegate) and configurable threads.
+    """LiteRT (TFLite) interpreter with XNNPACK (the default delegate) and configurable threads
+    (default `default_threads()`, as for ONNX Runtime: LiteRT alone would use one; on a 2-core
+    CPU two threads took deep int8 at 640x480 from 10.0 to 6.1 ms a frame).
 
     Dynamic height/width come from `shape_signature` (-1); the input is resized and tensors
     re-allocated only when the batch shape changes. int8 inputs/outputs are (de)quantized here.
@@ -168,12 +170,12 @@ class LiteRTBackend(Backend):
     def __init__(self, path: str | Path, threads: int | None = None, xnnpack: bool = True) -> None:
         interpreter_module = _import_litert()
         self.path = Path(path)
-        self.threads = threads
+        self.threads = threads or default_threads()
         resolver = interpreter_module.OpResolverType
         try:
             self.interpreter = interpreter_module.Interpreter(
                 model_path=str(self.path),
-                num_threads=threads,
+                num_threads=self.threads,
                 experimental_op_resolver_type=(
                     resolver.AUTO if xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
                 ),
