@@ -16,14 +16,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from runtime.modelinfo import ModelInfo
+from runtime.modelinfo import ModelInfo, sidecar_path
 
 PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def sidecar_path(model_path: Path) -> Path:
-    """Where a .tflite model's metadata lives: `<stem>.json` beside it."""
-    return model_path.with_suffix(".json")
 
 
 def _converter(saved_model: Path, precision: str, calibration: Callable[[], Iterable[list]]):

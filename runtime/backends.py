@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.modelinfo import ModelContractError, ModelInfo
+from runtime.modelinfo import ModelContractError, ModelInfo, sidecar_path
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 MAX_DEFAULT_THREADS = 4  # the seed models' small convolutions gain little from more
@@ -216,7 +216,7 @@ def _import_litert() -> Any:
 
 def _read_sidecar(path: Path) -> dict[str, str]:
     """The metadata map of a .tflite file from `<stem>.json` (a flat JSON object)."""
-    sidecar = path.with_suffix(".json")
+    sidecar = sidecar_path(path)
     try:
         metadata = json.loads(sidecar.read_text(encoding="utf-8"))
     except FileNotFoundError:

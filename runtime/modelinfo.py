@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 POLARITIES = ("light-on-dark", "dark-on-light")
 REQUIRED_KEYS = ("classes", "background", "stride", "window", "cell_offset", "polarity", "arch")
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """Where a TFLite model's metadata lives: `<stem>.json` beside the `.tflite` file."""
+    return model_path.with_suffix(".json")
 
 
 class ModelContractError(ValueError):
