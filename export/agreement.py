@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from runtime.grid import windows_for_cells
 from runtime.modelinfo import ModelInfo
 
 
@@ -30,16 +30,8 @@ def sliding_window_labels(
     classifier: keras.Model, image: np.ndarray, info: ModelInfo, grid: tuple[int, int]
 ) -> np.ndarray:
     """Classifier argmax (gh, gw) on the window each grid cell stands for (zeros outside)."""
-    window = info.window
-    margin = window + info.stride
-    padded = np.pad(image.astype(np.float32), margin)
     rows, cols = grid
-    first = round(info.cell_offset - window / 2) + margin
-    windows = sliding_window_view(padded, (window, window))[
-        first : first + rows * info.stride : info.stride,
-        first : first + cols * info.stride : info.stride,
-    ]
-    batch = windows.reshape(-1, window, window, 1)
+    batch = windows_for_cells(image.astype(np.float32), info, rows, cols)
     return classifier.predict(batch, batch_size=1024, verbose=0).argmax(-1).reshape(rows, cols)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from runtime.annotate import BoxAnnotator, GridAnnotator, class_colors
 from runtime.backends import session_options
 from runtime.detector import Detector
-from runtime.modelinfo import ModelInfo
+from runtime.grid import windows_for_cells
 from runtime.models import DEFAULT_ARCH
 
 SIZES = ((320, 240), (640, 480), (1280, 720))
@@ -468,25 +468,6 @@ def measure_seed(
 
 
 # --- sliding windows -------------------------------------------------------------------------
-
-
-def windows_for_cells(
-    image: np.ndarray, info: ModelInfo, rows: int, cols: int, fill: float = 0.0
-) -> np.ndarray:
-    """The (rows * cols, window, window, 1) windows the detector's cells stand for, cut from a
-    prepared (padded) model input: cell i's window starts at `cell_centre(i) - window / 2`,
-    `fill` (the model's background value) outside the image."""
-    window, stride = info.window, info.stride
-    origin = round(info.cell_centre(0) - window / 2)
-    before = max(-origin, 0)
-    height, width = image.shape
-    below = max(origin + stride * (rows - 1) + window - height, 0)
-    right = max(origin + stride * (cols - 1) + window - width, 0)
-    padded = cv2.copyMakeBorder(image, before, below, before, right, cv2.BORDER_CONSTANT, fill)
-    first = origin + before
-    views = np.lib.stride_tricks.sliding_window_view(padded, (window, window))
-    cells = views[first::stride, first::stride][:rows, :cols]
-    return cells.reshape(rows * cols, window, window, 1)
 
 
 @dataclass

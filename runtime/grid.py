@@ -66,3 +66,22 @@ def decode_cells(scores: np.ndarray, background: int, conf: float) -> tuple[np.n
 def digit_score(scores: np.ndarray, background: int) -> np.ndarray:
     """Per-cell probability that the cell sees a digit at all: 1 - P(background)."""
     return 1.0 - scores[..., background]
+
+
+def windows_for_cells(
+    image: np.ndarray, info: ModelInfo, rows: int, cols: int, fill: float = 0.0
+) -> np.ndarray:
+    """The (rows * cols, window, window, 1) windows the grid's cells stand for, cut from a
+    padded model input: cell i's window starts at `cell_centre(i) - window / 2`, `fill` (the
+    model's background value) outside the image. Views, not copies, of one padded array."""
+    window, stride = info.window, info.stride
+    origin = round(info.cell_centre(0) - window / 2)
+    before = max(-origin, 0)
+    height, width = image.shape
+    below = max(origin + stride * (rows - 1) + window - height, 0)
+    right = max(origin + stride * (cols - 1) + window - width, 0)
+    padded = np.pad(image, ((before, below), (before, right)), constant_values=fill)
+    first = origin + before
+    views = np.lib.stride_tricks.sliding_window_view(padded, (window, window))
+    cells = views[first::stride, first::stride][:rows, :cols]
+    return cells.reshape(rows * cols, window, window, 1)

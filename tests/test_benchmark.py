@@ -14,14 +14,12 @@ import pytest
 
 from convdet.cli import main
 from runtime.annotate import class_colors
-from runtime.backends import open_backend
 from runtime.benchmark import (
     model_flops,
     read_ahead,
     seed_colour_grid,
     time_calls,
     time_in_turns,
-    windows_for_cells,
 )
 
 JSON_KEYS = {
@@ -97,25 +95,6 @@ def test_bad_options_are_one_line_and_exit_2(mnist_npz, capsys, options, message
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("convdet benchmark: error: ")
     assert re.search(re.escape(message), err), err
-
-
-def test_windows_are_the_cells_windows(models_dir) -> None:
-    """A digit placed exactly on cell (r, c)'s window comes back as that cell's window."""
-    info = open_backend(models_dir / "deep.onnx").info
-    rows, cols = 6, 8
-    image = np.zeros((rows * info.stride, cols * info.stride), np.float32)
-    digit = np.arange(info.window**2, dtype=np.float32).reshape(info.window, info.window)
-    row, col = 3, 4
-    top = round(info.cell_centre(row) - info.window / 2)
-    left = round(info.cell_centre(col) - info.window / 2)
-    image[top : top + info.window, left : left + info.window] = digit
-    windows = windows_for_cells(image, info, rows, cols)
-    assert windows.shape == (rows * cols, info.window, info.window, 1)
-    np.testing.assert_array_equal(windows[row * cols + col, :, :, 0], digit)
-    # Cell (0, 0)'s window starts before the image: zeros there, the image after.
-    corner = windows[0, :, :, 0]
-    before = -round(info.cell_centre(0) - info.window / 2)
-    assert before > 0 and not corner[:before].any() and not corner[:, :before].any()
 
 
 def test_flops_match_the_architecture(models_dir) -> None:

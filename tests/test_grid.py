@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.grid import GridGeometry, decode_cells, digit_score
+from runtime.grid import GridGeometry, decode_cells, digit_score, windows_for_cells
+from runtime.modelinfo import ModelInfo
 
 
 def test_cell_boxes_follow_stride_offset_and_scale() -> None:
@@ -50,3 +51,22 @@ def test_decode_marks_background_and_low_confidence() -> None:
 def test_decode_rejects_a_flat_array() -> None:
     with pytest.raises(ValueError, match=r"expected a \(rows, cols, classes\) grid, got shape"):
         decode_cells(np.zeros((3, 4), np.float32), background=3, conf=0.5)
+
+
+def test_windows_are_the_cells_windows() -> None:
+    """A digit placed exactly on cell (r, c)'s window comes back as that cell's window."""
+    info = ModelInfo((*"0123456789", "background"), 10, 8, 28, cell_offset=6.0)
+    rows, cols = 6, 8
+    image = np.zeros((rows * info.stride, cols * info.stride), np.float32)
+    digit = np.arange(info.window**2, dtype=np.float32).reshape(info.window, info.window)
+    row, col = 3, 4
+    top = round(info.cell_centre(row) - info.window / 2)
+    left = round(info.cell_centre(col) - info.window / 2)
+    image[top : top + info.window, left : left + info.window] = digit
+    windows = windows_for_cells(image, info, rows, cols)
+    assert windows.shape == (rows * cols, info.window, info.window, 1)
+    np.testing.assert_array_equal(windows[row * cols + col, :, :, 0], digit)
+    # Cell (0, 0)'s window starts before the image: zeros there, the image after.
+    corner = windows[0, :, :, 0]
+    before = -round(info.cell_centre(0) - info.window / 2)
+    assert before > 0 and not corner[:before].any() and not corner[:, :before].any()
