@@ -150,11 +150,16 @@ def _choice(value: str, option: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def parse_scales(text: str) -> tuple[float, ...]:
+    """'0.5,1,2' -> (0.5, 1.0, 2.0), each factor in 0.001..100; CommandError otherwise."""
+    parts = [part for part in text.split(",") if part.strip()] or [""]
+    return tuple(_number(part, "--scales", float, 1e-3, 100.0) for part in parts)
+
+
 def _check_options(args: argparse.Namespace) -> None:
     """Convert and check option values in place; one-line CommandError on the first bad one."""
     args.conf = _number(args.conf, "--conf", float, 0.0, 1.0)
-    scales = [part for part in args.scales.split(",") if part.strip()] or [""]
-    args.scales = tuple(_number(part, "--scales", float, 1e-3, 100.0) for part in scales)
+    args.scales = parse_scales(args.scales)
     args.invert = _choice(args.invert, "--invert", INVERT_MODES)
     args.backend = _choice(args.backend, "--backend", ("auto", *BACKEND_SUFFIXES))
     args.threads = _number(args.threads, "--threads", int, 1)

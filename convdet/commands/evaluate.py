@@ -8,17 +8,10 @@ import sys
 from pathlib import Path
 
 from convdet.cli import CommandError
+from convdet.commands.detect import parse_scales
 from runtime.defaults import DEFAULT_CONF
 
 HELP = "measure detection quality on a scene set made by `convdet scenes`"
-
-
-def parse_scales(text: str) -> tuple[float, ...]:
-    """'0.5,1,2' -> (0.5, 1.0, 2.0); argparse type for --scales."""
-    try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected numbers like 0.5,1,2, got {text!r}") from error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scales",
-        type=parse_scales,
-        default=(1.0,),
+        default="1",
         metavar="LIST",
         help="comma-separated resize factors, as for detect, e.g. 0.5,1,2 (default: 1)",
     )
@@ -73,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     detector = Detector(
         args.model,
         conf=args.conf,
-        scales=args.scales,
+        scales=parse_scales(args.scales),
         invert=args.invert,
         grouping=Grouping(method=args.grouping),
         **options,
