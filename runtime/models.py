@@ -15,12 +15,21 @@ def models_dir() -> Path:
     return Path(str(files("convdet_models")))
 
 
-def default_model_path() -> Path:
-    """The default detector: `<DEFAULT_ARCH>.onnx` if onnxruntime is installed, else the int8
-    TFLite model of the same architecture (for boards with LiteRT only)."""
-    if _installed("onnxruntime"):
+def default_model_path(backend: str = "auto") -> Path:
+    """The default detector for `backend`: `<DEFAULT_ARCH>.onnx` for "onnx", the int8 TFLite
+    model of the same architecture for "tflite" (boards with LiteRT only); "auto" picks ONNX if
+    onnxruntime is installed."""
+    if backend == "onnx" or (backend == "auto" and _installed("onnxruntime")):
         return models_dir() / f"{DEFAULT_ARCH}.onnx"
     return models_dir() / f"{DEFAULT_ARCH}_int8.tflite"
+
+
+def resolve_model(name: str) -> Path:
+    """`name` as a path, or the shipped model of that file name when no such path exists."""
+    path = Path(name)
+    if not path.exists() and path.name == name and (models_dir() / name).is_file():
+        return models_dir() / name
+    return path
 
 
 def _installed(module: str) -> bool:

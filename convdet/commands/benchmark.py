@@ -99,15 +99,13 @@ def _models(text: str) -> tuple[Path, ...]:
     """Model files named by --models: an architecture stands for its shipped .onnx and .tflite
     files (the .tflite ones only when LiteRT is installed); a file is taken as it is."""
     from runtime.benchmark import VARIANTS
-    from runtime.models import models_dir
+    from runtime.models import models_dir, resolve_model
 
     litert = any(importlib.util.find_spec(name) for name in ("ai_edge_litert", "tflite_runtime"))
     files: list[Path] = []
     for item in (part.strip() for part in text.split(",") if part.strip()):
-        path = Path(item)
+        path = resolve_model(item)
         if path.suffix in (".onnx", ".tflite"):
-            if not path.is_file() and (models_dir() / item).is_file():
-                path = models_dir() / item
             if not path.is_file():
                 raise CommandError(f"--models: model file not found: {item}")
             files.append(path)

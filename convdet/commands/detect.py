@@ -177,16 +177,11 @@ def _check_options(args: argparse.Namespace) -> None:
 def _model_path(model: str | None, backend: str) -> Path | None:
     """The model file to load: --model (a path, or a shipped model's name), or the shipped
     default for --backend; None lets the runtime choose its default."""
-    from runtime.models import DEFAULT_ARCH, models_dir
+    from runtime.models import default_model_path, resolve_model
 
     if model is None:
-        if backend == "auto":
-            return None
-        name = f"{DEFAULT_ARCH}.onnx" if backend == "onnx" else f"{DEFAULT_ARCH}_int8.tflite"
-        return models_dir() / name
-    path = Path(model)
-    if not path.exists() and path.name == model and (models_dir() / model).is_file():
-        path = models_dir() / model
+        return None if backend == "auto" else default_model_path(backend)
+    path = resolve_model(model)
     if backend != "auto" and path.suffix.lower() != BACKEND_SUFFIXES[backend]:
         suffix = BACKEND_SUFFIXES[backend]
         raise CommandError(f"--backend {backend} runs {suffix} models, got {model}")
