@@ -13,14 +13,12 @@ import os
 import platform
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from itertools import cycle
 from pathlib import Path
-from queue import Empty, Queue
 from typing import Any, TypeVar
 
 import cv2
@@ -36,7 +34,6 @@ SIZES = ((320, 240), (640, 480), (1280, 720))
 TARGET_SIZE = (640, 480)  # where the issue's targets are stated
 VARIANTS = (".onnx", "_fp32.tflite", "_fp16.tflite", "_int8.tflite")  # shipped files per arch
 WINDOW_BATCH = 512  # sliding windows per classifier call
-READ_AHEAD = 4  # decoded frames waiting for the detector
 VIDEO_FPS = 25.0
 ROUNDS = 5  # latency rounds taken in turn over all models of one size
 PIPELINE_RUNS = 2  # passes over the test video, the best counts (a burst of load hits one)
@@ -146,39 +143,6 @@ def model_flops(path: Path, height: int, width: int) -> float | None:
     return 2.0 * macs
 
 
-def read_ahead(items: Iterable[T], depth: int = READ_AHEAD) -> Iterator[T]:
-    """Iterate `items` in a thread that runs up to `depth` items ahead of the consumer, so
-    decoding overlaps inference; an exception in the thread is raised here."""
-    queue: Queue[Any] = Queue(depth)
-    finished = object()
-    failure: list[BaseException] = []
-    stop = threading.Event()
-
-    def fill() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    break
-                queue.put(item)
-        except Exception as error:  # handed to the consumer, raised there
-            failure.append(error)
-        finally:
-            queue.put(finished)
-
-    thread = threading.Thread(target=fill, name="convdet-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while (item := queue.get()) is not finished:
-            yield item
-        if failure:
-            raise failure[0]
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a pending put if the consumer left early
-            with contextlib.suppress(Empty):
-                queue.get(timeout=0.05)
-
-
 # --- inputs ----------------------------------------------------------------------------------
 
 
@@ -226,7 +190,8 @@ def write_video(frames: list[np.ndarray], path: Path) -> Path:
 
 def run_pipeline(detector: Detector, video: Path, out: Path) -> float:
     """Frames per second of decode -> preprocess -> infer -> decode grid -> draw grid and boxes
-    -> encode over `video`, decoding and encoding in their own threads; writes `out` (.avi)."""
+    -> encode over `video`, decoding and encoding in their own threads (as `convdet detect`
+    does); writes `out` (.avi)."""
     from runtime.sinks import VideoSaver
     from runtime.sources import VideoSource
 
@@ -238,7 +203,7 @@ def run_pipeline(detector: Detector, video: Path, out: Path) -> float:
         VideoSource(video) as source,
         VideoSaver(out, fps=VIDEO_FPS, on_error=lambda what, why: errors.append(why)) as saver,
     ):
-        for frame in read_ahead(source):
+        for frame in source:
             image = frame.image
             result = detector(image)
             for annotator in annotators:

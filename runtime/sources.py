@@ -20,15 +20,30 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice, takewhile
 from pathlib import Path, PurePath
-from typing import Any, Protocol
+from queue import Empty, Queue
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".gif", ".webp", ".tif", ".tiff",
-     ".pbm", ".pgm", ".ppm", ".pnm"}
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".bmp",
+        ".dib",
+        ".gif",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+    }
 )
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
@@ -39,6 +54,9 @@ STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tc
 # decoder allocate gigabytes (a 16-bit 4-channel image this size is already 320 MB).
 DEFAULT_MAX_PIXELS = 40_000_000
 PREFETCH_PER_WORKER = 2
+READ_AHEAD = 4  # decoded video frames waiting for the detector
+
+T = TypeVar("T")
 
 
 class SourceError(OSError):
@@ -296,6 +314,39 @@ def prefetched(function: Callable[[Any], Any], items: Iterable[Any], workers: in
                 future.cancel()
 
 
+def read_ahead(items: Iterable[T], depth: int = READ_AHEAD) -> Iterator[T]:
+    """Iterate `items` in a thread that runs up to `depth` items ahead of the consumer, so
+    decoding overlaps inference; an exception in the thread is raised here."""
+    queue: Queue[Any] = Queue(depth)
+    finished = object()
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    break
+                queue.put(item)
+        except Exception as error:  # handed to the consumer, raised there
+            failure.append(error)
+        finally:
+            queue.put(finished)
+
+    thread = threading.Thread(target=fill, name="convdet-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not finished:
+            yield item
+        if failure:
+            raise failure[0]
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a pending put if the consumer left early
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.05)
+
+
 class ImageBatch(Source):
     """Image files decoded ahead of inference; unreadable files become error items."""
 
@@ -342,6 +393,7 @@ class VideoSource(Source):
         self.vid_stride = vid_stride
         self.loops = loops
         self._capture: Any = None
+        self._reader: Iterator[Frame] | None = None
 
     def _open(self) -> Any:
         with quiet_opencv():
@@ -358,10 +410,17 @@ class VideoSource(Source):
         return self
 
     def close(self) -> None:
+        if self._reader is not None:  # stop the decoding thread before releasing its capture
+            self._reader.close()
         if self._capture is not None:
             self._capture.release()
 
     def __iter__(self) -> Iterator[Frame]:
+        """The frames, decoded in a thread up to READ_AHEAD frames ahead of the consumer."""
+        self._reader = read_ahead(self._decoded())
+        return self._reader
+
+    def _decoded(self) -> Iterator[Frame]:
         relpath = PurePath(self.path.name)
         index = 0
         for played in itertools.count() if self.loops == 0 else range(self.loops):

@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 import re
-import threading
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from convdet.cli import main
 from runtime.annotate import class_colors
 from runtime.benchmark import (
     model_flops,
-    read_ahead,
     seed_colour_grid,
     time_calls,
     time_in_turns,
@@ -117,22 +115,6 @@ def test_flops_match_the_architecture(models_dir) -> None:
     assert model_flops(models_dir / "deep.onnx", 240, 320) == flops / 4
     window = model_flops(models_dir / "deep_classifier.onnx", 28, 28)
     assert 0 < window < flops / 100
-
-
-def test_read_ahead_keeps_order_and_raises_errors() -> None:
-    assert list(read_ahead(iter(range(50)), depth=3)) == list(range(50))
-
-    def failing():
-        yield 1
-        raise OSError("disk gone")
-
-    with pytest.raises(OSError, match="disk gone"):
-        list(read_ahead(failing()))
-    before = threading.active_count()
-    for item in read_ahead(iter(range(1000)), depth=2):
-        if item == 5:
-            break
-    assert threading.active_count() == before  # the reader thread ended with the consumer
 
 
 def test_timing_in_turns_and_the_seeds_colour_baseline() -> None:

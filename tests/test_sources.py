@@ -5,6 +5,7 @@ stand-in cameras."""
 from __future__ import annotations
 
 import struct
+import threading
 import time
 import zlib
 from itertools import islice
@@ -24,6 +25,7 @@ from runtime.sources import (
     image_header,
     load_image,
     prefetched,
+    read_ahead,
     resolve_source,
 )
 
@@ -253,9 +255,11 @@ def test_video_source_yields_frame_indices(tmp_path, mnist, stride, loops, indic
 
 def test_video_source_loops_endlessly_with_zero(tmp_path, mnist):
     video = write_video(tmp_path / "clip.avi", mnist)
+    threads = threading.active_count()
     with resolve_source(str(video), loops=0) as source:
         assert source.total is None
         frames = list(islice(source, 25))
+    assert threading.active_count() == threads  # closing stopped the decoding thread
     assert [frame.index for frame in frames] == list(range(25))
     assert np.array_equal(frames[20].image, frames[0].image)
 
@@ -352,3 +356,19 @@ def test_truncated_png_is_refused_before_decoding(mixed):
     (mixed / "cut.png").write_bytes(data[: len(data) - 20])
     with pytest.raises(ImageError, match="truncated PNG"):
         load_image(mixed / "cut.png")
+
+
+def test_read_ahead_keeps_order_and_raises_errors() -> None:
+    assert list(read_ahead(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(read_ahead(failing()))
+    before = threading.active_count()
+    for item in read_ahead(iter(range(1000)), depth=2):
+        if item == 5:
+            break
+    assert threading.active_count() == before  # the reader thread ended with the consumer
