@@ -25,6 +25,39 @@ def _name_dims(model: onnx.ModelProto, input_dims: tuple, output_dims: tuple) ->
             dim.dim_param = name
 
 
+def _softmax_after_transpose(model: onnx.ModelProto) -> None:
+    """Swap the final channels-first Softmax and its Transpose to channels-last.
+
+    tf2onnx leaves Softmax(axis=1) on the NCHW map and transposes after it; ONNX Runtime runs
+    a Softmax over a non-last axis as transposes around a last-axis one, which took 0.42 ms of
+    deep's 6 ms at 640x480. Transposing first and normalizing the last axis is the same
+    function (a Softmax over the channels either way) for a fraction of the time.
+    """
+    nodes = model.graph.node
+    if len(nodes) < 2:
+        return
+    softmax, transpose = nodes[-2], nodes[-1]
+    if (
+        softmax.op_type != "Softmax"
+        or transpose.op_type != "Transpose"
+        or list(transpose.input) != list(softmax.output)
+        or onnx.helper.get_attribute_value(softmax.attribute[0]) != 1
+        or onnx.helper.get_attribute_value(transpose.attribute[0]) != [0, 2, 3, 1]
+    ):
+        return
+    logits, scores = softmax.input[0], transpose.output[0]
+    channels_last = f"{logits}_channels_last"
+    del nodes[-2:]
+    nodes.extend(
+        [
+            onnx.helper.make_node(
+                "Transpose", [logits], [channels_last], name=transpose.name, perm=[0, 2, 3, 1]
+            ),
+            onnx.helper.make_node("Softmax", [channels_last], [scores], name=softmax.name, axis=3),
+        ]
+    )
+
+
 def _convert(
     model: keras.Model, shape: tuple, info: ModelInfo, path: Path, dims: tuple[tuple, tuple]
 ) -> onnx.ModelProto:
@@ -34,6 +67,7 @@ def _convert(
     signature = (tf.TensorSpec(shape, tf.float32, name="image"),)
     model.output_names = ["scores"]
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET)
+    _softmax_after_transpose(proto)
     _name_dims(proto, *dims)
     onnx.helper.set_model_props(proto, info.to_metadata())
     proto.producer_name = "convdet"

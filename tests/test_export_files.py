@@ -58,6 +58,11 @@ def test_onnx_graph_is_checked_and_named(exported):
     assert dims == ["batch", "height", "width", 1]
     assert [o.name for o in model.graph.output] == ["scores"]
     assert "MatMul" not in {node.op_type for node in model.graph.node}
+    # The class softmax runs channels-last, after the layout transpose (a fast last-axis pass).
+    transpose, softmax = model.graph.node[-2:]
+    assert (transpose.op_type, softmax.op_type) == ("Transpose", "Softmax")
+    assert list(softmax.input) == list(transpose.output) and list(softmax.output) == ["scores"]
+    assert onnx.helper.get_attribute_value(softmax.attribute[0]) == 3
 
 
 def test_tflite_height_and_width_are_dynamic(exported):
