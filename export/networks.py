@@ -9,21 +9,42 @@ from keras import layers
 from export.specs import NUM_CLASSES, WINDOW, ArchSpec, pooling_kernel
 
 
+def _normalized(x: keras.KerasTensor, spec: ArchSpec, suffix: str) -> keras.KerasTensor:
+    """Batch norm and the activation after a conv (nothing when the spec has no batch norm:
+    the conv then carries its activation itself)."""
+    if not spec.batch_norm:
+        return x
+    x = layers.BatchNormalization(name=f"bn{suffix}")(x)
+    return layers.Activation(spec.activation, name=f"act{suffix}")(x)
+
+
 def _conv_stack(inputs: keras.KerasTensor, spec: ArchSpec) -> keras.KerasTensor:
     x = inputs
+    conv_activation = None if spec.batch_norm else spec.activation
     for index, (filters, stride) in enumerate(spec.convs, start=1):
+        if spec.separable and index > 1:
+            x = layers.DepthwiseConv2D(
+                3,
+                strides=stride,
+                padding="same",
+                use_bias=not spec.batch_norm,
+                activation=conv_activation,
+                name=f"conv{index}_dw",
+            )(x)
+            x = _normalized(x, spec, f"{index}_dw")
+            kernel, stride = 1, 1
+        else:
+            kernel = 3
         x = layers.Conv2D(
             filters,
-            3,
+            kernel,
             strides=stride,
             padding="same",
             use_bias=not spec.batch_norm,
-            activation=None if spec.batch_norm else "swish",
+            activation=conv_activation,
             name=f"conv{index}",
         )(x)
-        if spec.batch_norm:
-            x = layers.BatchNormalization(name=f"bn{index}")(x)
-            x = layers.Activation("swish", name=f"act{index}")(x)
+        x = _normalized(x, spec, str(index))
     return x
 
 
@@ -35,7 +56,7 @@ def build_classifier(spec: ArchSpec) -> keras.Model:
     for index, units in enumerate(spec.head, start=1):
         if spec.dropout:
             x = layers.Dropout(spec.dropout, name=f"dropout{index}")(x)
-        x = layers.Dense(units, activation="swish", name=f"head{index}")(x)
+        x = layers.Dense(units, activation=spec.activation, name=f"head{index}")(x)
     x = layers.Dense(NUM_CLASSES, activation="softmax", name="classes")(x)
     return keras.Model(inputs, x, name=f"{spec.name}_classifier")
 
@@ -48,7 +69,7 @@ def build_detector(spec: ArchSpec, pooling: str) -> keras.Model:
     if kernel > 1:
         x = layers.MaxPooling2D(kernel, strides=1, padding="same", name="pool")(x)
     for index, units in enumerate(spec.head, start=1):
-        x = layers.Conv2D(units, 1, activation="swish", name=f"head{index}")(x)
+        x = layers.Conv2D(units, 1, activation=spec.activation, name=f"head{index}")(x)
     x = layers.Conv2D(NUM_CLASSES, 1, activation="softmax", name="classes")(x)
     return keras.Model(inputs, x, name=f"{spec.name}_detector_{pooling}")
 

@@ -10,7 +10,9 @@ HELP = "train a classifier (digits + background) and convolutionalize it [needs 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet train`."""
-    parser.add_argument("--arch", default="basic", help="architecture spec: basic or deep")
+    parser.add_argument(
+        "--arch", default="basic", help="architecture spec: basic, deep or separable"
+    )
     parser.add_argument(
         "--data", type=Path, help="Keras-layout mnist .npz (default: keras.datasets download)"
     )
