@@ -21,12 +21,8 @@ _SKEW_MARGIN = 0.5
 # Normalization never amplifies by more than 1 / _MIN_INK (so noise on a blank frame stays low).
 _MIN_INK = 0.4
 
-
 # uint8 gray k -> k / 255 in float32, computed as `_unit_range` computes it.
 _UNIT = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
-# Code c = 255 - k of a dark-strokes gray k -> 1 - k / 255 (its light-strokes value, computed
-# as `prepare` computes it); non-decreasing in c.
-_INVERTED_UNIT = np.ascontiguousarray((np.float32(1.0) - _UNIT)[::-1])
 
 
 def _single_channel(frame: np.ndarray) -> np.ndarray:
@@ -87,25 +83,40 @@ def ink_is_dark(gray: np.ndarray) -> bool:
     return float(np.median(sample)) > 0.5
 
 
-def normalize_lighting(
-    image: np.ndarray, size: int, codes: tuple[np.ndarray, np.ndarray] | None = None
-) -> np.ndarray:
-    """Remove uneven background light from a light-strokes-on-dark image and stretch the strokes
-    towards 1: subtract a morphological opening (`size` px, wider than any stroke), then divide by
-    a robust stroke level (never amplifying more than 1/_MIN_INK).
-
-    `codes` (uint8 image, 256-entry float32 table with `image == table[codes]`, the table
-    non-decreasing) lets the opening run on the uint8 codes, several times faster: min and max
-    commute with a non-decreasing map, so the result is the same to the bit."""
+def _opening(image: np.ndarray, size: int) -> np.ndarray:
+    """Morphological opening with a `size` x `size` square: the background light under strokes
+    narrower than `size`."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    if codes is None:
-        background = cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
-    else:
-        background = cv2.LUT(cv2.morphologyEx(codes[0], cv2.MORPH_OPEN, kernel), codes[1])
-    flat = image - background
-    ink = float(np.percentile(flat[::_STATS_STEP, ::_STATS_STEP], 99.5))
-    flat *= np.float32(1 / max(ink, _MIN_INK))
+    return cv2.morphologyEx(image, cv2.MORPH_OPEN, kernel)
+
+
+def _stroke_gain(ink: float) -> float:
+    """Factor that takes the robust stroke level `ink` to 1, never above 1 / _MIN_INK."""
+    return 1.0 / max(ink, _MIN_INK)
+
+
+def normalize_lighting(image: np.ndarray, size: int) -> np.ndarray:
+    """Remove uneven background light from a light-strokes-on-dark float image and stretch the
+    strokes towards 1: subtract a morphological opening (`size` px, wider than any stroke), then
+    divide by a robust stroke level (the 99.5th percentile, never amplifying more than
+    1/_MIN_INK, so noise on a blank frame stays low)."""
+    flat = image - _opening(image, size)
+    flat *= np.float32(_stroke_gain(float(np.percentile(flat[::_STATS_STEP, ::_STATS_STEP], 99.5))))
     return np.clip(flat, 0.0, 1.0, out=flat)
+
+
+def normalize_lighting_codes(codes: np.ndarray, size: int) -> np.ndarray:
+    """`normalize_lighting` of the float image codes / 255, computed on the uint8 codes: the
+    opening, the subtraction (exact: an opening never exceeds its image) and the percentile
+    (from a histogram) stay in uint8, and one table lookup gives the scaled, clipped float32
+    result. Equal to the float version up to rounding, in a third of the time at 640x480."""
+    flat = cv2.subtract(codes, _opening(codes, size))
+    counts = np.cumsum(np.bincount(flat[::_STATS_STEP, ::_STATS_STEP].ravel(), minlength=256))
+    position = 0.995 * (counts[-1] - 1)  # numpy's default (linear) percentile, from the counts
+    below, above = np.searchsorted(counts, [np.floor(position), np.ceil(position)], side="right")
+    ink = (below + (above - below) * (position - np.floor(position))) / 255.0
+    table = np.minimum(_UNIT * np.float32(_stroke_gain(float(ink))), np.float32(1.0))
+    return cv2.LUT(flat, table)
 
 
 class Preprocessor:
@@ -137,11 +148,11 @@ class Preprocessor:
         inverted = self.needs_inversion(gray)
         strokes_dark = (self.info.polarity == "dark-on-light") != inverted
         if self.normalize:
-            light_strokes = 1.0 - gray if strokes_dark else gray
-            codes = None
-            if single.dtype == np.uint8:  # light_strokes == table[codes], table non-decreasing
-                codes = (255 - single, _INVERTED_UNIT) if strokes_dark else (single, _UNIT)
-            gray = normalize_lighting(light_strokes, self.info.window, codes)
+            if single.dtype == np.uint8:
+                codes = cv2.bitwise_not(single) if strokes_dark else single
+                gray = normalize_lighting_codes(codes, self.info.window)
+            else:
+                gray = normalize_lighting(1.0 - gray if strokes_dark else gray, self.info.window)
             if self.info.polarity == "dark-on-light":
                 gray = 1.0 - gray
         elif inverted:

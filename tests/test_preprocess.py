@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from runtime.modelinfo import ModelInfo
-from runtime.preprocess import Preprocessor, ink_is_dark, normalize_lighting, to_gray
+from runtime.preprocess import (
+    Preprocessor,
+    ink_is_dark,
+    normalize_lighting,
+    normalize_lighting_codes,
+    to_gray,
+)
 
 CLASSES = tuple([*(str(k) for k in range(10)), "background"])
 INFO = ModelInfo(classes=CLASSES, background=10, stride=8, window=28, cell_offset=6.0)
@@ -118,6 +124,25 @@ def test_normalize_lighting_flattens_a_gradient(mnist) -> None:
 def test_normalize_does_not_amplify_noise_on_a_blank_frame() -> None:
     noise = np.random.default_rng(0).normal(0.3, 0.02, (60, 80)).astype(np.float32)
     assert normalize_lighting(noise, 28).max() < 0.4
+
+
+@pytest.mark.parametrize("gain", [0.3, 0.9])  # the stroke level below and above _MIN_INK
+def test_uint8_normalization_equals_the_float_one(mnist, gain) -> None:
+    ink = mnist_scene(mnist["x_test"][:5]).astype(np.float32) * gain
+    lit = ink + np.linspace(0.0, 100.0, ink.shape[1], dtype=np.float32)[None, :]
+    codes = np.clip(np.round(lit), 0, 255).astype(np.uint8)
+    expected = normalize_lighting(codes.astype(np.float32) / 255, 28)
+    np.testing.assert_allclose(normalize_lighting_codes(codes, 28), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("scene", [mnist_scene, paper_scene])
+def test_uint8_and_float_frames_prepare_alike(mnist, scene) -> None:
+    frame = scene(mnist["x_test"][:5])
+    preprocessor = Preprocessor(INFO, normalize=True)
+    from_uint8, inverted = preprocessor.prepare(frame)
+    from_float, inverted_float = preprocessor.prepare(frame.astype(np.float32) / 255)
+    assert inverted == inverted_float
+    np.testing.assert_allclose(from_uint8, from_float, atol=1e-5)
 
 
 def test_invert_mode_is_checked() -> None:
