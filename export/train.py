@@ -17,6 +17,7 @@ import numpy as np
 from export.augment import Augmentation, augment_digits
 from export.background import BackgroundMix, make_background
 from export.data import Mnist
+from export.distill import Distillation, Teacher
 from export.finetune import FinetuneConfig, finetune
 from export.networks import build_classifier, convolutionalize, transfer_weights
 from export.specs import BACKGROUND, ArchSpec, detector_info, get_spec
@@ -41,6 +42,7 @@ class TrainConfig:
     mix: BackgroundMix = field(default_factory=BackgroundMix)
     augmentation: Augmentation = field(default_factory=Augmentation)
     scenes: FinetuneConfig = field(default_factory=FinetuneConfig)
+    distillation: Distillation | None = None  # soft targets from a trained teacher
 
     @property
     def spec(self) -> ArchSpec:
@@ -52,13 +54,20 @@ class TrainConfig:
 
 
 class TrainingSet(keras.utils.PyDataset):
-    """Augmented digits and new background patches, redrawn at the end of every epoch."""
+    """Augmented digits and new background patches, redrawn at the end of every epoch, with
+    one-hot targets, or the teacher's soft targets mixed in when distilling."""
 
     def __init__(
-        self, digits: np.ndarray, labels: np.ndarray, config: TrainConfig, rng: np.random.Generator
+        self,
+        digits: np.ndarray,
+        labels: np.ndarray,
+        config: TrainConfig,
+        rng: np.random.Generator,
+        teacher: Teacher | None = None,
     ) -> None:
         super().__init__()
         self.digits, self.labels, self.config, self.rng = digits, labels, config, rng
+        self.teacher = teacher
         self.on_epoch_end()
 
     def on_epoch_end(self) -> None:
@@ -69,14 +78,17 @@ class TrainingSet(keras.utils.PyDataset):
         )
         labels = np.concatenate([self.labels, np.full(count, BACKGROUND)])
         order = self.rng.permutation(len(images))
-        self.images, self.targets = images[order, ..., None], labels[order]
+        self.images = images[order, ..., None]
+        self.targets = keras.utils.to_categorical(labels[order], BACKGROUND + 1)
+        if self.teacher is not None:
+            self.targets = self.teacher.targets(self.images, self.targets)
 
     def __len__(self) -> int:
         return math.ceil(len(self.images) / self.config.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         batch = slice(index * self.config.batch_size, (index + 1) * self.config.batch_size)
-        return self.images[batch], keras.utils.to_categorical(self.targets[batch], BACKGROUND + 1)
+        return self.images[batch], self.targets[batch]
 
 
 @dataclass
@@ -119,7 +131,8 @@ def train(data: Mnist, config: TrainConfig) -> TrainResult:
     n_val = max(1, round(len(digits) * config.validation_fraction))
     val, fit = order[:n_val], order[n_val:]
 
-    training = TrainingSet(digits[fit], labels[fit], config, rng)
+    teacher = None if config.distillation is None else Teacher(config.distillation)
+    training = TrainingSet(digits[fit], labels[fit], config, rng, teacher)
     val_background, _ = make_background(
         n_val, np.random.default_rng(config.seed + 1), digits[val], config.mix
     )

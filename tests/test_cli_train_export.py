@@ -19,6 +19,7 @@ from convdet.cli import main
         (["train", "--data", "missing.npz", "--out", "x"], "--data missing.npz: no such file"),
         (["train", "--epochs", "0", "--out", "x", "--data", "{npz}"], "at least 1"),
         (["train", "--background-mix", "blobs=1", "--out", "x"], "unknown kind 'blobs'"),
+        (["train", "--teacher", "no-run", "--out", "x"], "--teacher no-run: no classifier.keras"),
         (["export", "no-such-run"], "not a training run"),
     ],
 )

@@ -85,3 +85,43 @@ def test_detector_agrees_with_sliding_windows_on_a_scene(trained, mnist):
     assert agreement.cells == 15 * 20
     # Well-separated digits: a cell's context beyond its window is mostly empty.
     assert agreement.all_cells >= 0.9
+
+
+def test_teacher_mixes_its_softened_probabilities_into_the_targets(tiny_run, mnist):
+    from export.distill import Distillation, Teacher
+
+    *_, run_dir = tiny_run
+    images = (mnist["x_test"][:16] / 255).astype(np.float32)[..., None]
+    onehot = keras.utils.to_categorical(mnist["y_test"][:16], 11)
+    teacher = Teacher(Distillation(str(run_dir), weight=0.25, temperature=1.0))
+    targets = teacher.targets(images, onehot)
+    probabilities = teacher.model.predict(images, verbose=0)
+    np.testing.assert_allclose(targets, 0.75 * onehot + 0.25 * probabilities, atol=1e-5)
+    hotter = Teacher(Distillation(str(run_dir), weight=1.0, temperature=4.0)).targets(
+        images, onehot
+    )
+    np.testing.assert_allclose(hotter.sum(axis=1), 1.0, atol=1e-5)
+    assert hotter.max(axis=1).mean() < probabilities.max(axis=1).mean()  # softened
+    with pytest.raises(ValueError, match="weight"):
+        Distillation(str(run_dir), weight=0.0)
+
+
+def test_distilled_training_set_carries_soft_targets(tiny_run):
+    from export.distill import Distillation, Teacher
+    from export.train import TrainConfig, TrainingSet
+
+    data, _, _, run_dir = tiny_run
+    config = TrainConfig(arch="basic", limit=64, batch_size=32)
+    teacher = Teacher(Distillation(str(run_dir)))
+    training = TrainingSet(
+        data.x_train[:64],
+        data.y_train[:64].astype(np.int64),
+        config,
+        np.random.default_rng(0),
+        teacher,
+    )
+    images, targets = training[0]
+    assert images.shape == (32, 28, 28, 1) and targets.shape == (32, 11)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
+    assert np.all(targets.max(axis=1) >= 0.5)  # the label keeps half the mass
+    assert np.mean(targets.max(axis=1) < 1.0) > 0.9  # and the teacher adds the rest

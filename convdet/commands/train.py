@@ -41,6 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="epochs of stage 2, fine-tuning the detector on scenes (0: off)",
     )
     parser.add_argument("--scenes-per-epoch", type=int, default=1200)
+    parser.add_argument(
+        "--teacher",
+        metavar="RUN",
+        help="distil from this run's classifier (a `convdet train --out` directory): its "
+        "softened probabilities are mixed into the targets",
+    )
+    parser.add_argument(
+        "--distill-weight",
+        type=float,
+        default=0.5,
+        help="share of the teacher's probabilities in the targets (default: 0.5)",
+    )
     parser.add_argument("--limit", type=int, help="train on the first N digits only")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -59,8 +71,11 @@ def run(args: argparse.Namespace) -> int:
     if args.scene_epochs < 0:
         raise CommandError("--scene-epochs must be 0 (off) or more")
     mix = BackgroundMix.parse(args.background_mix)
+    if args.teacher is not None and not (Path(args.teacher) / "classifier.keras").is_file():
+        raise CommandError(f"--teacher {args.teacher}: no classifier.keras (a `convdet train` run)")
 
     from export.data import load_mnist
+    from export.distill import Distillation
     from export.finetune import FinetuneConfig
     from export.train import TrainConfig, save_run, train
 
@@ -76,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         mix=mix,
         scenes=FinetuneConfig(epochs=args.scene_epochs, scenes_per_epoch=args.scenes_per_epoch),
+        distillation=(
+            None if args.teacher is None else Distillation(args.teacher, args.distill_weight)
+        ),
     )
     data = load_mnist(args.data)
     result = train(data, config)
