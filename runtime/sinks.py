@@ -320,12 +320,21 @@ def display_unavailable() -> str | None:
         return "no display (DISPLAY is not set)"
     probe = subprocess.run(
         [sys.executable, "-c", "import cv2; cv2.namedWindow('probe'); cv2.waitKey(1)"],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     if probe.returncode == 0:
         return None
-    detail = next((line for line in probe.stderr.splitlines()
-                   if line.strip() and not line.startswith(("Traceback", " "))), "")
+    detail = next(
+        (
+            line
+            for line in probe.stderr.splitlines()
+            if line.strip() and not line.startswith(("Traceback", " "))
+        ),
+        "",
+    )
     return f"cannot open a window on display {display}" + (f" ({detail})" if detail else "")
 
 
