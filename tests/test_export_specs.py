@@ -26,6 +26,7 @@ from export.networks import build_classifier, convolutionalize  # noqa: E402
         ("basic", "none", 6.0),
         ("deep", "max3", 6.0),
         ("deep", "max4", 10.0),
+        ("separable", "max3", 6.0),
     ],
 )
 def test_cell_offset_follows_the_padding_arithmetic(arch, pooling, expected):
