@@ -27,10 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet benchmark`; values are checked in `run` so errors stay one line."""
     parser.add_argument(
         "--models",
-        default="basic,deep",
+        default="separable,deep,basic",
         metavar="LIST",
         help="comma-separated architectures (all their shipped files) or model files "
-        "(default: basic,deep)",
+        "(default: separable,deep,basic)",
     )
     parser.add_argument(
         "--sizes",
