@@ -19,31 +19,21 @@ def _normalized(x: keras.KerasTensor, spec: ArchSpec, suffix: str) -> keras.Kera
 
 
 def _conv_stack(inputs: keras.KerasTensor, spec: ArchSpec) -> keras.KerasTensor:
+    """The spec's convolutions; a separable one is a depthwise 3x3 with the stride, then a
+    pointwise 1x1, each normalized."""
     x = inputs
-    conv_activation = None if spec.batch_norm else spec.activation
+    common = {
+        "padding": "same",
+        "use_bias": not spec.batch_norm,
+        "activation": None if spec.batch_norm else spec.activation,
+    }
     for index, (filters, stride) in enumerate(spec.convs, start=1):
         if spec.separable and index > 1:
-            x = layers.DepthwiseConv2D(
-                3,
-                strides=stride,
-                padding="same",
-                use_bias=not spec.batch_norm,
-                activation=conv_activation,
-                name=f"conv{index}_dw",
-            )(x)
+            x = layers.DepthwiseConv2D(3, stride, name=f"conv{index}_dw", **common)(x)
             x = _normalized(x, spec, f"{index}_dw")
-            kernel, stride = 1, 1
+            x = layers.Conv2D(filters, 1, name=f"conv{index}", **common)(x)
         else:
-            kernel = 3
-        x = layers.Conv2D(
-            filters,
-            kernel,
-            strides=stride,
-            padding="same",
-            use_bias=not spec.batch_norm,
-            activation=conv_activation,
-            name=f"conv{index}",
-        )(x)
+            x = layers.Conv2D(filters, 3, stride, name=f"conv{index}", **common)(x)
         x = _normalized(x, spec, str(index))
     return x
 
