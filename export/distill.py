@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 
 
@@ -18,29 +17,33 @@ import numpy as np
 class Distillation:
     """Where the teacher is (a `convdet train` run directory) and how its answers are mixed
     into the targets: `weight` of the teacher's probabilities softened by `temperature`, the
-    rest the one-hot label."""
+    rest the one-hot label. Checked on creation, before TensorFlow loads."""
 
     teacher: str
     weight: float = 0.5
     temperature: float = 2.0
 
     def __post_init__(self) -> None:
+        if not self.classifier_path.is_file():
+            raise ValueError(f"teacher {self.teacher}: no classifier.keras (a `convdet train` run)")
         if not 0.0 < self.weight <= 1.0:
             raise ValueError(f"distillation weight: expected 0 < w <= 1, got {self.weight}")
         if self.temperature <= 0:
             raise ValueError(f"distillation temperature: expected > 0, got {self.temperature}")
+
+    @property
+    def classifier_path(self) -> Path:
+        """The teacher run's 28x28 classifier."""
+        return Path(self.teacher) / "classifier.keras"
 
 
 class Teacher:
     """A run's 28x28 classifier, used to make soft targets for another model's training."""
 
     def __init__(self, config: Distillation) -> None:
-        path = Path(config.teacher) / "classifier.keras"
-        if not path.is_file():
-            raise ValueError(
-                f"teacher {config.teacher}: no classifier.keras (a `convdet train` run)"
-            )
-        self.model = keras.models.load_model(path)
+        import keras
+
+        self.model = keras.models.load_model(config.classifier_path)
         self.config = config
 
     def targets(self, images: np.ndarray, onehot: np.ndarray) -> np.ndarray:

@@ -70,7 +70,7 @@ ARCHS: dict[str, ArchSpec] = {
         ),
         # Depthwise-separable convolutions with ReLU at deep's depth and strides, wider where
         # the maps are small (48, 128 channels): 0.54 GFLOP at 640x480 against deep's 1.48,
-        # the ONNX Runtime default (models/README.md compares the candidates measured).
+        # the fast option (models/README.md compares the candidates measured).
         ArchSpec(
             "separable",
             ((16, 2), (16, 1), (48, 2), (48, 1), (128, 2), (128, 1)),

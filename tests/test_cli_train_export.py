@@ -19,12 +19,14 @@ from convdet.cli import main
         (["train", "--data", "missing.npz", "--out", "x"], "--data missing.npz: no such file"),
         (["train", "--epochs", "0", "--out", "x", "--data", "{npz}"], "at least 1"),
         (["train", "--background-mix", "blobs=1", "--out", "x"], "unknown kind 'blobs'"),
-        (["train", "--teacher", "no-run", "--out", "x"], "--teacher no-run: no classifier.keras"),
+        (["train", "--teacher", "no-run", "--out", "x"], "teacher no-run: no classifier.keras"),
+        (["train", "--teacher", "{run}", "--distill-weight", "2", "--out", "x"], "weight"),
         (["export", "no-such-run"], "not a training run"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, mnist_npz):
-    argv = [arg.format(npz=mnist_npz) for arg in argv]
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, mnist_npz, tmp_path):
+    (tmp_path / "classifier.keras").touch()  # a teacher run, as far as the checks go
+    argv = [arg.format(npz=mnist_npz, run=tmp_path) for arg in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, print test accuracy for digits and background, save the run."""
     from convdet.cli import CommandError
     from export.background import BackgroundMix
+    from export.distill import Distillation
     from export.specs import get_spec
 
     get_spec(args.arch)  # a bad --arch fails before TensorFlow loads
@@ -71,11 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if args.scene_epochs < 0:
         raise CommandError("--scene-epochs must be 0 (off) or more")
     mix = BackgroundMix.parse(args.background_mix)
-    if args.teacher is not None and not (Path(args.teacher) / "classifier.keras").is_file():
-        raise CommandError(f"--teacher {args.teacher}: no classifier.keras (a `convdet train` run)")
+    distillation = None if args.teacher is None else Distillation(args.teacher, args.distill_weight)
 
     from export.data import load_mnist
-    from export.distill import Distillation
     from export.finetune import FinetuneConfig
     from export.train import TrainConfig, save_run, train
 
@@ -91,9 +90,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         mix=mix,
         scenes=FinetuneConfig(epochs=args.scene_epochs, scenes_per_epoch=args.scenes_per_epoch),
-        distillation=(
-            None if args.teacher is None else Distillation(args.teacher, args.distill_weight)
-        ),
+        distillation=distillation,
     )
     data = load_mnist(args.data)
     result = train(data, config)
