@@ -38,7 +38,6 @@ VIDEO_FPS = 25.0
 ROUNDS = 5  # latency rounds taken in turn over all models of one size
 PIPELINE_RUNS = 2  # passes over the test video, the best counts (a burst of load hits one)
 
-T = TypeVar("T")
 K = TypeVar("K")
 SeedPredict = Callable[[np.ndarray], np.ndarray]  # (1, H, W, 1) float32 -> (1, gh, gw, C)
 SeedFactory = Callable[[str, str], SeedPredict]  # (arch, pooling) -> predict

@@ -15,7 +15,7 @@ import struct
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice, takewhile
@@ -314,7 +314,7 @@ def prefetched(function: Callable[[Any], Any], items: Iterable[Any], workers: in
                 future.cancel()
 
 
-def read_ahead(items: Iterable[T], depth: int = READ_AHEAD) -> Iterator[T]:
+def read_ahead(items: Iterable[T], depth: int = READ_AHEAD) -> Generator[T, None, None]:
     """Iterate `items` in a thread that runs up to `depth` items ahead of the consumer, so
     decoding overlaps inference; an exception in the thread is raised here."""
     queue: Queue[Any] = Queue(depth)
@@ -393,7 +393,7 @@ class VideoSource(Source):
         self.vid_stride = vid_stride
         self.loops = loops
         self._capture: Any = None
-        self._reader: Iterator[Frame] | None = None
+        self._reader: Generator[Frame, None, None] | None = None
 
     def _open(self) -> Any:
         with quiet_opencv():
@@ -415,7 +415,7 @@ class VideoSource(Source):
         if self._capture is not None:
             self._capture.release()
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Generator[Frame, None, None]:
         """The frames, decoded in a thread up to READ_AHEAD frames ahead of the consumer."""
         self._reader = read_ahead(self._decoded())
         return self._reader
