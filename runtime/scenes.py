@@ -51,6 +51,12 @@ class Truth:
     boxes: np.ndarray
     classes: np.ndarray
     indices: np.ndarray
+    # Written strings: each line's object indices in reading order (empty: no string truth).
+    lines: tuple[tuple[int, ...], ...] = ()
+
+    def line_texts(self) -> list[str]:
+        """The text of each written line (its digits read left to right)."""
+        return ["".join(str(int(self.classes[i])) for i in line) for line in self.lines]
 
     def to_record(self) -> dict[str, Any]:
         """The truth.jsonl record of this image."""
@@ -58,13 +64,16 @@ class Truth:
             {"class_id": int(c), "box": [int(v) for v in box], "index": int(i)}
             for box, c, i in zip(self.boxes, self.classes, self.indices, strict=True)
         ]
-        return {
+        record: dict[str, Any] = {
             "file": self.file,
             "width": self.width,
             "height": self.height,
             "style": self.style,
             "objects": objects,
         }
+        if self.lines:
+            record["lines"] = [list(line) for line in self.lines]
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Truth:
@@ -79,7 +88,16 @@ class Truth:
             boxes=boxes,
             classes=np.array([int(o["class_id"]) for o in objects], dtype=np.int64),
             indices=np.array([int(o.get("index", -1)) for o in objects], dtype=np.int64),
+            lines=_parse_lines(record.get("lines", []), len(objects)),
         )
+
+
+def _parse_lines(lines: Any, count: int) -> tuple[tuple[int, ...], ...]:
+    """A record's `lines` as index tuples; ValueError when an index names no object."""
+    parsed = tuple(tuple(int(i) for i in line) for line in lines)
+    if any(not 0 <= i < count for line in parsed for i in line):
+        raise ValueError(f"lines: object indices must be in 0..{count - 1}, got {lines}")
+    return parsed
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""Real images with per-digit boxes in COCO form, read as a scene set, and their fixed splits.
+
+A COCO folder holds `annotations.json` (images, annotations with `bbox` = x, y, width, height
+and `category_id`, categories whose names are the digits) and the image files under the paths
+the annotations name, directly or in `images/`. Each image becomes one `Truth` whose objects
+are its digit boxes (tight ink boxes, as people draw them) and whose one written line is all of
+them left to right: a cheque amount, a meter reading or a date read as one string.
+
+Splits are fixed by file name, not by order or a seed, so that a file never moves between
+them when the set grows: the SHA-256 of the name picks "test" (25%, held out: never used to
+train or to tune), "dev" (15%, for choosing settings) or "train" (60%).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.scenes import SceneSet, Truth
+
+ANNOTATIONS_FILE = "annotations.json"
+SPLITS = ("train", "dev", "test", "all")
+_SPLIT_BUCKETS = (("test", 5), ("dev", 3), ("train", 12))  # out of 20
+
+
+def split_of(file_name: str) -> str:
+    """The fixed split ("train", "dev" or "test") of an image, from its file name alone."""
+    bucket = int.from_bytes(hashlib.sha256(Path(file_name).name.encode()).digest()[:4], "big")
+    bucket %= sum(size for _, size in _SPLIT_BUCKETS)
+    for split, size in _SPLIT_BUCKETS:
+        if bucket < size:
+            return split
+        bucket -= size
+    raise AssertionError("unreachable: the buckets cover 0..19")
+
+
+def is_coco_folder(path: str | Path) -> bool:
+    """True if `path` is a folder holding a COCO `annotations.json`."""
+    return (Path(path) / ANNOTATIONS_FILE).is_file()
+
+
+def _digit_of_category(categories: list[dict[str, Any]]) -> dict[int, int]:
+    """category_id -> digit 0..9, from category names "0".."9"; other categories are dropped."""
+    digits = {}
+    for category in categories:
+        name = str(category.get("name", "")).strip()
+        if len(name) == 1 and name.isdigit():
+            digits[int(category["id"])] = int(name)
+    if not digits:
+        raise ValueError("no category is named after a digit 0-9")
+    return digits
+
+
+def _image_path(root: Path, file_name: str) -> str:
+    """The image's path relative to `root`: as named, or under images/."""
+    for relative in (file_name, f"images/{file_name}"):
+        if (root / relative).is_file():
+            return relative
+    raise ValueError(f"{root}: image {file_name!r} not found (nor under images/)")
+
+
+def load_coco_set(path: str | Path, split: str = "all", style: str = "") -> SceneSet:
+    """Read a COCO folder as a scene set of one `split` (see the module doc); every truth gets
+    style `style` (default: the folder's name). ValueError naming the file when it is wrong."""
+    root = Path(path)
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    annotations_path = root / ANNOTATIONS_FILE
+    try:
+        coco = json.loads(annotations_path.read_text(encoding="utf-8"))
+        digits = _digit_of_category(coco["categories"])
+        objects: dict[int, list[tuple[list[float], int]]] = {}
+        for annotation in coco["annotations"]:
+            category = int(annotation["category_id"])
+            if category in digits:
+                x, y, width, height = (float(v) for v in annotation["bbox"])
+                box = [x, y, x + width, y + height]
+                objects.setdefault(int(annotation["image_id"]), []).append((box, digits[category]))
+        images = sorted(coco["images"], key=lambda image: str(image["file_name"]))
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{annotations_path}: not a COCO digit annotation file ({error})") from error
+    style = style or root.resolve().name
+    truths = []
+    for image in images:
+        file_name = str(image["file_name"])
+        if split != "all" and split_of(file_name) != split:
+            continue
+        placed = sorted(objects.get(int(image["id"]), []), key=lambda item: item[0][0] + item[0][2])
+        boxes = np.array([box for box, _ in placed], dtype=np.float64).reshape(-1, 4)
+        truths.append(
+            Truth(
+                file=_image_path(root, file_name),
+                width=int(image["width"]),
+                height=int(image["height"]),
+                style=style,
+                boxes=boxes,
+                classes=np.array([digit for _, digit in placed], dtype=np.int64),
+                indices=np.arange(len(placed), dtype=np.int64),
+                lines=(tuple(range(len(placed))),) if placed else (),
+            )
+        )
+    manifest = {"source": str(root), "format": "coco", "split": split, "images": len(truths)}
+    return SceneSet(root=root, manifest=manifest, truths=tuple(truths))
