@@ -17,6 +17,7 @@ from runtime.grid import GridGeometry, decode_cells
 from runtime.grouping import Grouping
 from runtime.modelinfo import ModelInfo
 from runtime.preprocess import Preprocessor
+from runtime.reading import Line, read_lines
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class Result:
 
     `scores` (gh, gw, C) and `cell_class` (gh, gw) belong to the first scale's grid, whose cells
     `geometry` places in frame pixels; `timings` are milliseconds per stage ("preprocess",
-    "infer", "decode"); `inverted` says whether the frame was inverted to the model's polarity.
+    "infer", "decode"); `inverted` says whether the frame was inverted to the model's polarity;
+    `lines` are the detections read as written strings, in reading order (runtime.reading).
     """
 
     scores: np.ndarray = field(repr=False)
@@ -37,6 +39,7 @@ class Result:
     frame_shape: tuple[int, ...]
     inverted: bool
     timings: dict[str, float] = field(default_factory=dict)
+    lines: tuple[Line, ...] = ()
 
 
 class Detector:
@@ -129,10 +132,11 @@ class Detector:
         inverted: bool,
         timings: dict[str, float],
     ) -> Result:
-        """Group one frame's grids into detections and package the Result."""
+        """Group one frame's grids into detections, read them as lines, package the Result."""
         start = time.perf_counter()
         background = self.info.background
         detections = self.grouping(grids, background, self.conf, frame_shape[:2])
+        lines = read_lines(detections, self.labels)
         scores, geometry = grids[0]
         cell_class, _ = decode_cells(scores, background, self.conf)
         timings["decode"] = (time.perf_counter() - start) * 1e3
@@ -146,4 +150,5 @@ class Detector:
             frame_shape=tuple(frame_shape),
             inverted=inverted,
             timings=timings,
+            lines=lines,
         )
