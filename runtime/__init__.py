@@ -6,10 +6,17 @@ ONNX Runtime only for `.onnx` models.
     from runtime import Detector, GridAnnotator
     detector = Detector()                      # the shipped default model
     result = detector(frame)                   # any frame OpenCV gives
+    texts = [line.text for line in result.lines]   # the digit strings, in reading order
     image = GridAnnotator().annotate(frame.copy(), result)
 """
 
-from runtime.annotate import BoxAnnotator, GridAnnotator, LegendAnnotator, StatsAnnotator
+from runtime.annotate import (
+    BoxAnnotator,
+    GridAnnotator,
+    LegendAnnotator,
+    LinesAnnotator,
+    StatsAnnotator,
+)
 from runtime.backends import Backend, open_backend
 from runtime.detections import Detections
 from runtime.detector import Detector, Result
@@ -17,6 +24,7 @@ from runtime.grid import GridGeometry
 from runtime.grouping import Grouping
 from runtime.modelinfo import ModelContractError, ModelInfo
 from runtime.models import default_model_path
+from runtime.reading import Line, read_lines
 
 __all__ = [
     "Backend",
@@ -27,10 +35,13 @@ __all__ = [
     "GridGeometry",
     "Grouping",
     "LegendAnnotator",
+    "Line",
+    "LinesAnnotator",
     "ModelContractError",
     "ModelInfo",
     "Result",
     "StatsAnnotator",
     "default_model_path",
     "open_backend",
+    "read_lines",
 ]

@@ -153,6 +153,45 @@ class BoxAnnotator:
         return frame
 
 
+class LinesAnnotator:
+    """Each read line's text on a filled label below the line's box (above it when the frame
+    ends there, else wherever it covers the box least), and a thin outline of the box, so the
+    digits stay visible and the per-digit tags of `BoxAnnotator`, drawn above, stay clear.
+    Lines of fewer than `min_digits` digits are left to those tags (scattered single digits)."""
+
+    def __init__(
+        self,
+        text_scale: float = 0.6,
+        color: tuple[int, int, int] = (255, 255, 255),
+        min_digits: int = 2,
+    ) -> None:
+        self.text_scale = text_scale
+        self.color = color
+        self.min_digits = min_digits
+
+    def annotate(self, frame: np.ndarray, result: Result) -> np.ndarray:
+        """Draw the lines of `result` that have at least `min_digits` digits."""
+        frame = as_bgr(frame)
+        height, width = frame.shape[:2]
+        for line in result.lines:
+            if len(line.detections) < self.min_digits:
+                continue
+            x1, y1, x2, y2 = (round(v) for v in line.box)
+            cv2.rectangle(frame, (x1, y1), (x2, y2), self.color, 1)
+            (text_width, text_height), baseline = cv2.getTextSize(
+                line.text, FONT, self.text_scale, 1
+            )
+            label = text_height + baseline + 4  # put_label's box height
+            below = min(y2 + 2, height - label)
+            above = max(y1 - 2 - label, 0)
+            covered_below = max(y2 - below, 0)
+            covered_above = max(above + label - y1, 0)
+            top = below if covered_below <= covered_above else above
+            left = max(min(x1, width - text_width - 4), 0)
+            put_label(frame, line.text, (left, max(top, 0)), self.color, self.text_scale)
+        return frame
+
+
 class LegendAnnotator:
     """A legend panel of class colours and names in a corner of the frame."""
 

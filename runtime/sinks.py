@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from runtime.detections import Detections
+from runtime.reading import Line
 
 ErrorHandler = Callable[[str, str], None]  # (what failed, why), called from writer threads
 
@@ -35,14 +36,17 @@ def detection_record(
     shape: Sequence[int],
     detections: Detections,
     labels: Sequence[str],
+    lines: Sequence[Line],
 ) -> dict[str, Any]:
-    """The JSON Lines record of one image or frame (schema in DESIGN.md)."""
+    """The JSON Lines record of one image or frame (schema in DESIGN.md), with the written
+    `lines` read from its detections (text, box, detection indices, score)."""
     return {
         "source": source,
         "frame": frame,
         "width": int(shape[1]),
         "height": int(shape[0]),
         "detections": detections.to_records(labels),
+        "lines": [line.to_record() for line in lines],
     }
 
 

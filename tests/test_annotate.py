@@ -13,6 +13,7 @@ from runtime.annotate import (
     BoxAnnotator,
     GridAnnotator,
     LegendAnnotator,
+    LinesAnnotator,
     StatsAnnotator,
     as_bgr,
     class_colors,
@@ -20,6 +21,7 @@ from runtime.annotate import (
 from runtime.detections import Detections
 from runtime.detector import Result
 from runtime.grid import GridGeometry
+from runtime.reading import read_lines
 
 GOLDEN = Path(__file__).parent / "data" / "annotated_golden.png"
 LABELS = tuple([*(str(k) for k in range(10)), "background"])
@@ -105,6 +107,42 @@ def test_boxes_in_class_colour() -> None:
     colors = class_colors(11)
     # Box of the 3: x 30..58, y 22..50 (the cell's 28 px window); its bottom edge at y = 50.
     assert (out[50, 35:55] == colors[3]).all()
+
+
+def string_result(shape: tuple[int, int], boxes: list[list[float]]) -> Result:
+    """The synthetic result with detections "1", "2", "3" at `boxes`, read into lines."""
+    detections = Detections(np.array(boxes, dtype=float), [1, 2, 3], [0.9, 0.8, 0.7])
+    lines = read_lines(detections, LABELS)
+    return Result(**{**synthetic_result(shape).__dict__, "detections": detections, "lines": lines})
+
+
+def test_lines_text_is_drawn_beside_the_line_not_over_its_digits() -> None:
+    boxes = [[20, 40, 38, 64], [40, 40, 58, 64], [60, 41, 78, 65]]  # "123", one line
+    result = string_result((120, 160), boxes)
+    assert [line.text for line in result.lines] == ["123"]
+    out = LinesAnnotator().annotate(frame(), result)
+    changed = (out != 60).any(axis=2)
+    assert changed[67:90, 20:60].sum() > 100  # the label, below the line's box (y2 = 65)
+    assert not changed[41:64, 21:77].any()  # inside the box: the digits stay as they were
+    assert changed[40, 20:78].all()  # the box outline
+    # A line at the bottom of the frame gets its label above.
+    low = LinesAnnotator().annotate(
+        frame(), string_result((120, 160), [[b[0], b[1] + 54, b[2], b[3] + 54] for b in boxes])
+    )
+    assert (low[70:93, 20:60] != 60).any(axis=2).sum() > 100
+    assert not (low[95:118, 21:77] != 60).any()
+
+
+def test_lines_annotator_without_detections_and_single_digits_draws_nothing() -> None:
+    nothing = Detections.empty()
+    lines = read_lines(nothing, LABELS)
+    empty = Result(**{**synthetic_result().__dict__, "detections": nothing, "lines": lines})
+    assert (LinesAnnotator().annotate(frame(), empty) == 60).all()
+    single = string_result((120, 160), [[20, 10, 38, 34], [20, 60, 38, 84], [40, 60, 58, 84]])
+    assert [line.text for line in single.lines] == ["1", "23"]
+    out = LinesAnnotator().annotate(frame(), single)
+    assert (out[:50] == 60).all() and (out[60:] != 60).any()
+    assert (LinesAnnotator(min_digits=1).annotate(frame(), single)[:50] != 60).any()
 
 
 def test_legend_shows_every_class_colour() -> None:

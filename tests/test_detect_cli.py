@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -23,8 +24,9 @@ from test_sources import MIXED_FILES, StandInCamera, digit_page, write_mixed_fol
 
 from convdet.cli import main
 
-RECORD_KEYS = {"source", "frame", "width", "height", "detections"}
+RECORD_KEYS = {"source", "frame", "width", "height", "detections", "lines"}
 DETECTION_KEYS = {"class_id", "label", "score", "box"}
+LINE_KEYS = {"text", "box", "detections", "score"}
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +50,14 @@ def parse_records(text: str) -> list[dict]:
         assert set(row) == RECORD_KEYS
         for detection in row["detections"]:
             assert set(detection) == DETECTION_KEYS and len(detection["box"]) == 4
+        read = []
+        for line in row["lines"]:
+            assert set(line) == LINE_KEYS and len(line["box"]) == 4
+            assert line["text"] == "".join(
+                row["detections"][i]["label"] for i in line["detections"]
+            )
+            read += line["detections"]
+        assert sorted(read) == list(range(len(row["detections"])))  # each detection read once
     return rows
 
 
@@ -84,6 +94,9 @@ def test_without_outputs_one_line_per_image_and_a_summary(tmp_path, mnist, model
     names = [str(folder / f"p{index}.png") for index in range(3)]
     assert [line.split(":")[0] for line in lines[:3]] == names
     assert all("64x48" in line for line in lines[:3])
+    for line in lines[:3]:  # the strings read hold the digits counted
+        counted = "".join(digit * int(times) for digit, times in re.findall(r"(\d) x(\d+)", line))
+        assert counted and sorted("".join(re.findall(r'"(\d+)"', line))) == sorted(counted)
     assert lines[3].startswith("3 images processed;") and len(lines) == 4
 
 

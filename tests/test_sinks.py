@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from runtime.detections import Detections
+from runtime.reading import read_lines
 from runtime.sinks import (
     AnnotatedImageSaver,
     JsonlSink,
@@ -28,7 +29,8 @@ LABELS = (*(str(digit) for digit in range(10)), "background")
 
 def record(index: int) -> dict:
     detections = Detections(np.array([[1.25, 2, 30, 40.04]]), np.array([7]), np.array([0.91234]))
-    return detection_record(f"img{index}.png", None, (48, 64, 3), detections, LABELS)
+    lines = read_lines(detections, LABELS)
+    return detection_record(f"img{index}.png", None, (48, 64, 3), detections, LABELS, lines)
 
 
 def test_detection_record_follows_the_design_schema():
@@ -40,7 +42,22 @@ def test_detection_record_follows_the_design_schema():
         "detections": [
             {"class_id": 7, "label": "7", "score": 0.9123, "box": [1.2, 2.0, 30.0, 40.0]}
         ],
+        "lines": [{"text": "7", "box": [1.2, 2.0, 30.0, 40.0], "detections": [0], "score": 0.9123}],
     }
+
+
+def test_detection_record_lines_name_detections_in_reading_order():
+    # "40" written right to left in the detections' order (the 0 was found first), then a 1
+    # on the next row.
+    boxes = np.array([[40, 0, 60, 28], [10, 2, 30, 30], [12, 50, 20, 80]])
+    detections = Detections(boxes, np.array([0, 4, 1]), np.array([0.9, 0.7, 0.8]))
+    lines = read_lines(detections, LABELS)
+    row = detection_record("page.png", 3, (96, 80), detections, LABELS, lines)
+    assert json.loads(json.dumps(row))["lines"] == [
+        {"text": "40", "box": [10.0, 0.0, 60.0, 30.0], "detections": [1, 0], "score": 0.7},
+        {"text": "1", "box": [12.0, 50.0, 20.0, 80.0], "detections": [2], "score": 0.8},
+    ]
+    assert [row["detections"][i]["label"] for i in row["lines"][0]["detections"]] == ["4", "0"]
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -216,15 +216,20 @@ class Reporter:
         with self._lock:
             self.failed += 1
 
-    def detected(self, name: str, labels: list[str], size: tuple[int, int], line: bool) -> None:
-        """Count one processed image or frame; with `line`, print its one-line summary."""
+    def detected(
+        self, name: str, labels: list[str], texts: list[str], size: tuple[int, int], line: bool
+    ) -> None:
+        """Count one processed image or frame; with `line`, print its one-line summary (digits
+        per class and the strings read, in reading order)."""
         self.processed += 1
         self.counts.update(labels)
         if line:
+            read = "".join(f' "{text}"' for text in texts)
             with self._lock:
                 self._clear_bar()
                 print(
-                    f"{name}: {size[1]}x{size[0]}, {_describe(Counter(labels))}",
+                    f"{name}: {size[1]}x{size[0]}, {_describe(Counter(labels))}"
+                    + (f", read{read}" if read else ""),
                     file=self.out,
                     flush=True,
                 )
@@ -285,7 +290,13 @@ class Outputs:
         reporter: Reporter,
         stack: contextlib.ExitStack,
     ) -> None:
-        from runtime import BoxAnnotator, GridAnnotator, LegendAnnotator, StatsAnnotator
+        from runtime import (
+            BoxAnnotator,
+            GridAnnotator,
+            LegendAnnotator,
+            LinesAnnotator,
+            StatsAnnotator,
+        )
         from runtime.sinks import AnnotatedImageSaver, JsonlSink, VideoSaver, Window
 
         self.labels = detector.labels
@@ -299,6 +310,7 @@ class Outputs:
         self.annotators = [
             GridAnnotator(),
             BoxAnnotator(),
+            LinesAnnotator(),
             LegendAnnotator(),
             *([self.stats] if self.stats else []),
         ]
@@ -341,7 +353,12 @@ class Outputs:
 
             self.json.write(
                 detection_record(
-                    frame.source, frame.index, frame.image.shape, result.detections, self.labels
+                    frame.source,
+                    frame.index,
+                    frame.image.shape,
+                    result.detections,
+                    self.labels,
+                    result.lines,
                 )
             )
         if not self.annotating:
@@ -401,7 +418,8 @@ def _detect_all(
             else:
                 name = frame.source if frame.index is None else f"{frame.source}#{frame.index}"
                 labels = [detector.labels[i] for i in result.detections.class_id]
-                reporter.detected(name, labels, frame.image.shape[:2], lines)
+                texts = [line.text for line in result.lines]
+                reporter.detected(name, labels, texts, frame.image.shape[:2], lines)
                 if not outputs.handle(frame, result, reporter.processed - 1):
                     return
         reporter.step()
