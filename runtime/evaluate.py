@@ -1,8 +1,9 @@
 """Detection quality against scene ground truth: matching rule, counts, P/R/F1, confusion.
 
 Matching rule. A detection matches a truth object when both have the same class and the
-detection's box centre lies inside the truth box (the placed 28x28 MNIST frame, scaled; see
-runtime.scenes) grown by 30% about its centre, i.e. width and height times 1.3, edges included.
+detection's box centre lies inside the truth box (in generated scenes the placed 28x28 MNIST
+frame, scaled, see runtime.scenes; in COCO folders the tight ink box drawn around the digit, see
+runtime.coco) grown by 30% about its centre, i.e. width and height times 1.3, edges included.
 Detections are taken in order of decreasing score (ties: detector order); each takes the nearest
 (by centre distance) still-unmatched truth it qualifies for, so matching is one-to-one and a
 second detection of the same digit is a false positive. Unmatched detections are false
@@ -17,16 +18,31 @@ Readouts measure how a stage classifies the truth digits themselves. "isolated":
 classifier on each digit alone (each truth frame of the preprocessed scene cut out at 28x28,
 see `isolated_classifier`); F1 on scenes is meant to come close to it. "grid": the argmax of
 the scene's grid cell under each truth centre, before any grouping (`detector_functions`).
+
+Count match: the fraction of images where the number of detections equals the number of digits.
+
+Strings, for images whose truth carries written lines (e.g. COCO folders: one line per image).
+The detections are read into lines as the Detector reads them (`runtime.reading.group_lines`).
+Each read line is assigned to the truth line holding most of its localization-matched digits
+(ties: the earlier truth line; none: no truth line), so a misread digit still counts in its
+line. A truth line's read string is the concatenation, in reading order, of the read lines
+assigned to it (a number read as two lines because of a wide gap is still read whole). Read and
+true strings are aligned by a shortest edit (Levenshtein) alignment, the one with the most
+matches among equally short ones: aligned equal digits are true positives, the other read
+digits false positives, the other true digits false negatives (a substitution is one of each);
+digits of read lines assigned to no truth line are false positives. Exact match: the fraction
+of truth lines whose read string equals the true one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from runtime.reading import group_lines
 from runtime.scenes import SceneSet, isolated_crops
 
 if TYPE_CHECKING:
@@ -34,6 +50,18 @@ if TYPE_CHECKING:
 
 GROW = 0.3
 NUM_DIGITS = 10
+# Tally counters that merging adds up as plain numbers.
+_SUMMED = (
+    "loc_error_sum",
+    "loc_matches",
+    "count_matches",
+    "line_images",
+    "lines",
+    "lines_exact",
+    "string_tp",
+    "string_fp",
+    "string_fn",
+)
 
 
 def box_centres(boxes: np.ndarray) -> np.ndarray:
@@ -75,6 +103,29 @@ def match_greedy(
     return matched
 
 
+def alignment_matches(read: Sequence[int], true: Sequence[int]) -> int:
+    """How many equal symbols a shortest edit (Levenshtein) alignment of `read` and `true` pairs
+    up, taking the alignment with the most of them among equally short ones."""
+    # Written here, a row-vectorized DP, rather than taken from a library: the runtime stays
+    # numpy + OpenCV (board installs), and the metric needs that one tie-break defined.
+    # Cost = step * edits - matches: one edit outweighs any number of matches.
+    read, true = np.asarray(read).reshape(-1), np.asarray(true).reshape(-1)
+    if not len(read) or not len(true):
+        return 0
+    step = len(true) + 1
+    offsets = np.arange(len(true) + 1) * step
+    row = offsets.copy()  # row[j]: the cost of aligning the read symbols so far with true[:j]
+    for symbol in read:
+        best = np.empty_like(row)
+        best[0] = row[0] + step
+        # Pair the symbol with true[j - 1] (a match or a substitution), or leave it out.
+        best[1:] = np.minimum(row[:-1] + np.where(true == symbol, -1, step), row[1:] + step)
+        # Then leave true symbols out along the row: row[j] = min over k <= j of best[k] + edits.
+        row = np.minimum.accumulate(best - offsets) + offsets
+    edits = -(-row[-1] // step)
+    return int(edits * step - row[-1])
+
+
 def _ratio(numerator: float, denominator: float) -> float:
     """numerator / denominator, and 1.0 for 0/0 (nothing to find and nothing claimed)."""
     return numerator / denominator if denominator else 1.0
@@ -97,6 +148,15 @@ class Tally:
     confusion: np.ndarray = field(init=False)
     loc_error_sum: float = 0.0
     loc_matches: int = 0
+    count_matches: int = 0  # images with as many detections as digits
+    # Strings (see the module doc): images and truth lines measured, lines read exactly, and
+    # the aligned digits: true positives, false positives, false negatives.
+    line_images: int = 0
+    lines: int = 0
+    lines_exact: int = 0
+    string_tp: int = 0
+    string_fp: int = 0
+    string_fn: int = 0
     # readout name -> (2, num_classes) counts: digits read right, digits read, per true class.
     readouts: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -112,8 +172,11 @@ class Tally:
         det_boxes: np.ndarray,
         det_classes: np.ndarray,
         det_scores: np.ndarray,
+        truth_lines: Sequence[Sequence[int]] = (),
+        read_lines: Sequence[Sequence[int]] = (),
     ) -> None:
-        """Match one image's detections to its truth and add the counts."""
+        """Match one image's detections to its truth and add the counts; with `truth_lines`
+        (object indices) also the string counts of `read_lines` (detection indices)."""
         k = self.num_classes
         truth_classes = np.asarray(truth_classes, dtype=np.int64).reshape(-1)
         det_classes = np.asarray(det_classes, dtype=np.int64).reshape(-1)
@@ -139,6 +202,40 @@ class Tally:
         offsets = box_centres(det_boxes)[on_digit] - box_centres(truth_boxes)[located[on_digit]]
         self.loc_error_sum += float(np.linalg.norm(offsets, axis=1).sum())
         self.loc_matches += int(on_digit.sum())
+        self.count_matches += int(len(det_classes) == len(truth_classes))
+        if truth_lines:
+            self._add_strings(truth_classes, truth_lines, det_classes, read_lines, located)
+
+    def _add_strings(
+        self,
+        truth_classes: np.ndarray,
+        truth_lines: Sequence[Sequence[int]],
+        det_classes: np.ndarray,
+        read_lines: Sequence[Sequence[int]],
+        located: np.ndarray,
+    ) -> None:
+        """Assign read lines to truth lines and add the aligned digit counts (module doc)."""
+        line_of = np.full(len(truth_classes) + 1, -1, dtype=np.int64)  # [-1]: no object
+        for number, line in enumerate(truth_lines):
+            line_of[list(line)] = number
+        assigned: list[list[int]] = [[] for _ in truth_lines]
+        for read in read_lines:
+            votes = line_of[located[np.asarray(read, dtype=np.int64)]]
+            votes = votes[votes >= 0]
+            if votes.size:
+                assigned[int(np.bincount(votes).argmax())] += list(read)
+            else:
+                self.string_fp += len(read)
+        for line, indices in zip(truth_lines, assigned, strict=True):
+            read_digits = det_classes[np.array(indices, dtype=np.int64)]
+            true_digits = truth_classes[np.array(line, dtype=np.int64)]
+            matches = alignment_matches(read_digits, true_digits)
+            self.string_tp += matches
+            self.string_fp += len(read_digits) - matches
+            self.string_fn += len(true_digits) - matches
+            self.lines_exact += int(np.array_equal(read_digits, true_digits))
+        self.line_images += 1
+        self.lines += len(truth_lines)
 
     def _readout(self, name: str) -> np.ndarray:
         """The (2, num_classes) counts of readout `name`, created empty on first use."""
@@ -168,8 +265,8 @@ class Tally:
             getattr(self, name).__iadd__(getattr(other, name))
         for name, counts in other.readouts.items():
             self._readout(name).__iadd__(counts)
-        self.loc_error_sum += other.loc_error_sum
-        self.loc_matches += other.loc_matches
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
     def precision(self) -> float:
@@ -186,6 +283,25 @@ class Tally:
         """Harmonic mean of precision and recall, from the counts: 2TP / (2TP + FP + FN)."""
         tp = self.tp.sum()
         return _ratio(2 * tp, 2 * tp + self.fp.sum() + self.fn.sum())
+
+    @property
+    def count_match(self) -> float | None:
+        """Fraction of images with as many detections as digits; None before any image."""
+        return _mean(self.count_matches, self.images)
+
+    @property
+    def string_exact(self) -> float | None:
+        """Fraction of truth lines read exactly; None when no truth carried lines."""
+        return _mean(self.lines_exact, self.lines)
+
+    def string_figures(self) -> dict[str, float]:
+        """Precision, recall and F1 of the digits aligned in strings (module doc)."""
+        tp, fp, fn = self.string_tp, self.string_fp, self.string_fn
+        return {
+            "precision": _ratio(tp, tp + fp),
+            "recall": _ratio(tp, tp + fn),
+            "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        }
 
     @property
     def loc_error(self) -> float | None:
@@ -223,8 +339,24 @@ class Tally:
             "f1": self.f1,
             **{f"{name}_accuracy": self.accuracy(name) for name in self.readouts},
             "loc_error_px": self.loc_error,
+            "count_match": self.count_match,
+            **(self._string_summary() if self.lines else {}),
             "per_class": self.per_class(),
             "confusion": self.confusion.tolist(),
+        }
+
+    def _string_summary(self) -> dict[str, Any]:
+        """The string figures, prefixed "string_", with their counts."""
+        figures = {f"string_{name}": value for name, value in self.string_figures().items()}
+        return {
+            "line_images": self.line_images,
+            "lines": self.lines,
+            "lines_exact": self.lines_exact,
+            "string_exact_match": self.string_exact,
+            "string_tp": self.string_tp,
+            "string_fp": self.string_fp,
+            "string_fn": self.string_fn,
+            **figures,
         }
 
 
@@ -300,13 +432,16 @@ def evaluate_scene_set(
 ) -> dict[str, Tally]:
     """Run `detect` on every scene and tally per style; key "all" sums the styles.
 
-    Each readout, called on a scene right after `detect`, adds its accuracy on the truth digits.
+    Each readout, called on a scene right after `detect`, adds its accuracy on the truth digits;
+    scenes whose truth carries lines add the string counts of the detections read into lines.
     """
     tallies: dict[str, Tally] = {}
     for number, truth in enumerate(scenes.truths, start=1):
         image = scenes.image(truth)
         tally = tallies.setdefault(truth.style, Tally())
-        tally.add_image(truth.boxes, truth.classes, *detect(image))
+        boxes, classes, scores = detect(image)
+        lines = group_lines(boxes) if truth.lines else []
+        tally.add_image(truth.boxes, truth.classes, boxes, classes, scores, truth.lines, lines)
         for name, read in (readouts or {}).items():
             if len(truth.classes):
                 tally.add_readout(name, truth.classes, read(image, truth.boxes))
@@ -324,31 +459,49 @@ def _figure(value: float | None, spec: str) -> str:
 
 
 def format_report(tallies: dict[str, Tally], labels: Iterable[str] | None = None) -> str:
-    """A readable table of `evaluate_scene_set`'s tallies: P/R/F1 and readout accuracies per
-    style, F1 per class and style, the confusion matrix of all styles, localization error."""
+    """A readable table of `evaluate_scene_set`'s tallies: P/R/F1, readout accuracies,
+    localization error and count match per style, string figures of the styles with lines, F1
+    per class and style, and the confusion matrix of all styles."""
     names = list(labels or [str(c) for c in range(NUM_DIGITS)])[:NUM_DIGITS]
     readouts = list(tallies["all"].readouts)
+    width = max(11, *(len(style) + 2 for style in tallies))
     lines = [
-        f"{'style':<11}{'images':>7}{'digits':>8}{'dets':>7}{'P':>8}{'R':>8}{'F1':>8}"
+        f"{'style':<{width}}{'images':>7}{'digits':>8}{'dets':>7}{'P':>8}{'R':>8}{'F1':>8}"
         + "".join(f"{name:>10}" for name in readouts)
-        + f"{'F1-iso':>8}{'loc px':>8}"
+        + f"{'F1-iso':>8}{'loc px':>8}{'count':>8}"
     ]
     for style, t in tallies.items():
         s = t.summary()
         accuracies = [t.accuracy(name) for name in readouts]
         isolated = t.accuracy("isolated")
         lines.append(
-            f"{style:<11}{s['images']:>7}{s['objects']:>8}{s['detections']:>7}"
+            f"{style:<{width}}{s['images']:>7}{s['objects']:>8}{s['detections']:>7}"
             f"{t.precision:>8.4f}{t.recall:>8.4f}{t.f1:>8.4f}"
             + "".join(f"{_figure(a, '.4f'):>10}" for a in accuracies)
             + f"{_figure(None if isolated is None else t.f1 - isolated, '+.4f'):>8}"
-            + f"{_figure(t.loc_error, '.2f'):>8}"
+            + f"{_figure(t.loc_error, '.2f'):>8}{_figure(t.count_match, '.4f'):>8}"
         )
-    lines += ["", "F1 per class" + "".join(f"{style:>11}" for style in tallies)]
+    with_lines = {style: t for style, t in tallies.items() if t.lines}
+    if with_lines:
+        lines += [
+            "",
+            f"{'strings':<{width}}{'images':>7}{'lines':>8}{'exact':>8}"
+            f"{'digit P':>9}{'digit R':>9}{'digit F1':>9}",
+        ]
+        for style, t in with_lines.items():
+            figures = t.string_figures()
+            lines.append(
+                f"{style:<{width}}{t.line_images:>7}{t.lines:>8}{_figure(t.string_exact, '.4f'):>8}"
+                + "".join(f"{figures[name]:>9.4f}" for name in ("precision", "recall", "f1"))
+            )
+    lines += [
+        "",
+        f"{'F1 per class':<{width + 1}}" + "".join(f"{style:>{width}}" for style in tallies),
+    ]
     per_class = {style: t.per_class() for style, t in tallies.items()}
     for c, name in enumerate(names):
-        row = "".join(f"{per_class[style][c]['f1']:>11.4f}" for style in tallies)
-        lines.append(f"  {name:<10}{row}")
+        row = "".join(f"{per_class[style][c]['f1']:>{width}.4f}" for style in tallies)
+        lines.append(f"  {name:<{width - 1}}{row}")
     confusion = tallies["all"].confusion
     header = [*names, "none"]
     lines += ["", "confusion (rows: true class, columns: detected class; all styles)"]

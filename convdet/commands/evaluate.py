@@ -1,4 +1,5 @@
-"""`convdet evaluate`: precision, recall, F1, confusion and localization error on a scene set."""
+"""`convdet evaluate`: precision, recall, F1, confusion, localization error, count match and
+string figures on a scene set or on a COCO folder of real images (one fixed split of it)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,37 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convdet.cli import CommandError
 from convdet.commands.detect import parse_scales
 from runtime.defaults import DEFAULT_CONF
 
-HELP = "measure detection quality on a scene set made by `convdet scenes`"
+if TYPE_CHECKING:
+    from runtime.scenes import SceneSet
+
+HELP = (
+    "measure detection and string-reading quality on a scene set made by `convdet scenes` "
+    "or on a COCO folder of real images with a box per digit"
+)
+DEFAULT_SPLIT = "dev"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet evaluate`."""
-    parser.add_argument("scenes", type=Path, metavar="SCENES", help="scene set folder")
+    parser.add_argument(
+        "scenes",
+        type=Path,
+        metavar="PATH",
+        help="a scene set folder (truth.jsonl) or a COCO folder (annotations.json)",
+    )
+    parser.add_argument(
+        "--split",
+        default=None,
+        metavar="train|dev|test|all",
+        help=f"COCO folders: which fixed split of the images to score (default: {DEFAULT_SPLIT}, "
+        "for choosing settings). test is the held-out part: report it, never tune on it",
+    )
     parser.add_argument("--model", type=Path, default=None, help="model file (default: shipped)")
     parser.add_argument(
         "--conf", type=float, default=DEFAULT_CONF, help=f"confidence threshold ({DEFAULT_CONF})"
@@ -51,11 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate the model on every scene, print the table, optionally write the JSON figures."""
     from runtime.evaluate import evaluate_scene_set, format_report
-    from runtime.scenes import load_scene_set
 
-    if not args.scenes.is_dir():
-        raise CommandError(f"{args.scenes}: no such folder (make one with convdet scenes)")
-    scenes = load_scene_set(args.scenes)
+    scenes = _load(args.scenes, args.split)
 
     from runtime.detector import Detector
     from runtime.evaluate import detector_functions
@@ -76,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"\r{done}/{total} scenes", end="" if done < total else "\n", file=sys.stderr)
 
     detect, readouts = detector_functions(detector)
+    if scenes.manifest.get("format") == "coco":
+        del readouts["isolated"]  # its 28x28 crops would squash the tight ink boxes
     tallies = evaluate_scene_set(scenes, detect, readouts, progress)
     settings = {
         "conf": detector.conf,
@@ -85,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         "grouping": args.grouping,
     }
     print(f"model {detector.model_path}  " + "  ".join(f"{k} {v}" for k, v in settings.items()))
+    if "split" in scenes.manifest:
+        print(f"{args.scenes}: split {scenes.manifest['split']}, {len(scenes.truths)} images")
     print(format_report(tallies, detector.labels))
     if args.json is not None:
         figures = {
@@ -96,3 +118,29 @@ def run(args: argparse.Namespace) -> int:
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _load(path: Path, split: str | None) -> SceneSet:
+    """The scene set at `path`, or one `split` of the COCO folder there; CommandError if neither."""
+    from runtime.coco import is_coco_folder, load_coco_set
+    from runtime.scenes import TRUTH_FILE, load_scene_set
+
+    if not path.is_dir():
+        raise CommandError(f"{path}: no such folder (make one with convdet scenes)")
+    if not is_coco_folder(path):
+        if split is not None:
+            raise CommandError("--split applies to COCO folders (with annotations.json)")
+        if not (path / TRUTH_FILE).is_file():
+            raise CommandError(
+                f"{path}: neither a scene set ({TRUTH_FILE}; make one with convdet scenes) "
+                "nor a COCO folder (annotations.json)"
+            )
+        return load_scene_set(path)
+    scenes = load_coco_set(path, split or DEFAULT_SPLIT)
+    if not scenes.truths:
+        everything = len(load_coco_set(path, "all").truths)
+        raise CommandError(
+            f"{path}: no images in split {split or DEFAULT_SPLIT} ({everything} in all; "
+            "--split all scores every image)"
+        )
+    return scenes
