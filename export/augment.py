@@ -2,7 +2,8 @@
 
 Images are float32 (N, 28, 28) in MNIST polarity (light ink on dark, 0..1). The ranges default
 to what a cell of the detector must accept: a digit up to ±20% off its window centre, at
-0.7-1.4x its MNIST size, slightly rotated, on an uneven, noisy background.
+0.7-1.4x its MNIST size, slightly rotated and slanted, in a thinner or thicker stroke, on an
+uneven, noisy background.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class Augmentation:
     shift: float = 0.2  # fraction of the window, each axis
     scale: tuple[float, float] = (0.7, 1.4)
     rotation: float = 12.0  # degrees, either way
+    shear: float = 0.3  # horizontal slant (x shift per unit of height), either way
+    stroke: float = 0.3  # probability of a thicker (2/3) or thinner (1/3) stroke
     elastic: float = 0.5  # probability of an elastic warp
     contrast: tuple[float, float] = (0.55, 1.0)
     background: float = 0.25  # highest background level (plain or gradient)
@@ -28,12 +31,19 @@ class Augmentation:
 
 
 def affine(
-    image: np.ndarray, shift: tuple[float, float], scale: float, rotation: float
+    image: np.ndarray,
+    shift: tuple[float, float],
+    scale: float,
+    rotation: float,
+    shear: float = 0.0,
 ) -> np.ndarray:
-    """Scale and rotate `image` about its centre, then shift it by (dx, dy) pixels."""
+    """Slant (`shear`), scale and rotate `image` about its centre, then shift it by (dx, dy)."""
     size = image.shape[0]
     centre = ((size - 1) / 2, (size - 1) / 2)
     matrix = cv2.getRotationMatrix2D(centre, rotation, scale)
+    if shear:
+        slant = np.array([[1.0, -shear, shear * centre[1]], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        matrix = matrix @ slant
     matrix[:, 2] += shift
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
 
@@ -79,10 +89,21 @@ def augment_digit(image: np.ndarray, rng: np.random.Generator, config: Augmentat
         (shift[0], shift[1]),
         rng.uniform(*config.scale),
         rng.uniform(-config.rotation, config.rotation),
+        rng.uniform(-config.shear, config.shear),
     )
     if rng.random() < config.elastic:
         out = elastic(out, rng)
+    if rng.random() < config.stroke:
+        out = restroke(out, thicker=rng.random() < 2 / 3)
     return photometric(out, rng, config)
+
+
+def restroke(image: np.ndarray, thicker: bool) -> np.ndarray:
+    """The digit in a marker's thicker stroke (grey dilation) or a fine pen's thinner one
+    (grey erosion, mild so that no stroke vanishes)."""
+    if thicker:
+        return cv2.dilate(image, np.ones((2, 2), np.uint8))
+    return np.maximum(cv2.erode(image, np.ones((2, 2), np.uint8)), image * 0.5)
 
 
 def augment_digits(

@@ -3,7 +3,12 @@
 Plain and noisy patches at several intensities, gradients and paper-like textures teach the
 model what empty surfaces look like. Off-centre and partial digits, and the seam between two
 neighbouring digits, teach it *where*: a digit fires the cell at its centre, not the cells
-beside it. All patches are float32 28x28 in MNIST polarity (light on dark, 0..1).
+beside it. Windows of digit-free camera pages (ruled paper, print, rulers, tables, desks,
+scribbles, security print; `runtime.camera`), passed through the runtime's own preprocessing,
+teach it what a camera sees around handwriting; windows inside a digit drawn several times too
+large teach it that a loop or a stroke of a large digit is not a digit at this scale (the
+image pyramid finds that digit at a smaller scale). All patches are float32 28x28 in MNIST
+polarity (light on dark, 0..1).
 """
 
 from __future__ import annotations
@@ -15,8 +20,14 @@ import cv2
 import numpy as np
 
 from export.augment import Augmentation, affine, backdrop, photometric
+from export.specs import BACKGROUND, CLASS_NAMES, WINDOW
+from runtime import camera
+from runtime.modelinfo import ModelInfo
+from runtime.preprocess import Preprocessor
 
-SIZE = 28
+SIZE = WINDOW
+CAMERA_PAGE = 96  # side of the digit-free pages camera windows are cut from
+WINDOWS_PER_PAGE = 8
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,8 @@ class BackgroundMix:
     texture: float = 1.0
     offcentre: float = 4.0
     seam: float = 2.0
+    camera: float = 4.0
+    zoomed: float = 1.5
     offcentre_min_shift: float = 10.0  # pixels; positives stay within Augmentation.shift
     offcentre_max_shift: float = 22.0
 
@@ -49,7 +62,7 @@ class BackgroundMix:
 
     def weights(self) -> dict[str, float]:
         """Normalized probability of each kind."""
-        raw = {kind: getattr(self, kind) for kind in KINDS}
+        raw = {kind: getattr(self, kind) for kind in ALL_KINDS}
         total = sum(raw.values())
         if total <= 0:
             raise ValueError("background mix: all weights are zero")
@@ -111,6 +124,44 @@ def seam(rng: np.random.Generator, digits: np.ndarray, mix: BackgroundMix) -> np
     return photometric(patch, rng, Augmentation())
 
 
+def zoomed(rng: np.random.Generator, digits: np.ndarray, mix: BackgroundMix) -> np.ndarray:
+    """A window inside a digit drawn 2.8-6x its size (ink 56-120 px): a loop, a bar, a curve."""
+    digit = digits[rng.integers(len(digits))]
+    factor = rng.uniform(2.8, 6.0)
+    shift = rng.uniform(-0.35, 0.35, 2) * SIZE * factor
+    patch = affine(digit, (float(shift[0]), float(shift[1])), factor, rng.uniform(-10, 10))
+    return photometric(patch, rng, Augmentation())
+
+
+def _camera_preprocessor() -> Preprocessor:
+    """The runtime's preprocessing for a light-on-dark 28x28-window model, as detectors use."""
+    info = ModelInfo(
+        classes=CLASS_NAMES, background=BACKGROUND, stride=8, window=SIZE, cell_offset=0.0
+    )
+    return Preprocessor(info, invert="auto", normalize=True)
+
+
+def _no_digits() -> tuple[int, np.ndarray, int]:
+    raise AssertionError("an empty page asked for a digit")
+
+
+def camera_windows(count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` windows of digit-free camera pages, preprocessed as the runtime preprocesses a
+    frame; a third of the pages drawn at twice the size and halved, as the pyramid does."""
+    preprocessor = _camera_preprocessor()
+    windows = []
+    while len(windows) < count:
+        zoom = 2 if rng.random() < 1 / 3 else 1
+        side = CAMERA_PAGE * zoom
+        page = camera.write_page("empty", (side, side), _no_digits, rng)
+        prepared, _ = preprocessor.prepare(camera.photograph(page, rng))
+        if zoom > 1:
+            prepared = cv2.resize(prepared, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        for y, x in rng.integers(0, CAMERA_PAGE - SIZE + 1, (WINDOWS_PER_PAGE, 2)):
+            windows.append(prepared[y : y + SIZE, x : x + SIZE])
+    return np.stack(windows[:count]).astype(np.float32)
+
+
 KINDS: dict[str, Callable[[np.random.Generator, np.ndarray, BackgroundMix], np.ndarray]] = {
     "blank": blank,
     "noise": noise,
@@ -118,23 +169,35 @@ KINDS: dict[str, Callable[[np.random.Generator, np.ndarray, BackgroundMix], np.n
     "texture": texture,
     "offcentre": offcentre,
     "seam": seam,
+    "zoomed": zoomed,
 }
+# Kinds made many at a time (one page gives several windows).
+BATCH_KINDS: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
+    "camera": camera_windows,
+}
+
+
+ALL_KINDS = (*KINDS, *BATCH_KINDS)
 
 
 def make_background(
     count: int, rng: np.random.Generator, digits: np.ndarray, mix: BackgroundMix
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`count` background patches (N, 28, 28) float32 and the kind index of each (into KINDS).
+    """`count` background patches (N, 28, 28) float32 and the kind index of each (into
+    ALL_KINDS).
 
     `digits` (M, 28, 28) float32 supplies the off-centre and seam cases; pass digits from the
     same split as the training digits, and from the test split for held-out backgrounds.
     """
     weights = mix.weights()
-    kinds = rng.choice(len(KINDS), size=count, p=list(weights.values()))
-    makers = list(KINDS.values())
-    patches = (
-        np.stack([makers[kind](rng, digits, mix) for kind in kinds])
-        if count
-        else (np.zeros((0, SIZE, SIZE), np.float32))
-    )
-    return patches.astype(np.float32), kinds
+    kinds = rng.choice(len(weights), size=count, p=list(weights.values()))
+    patches = np.zeros((count, SIZE, SIZE), np.float32)
+    for index, name in enumerate(weights):
+        chosen = np.flatnonzero(kinds == index)
+        if not chosen.size:
+            continue
+        if name in BATCH_KINDS:
+            patches[chosen] = BATCH_KINDS[name](chosen.size, rng)
+        else:
+            patches[chosen] = np.stack([KINDS[name](rng, digits, mix) for _ in chosen])
+    return patches, kinds

@@ -5,39 +5,51 @@ also sees its neighbours' pixels. Fine-tuning on scenes made of training digits,
 through the runtime's own preprocessing, teaches each cell the context it will really see:
 the cell nearest a digit's centre says the digit, cells a cell-width or more away say
 background (neighbouring digits, seams, blank paper), and the ambiguous ring between is
-not scored. Scene batches alternate with stage 1's 28x28 batches, scored at the cell that
-computes the classifier, so the classifier keeps its accuracy. Batch-norm statistics stay
-frozen from stage 1.
+not scored. A cell answers for one octave of digit sizes (INK_RANGE at scale 1): cells on
+a digit too large or too small for it say background, so that a larger digit's loop or stroke
+does not fire at scale 1 and the image pyramid's other scales find it instead. Camera scenes
+(`runtime.camera`: ruled paper, print, desks, tight strings) are some of them drawn at twice
+the size and shrunk as the pyramid shrinks a frame; real images with digit boxes (a COCO
+folder's train split) can join them. Scene batches alternate with stage 1's 28x28 batches,
+scored at the cell that computes the classifier, so the classifier keeps its accuracy.
+Batch-norm statistics stay frozen from stage 1.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import cv2
 import keras
 import numpy as np
 
+from runtime.camera import CAMERA_STYLES
+from runtime.coco import load_coco_set
 from runtime.modelinfo import ModelInfo
 from runtime.preprocess import Preprocessor
-from runtime.scenes import SceneParams, Truth, generate_scenes
+from runtime.scenes import STYLES, SceneParams, Truth, generate_scenes
 
-SCALE_RANGE = (20, 40)  # frame sides (px) a cell is trained to accept at scale 1
+INK_RANGE = (13.0, 42.0)  # digit ink heights (px) a cell answers for at scale 1
+IGNORE_RANGE = (10.0, 56.0)  # outside INK_RANGE but inside this: not scored (either is fine)
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Scene fine-tuning settings (epochs 0 turns the stage off)."""
 
-    epochs: int = 8
-    scenes_per_epoch: int = 1200
-    size: tuple[int, int] = (128, 128)  # width, height: a multiple of the stride
+    epochs: int = 12
+    scenes_per_epoch: int = 2400
+    size: tuple[int, int] = (160, 160)  # width, height: a multiple of the stride
     max_digits: int = 10
     learning_rate: float = 5e-4
     digit_weight: float = 4.0
     positive_radius: float = 4.0  # px, Chebyshev, cell centre to digit centre
     ignore_radius: float = 7.0
-    styles: tuple[str, ...] = ("mnist", "multiscale", "paper")
+    styles: tuple[str, ...] = STYLES
+    zoomed: float = 0.3  # share of camera scenes drawn at twice the size and shrunk by half
+    real: str | None = None  # a COCO folder whose train split joins the scenes
+    real_share: float = 0.0  # real images per synthetic scene
 
 
 def cell_targets(
@@ -50,14 +62,15 @@ def cell_targets(
     row_centres = info.cell_centre(np.arange(rows))[:, None]
     col_centres = info.cell_centre(np.arange(cols))[None, :]
     positives = []
-    for (x1, y1, x2, y2), class_id in zip(truth.boxes, truth.classes, strict=True):
-        side = x2 - x1
+    heights = truth.digit_heights()
+    for (x1, y1, x2, y2), class_id, height in zip(truth.boxes, truth.classes, heights, strict=True):
         distance = np.maximum(
             np.abs(row_centres - (y1 + y2) / 2), np.abs(col_centres - (x1 + x2) / 2)
         )
-        if not SCALE_RANGE[0] <= side <= SCALE_RANGE[1]:
-            weights[distance < side / 2 + config.ignore_radius] = 0.0
-            continue
+        if not INK_RANGE[0] <= height <= INK_RANGE[1]:
+            if IGNORE_RANGE[0] <= height <= IGNORE_RANGE[1]:
+                weights[distance < max(x2 - x1, y2 - y1) / 2 + config.ignore_radius] = 0.0
+            continue  # far out of range: every cell on it learns background
         weights[distance < config.ignore_radius] = 0.0
         positives.append((distance <= config.positive_radius, class_id))
     for cells, class_id in positives:
@@ -85,36 +98,79 @@ class SceneSet(keras.utils.PyDataset):
         self.windows = windows
         self.batch_size, self.seed, self.epoch = batch_size, seed, 0
         self.preprocessor = Preprocessor(info, invert="auto", normalize=True)
+        self.real = None if config.real is None else load_coco_set(config.real, "train")
         self.on_epoch_end()
 
     def on_epoch_end(self) -> None:
-        config, info = self.config, self.info
+        config = self.config
         per_style = math.ceil(config.scenes_per_epoch / len(config.styles))
-        images, targets, weights = [], [], []
+        seed = self.seed * 1000 + self.epoch
+        self.samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for style in config.styles:
-            params = SceneParams(
-                style,
-                count=per_style,
-                seed=self.seed * 1000 + self.epoch,
-                size=config.size,
-                max_digits=config.max_digits,
-                gap=2,
-            )
-            for scene in generate_scenes(self.digits, self.labels, params):
-                prepared, _ = self.preprocessor.prepare(scene.image)
-                batch = self.preprocessor.model_input(prepared)
-                grid = (batch.shape[1] // info.stride, batch.shape[2] // info.stride)
-                cell_labels, cell_weights = cell_targets(scene.truth, grid, info, config)
-                images.append(batch[0].copy())
-                targets.append(cell_labels)
-                weights.append(cell_weights)
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(images))
-        self.images = np.stack(images)[order]
-        self.targets = np.stack(targets)[order]
-        self.weights = np.stack(weights)[order]
+            zoomed = round(per_style * config.zoomed) if style in CAMERA_STYLES else 0
+            self._add_scenes(style, per_style - zoomed, seed, 1)
+            self._add_scenes(style, zoomed, seed, 2)
+        if self.real is not None:
+            self._add_real(round(config.scenes_per_epoch * config.real_share))
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.samples))
+        self.images, self.targets, self.weights = (
+            np.stack([self.samples[i][part] for i in order]) for part in range(3)
+        )
+        del self.samples
         if self.epoch:
             self.windows.on_epoch_end()
         self.epoch += 1
+
+    def _add_sample(self, image: np.ndarray, truth: Truth, scale: float = 1.0) -> None:
+        """Preprocess a frame as the runtime does (at `scale`), with its per-cell targets."""
+        prepared, _ = self.preprocessor.prepare(image)
+        batch = self.preprocessor.model_input(prepared, scale)
+        if scale != 1.0:
+            truth = replace(truth, boxes=truth.boxes * scale)
+        grid = (batch.shape[1] // self.info.stride, batch.shape[2] // self.info.stride)
+        labels, weights = cell_targets(truth, grid, self.info, self.config)
+        self.samples.append((batch[0].copy(), labels, weights))
+
+    def _add_scenes(self, style: str, count: int, seed: int, zoom: int) -> None:
+        """`count` new scenes of `style`; with zoom 2 drawn at twice the size and shrunk back,
+        as the pyramid's half scale shows a frame."""
+        if count <= 0:
+            return
+        width, height = self.config.size
+        params = SceneParams(
+            style,
+            count=count,
+            seed=seed * 10 + zoom,
+            size=(width * zoom, height * zoom),
+            max_digits=self.config.max_digits * (2 if zoom > 1 else 1),
+            gap=2,
+        )
+        for scene in generate_scenes(self.digits, self.labels, params):
+            self._add_sample(scene.image, scene.truth, 1.0 / zoom)
+
+    def _add_real(self, count: int) -> None:
+        """`count` real images (of the train split), each pasted at a random place in an
+        empty canvas of the scene size after preprocessing, shrunk first if it is larger."""
+        rng = np.random.default_rng([self.seed, self.epoch, 7])
+        width, height = self.config.size
+        truths = self.real.truths
+        for number in rng.choice(len(truths), size=min(count, len(truths)), replace=False):
+            truth = truths[number]
+            prepared, _ = self.preprocessor.prepare(self.real.image(truth))
+            scale = min(1.0, (width - 8) / prepared.shape[1], (height - 8) / prepared.shape[0])
+            if scale < 1.0:
+                prepared = cv2.resize(
+                    prepared, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+                )
+            h, w = prepared.shape
+            top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            canvas = np.full((height, width), self.preprocessor.background, np.float32)
+            canvas[top : top + h, left : left + w] = prepared
+            boxes = truth.boxes * scale + [left, top, left, top]
+            placed = replace(truth, boxes=boxes)
+            grid = (height // self.info.stride, width // self.info.stride)
+            labels, weights = cell_targets(placed, grid, self.info, self.config)
+            self.samples.append((canvas[..., None], labels, weights))
 
     def __len__(self) -> int:
         return 2 * math.ceil(len(self.images) / self.batch_size)

@@ -35,7 +35,7 @@ class TrainConfig:
     batch_size: int = 128
     learning_rate: float = 3e-3
     label_smoothing: float = 0.05
-    background_ratio: float = 0.6  # background patches per training digit
+    background_ratio: float = 0.8  # background patches per training digit
     validation_fraction: float = 0.1
     limit: int | None = None  # train on the first N digits only (tests, quick runs)
     seed: int = 0

@@ -8,15 +8,21 @@ Styles:
 - "paper": dark ink on lit paper (BGR): an illumination gradient across the sheet, a warm tint,
   slight Gaussian blur, sensor noise, JPEG compression at quality 60..90 (JPEG file).
 - "multiscale": like "mnist", with each 28x28 frame scaled to a side of 20..56 px (log-uniform).
+- camera styles "notebook", "strings", "large", "clutter", "empty": handwriting photographed on
+  real-looking pages (`runtime.camera`), JPEG files.
 
-Ground truth: each object's `box` is the placed MNIST frame, [x1, y1, x2, y2] in pixels with
-x2 = x1 + side (continuous coordinates: pixel p spans [p, p+1)). It is the window the classifier
-was trained to see, not the tight ink box: MNIST centres each digit's mass in its frame, so the
-frame's centre is the digit's centre, and a "1" gets the same box size as an "8". Frames of one
-scene never overlap and are at least `gap` pixels apart. `index` is the digit's row in its split.
+Ground truth of the three classic styles: each object's `box` is the placed MNIST frame,
+[x1, y1, x2, y2] in pixels with x2 = x1 + side (continuous coordinates: pixel p spans
+[p, p+1)). It is the window the classifier was trained to see, not the tight ink box: MNIST
+centres each digit's mass in its frame, so the frame's centre is the digit's centre, and a "1"
+gets the same box size as an "8". Frames of one scene never overlap and are at least `gap`
+pixels apart. Camera styles give tight ink boxes instead (`box_kind` "ink"; neighbours in a
+string may touch or overlap) and the written strings (`lines`). `index` is the digit's row in
+its split.
 
 On disk a scene set is a folder: the images, `truth.jsonl` (one record per image: file, width,
-height, style, objects [{class_id, box, index}]) and `manifest.json` (the generation parameters).
+height, style, objects [{class_id, box, index}], and for camera styles box_kind and lines) and
+`manifest.json` (the generation parameters).
 """
 
 from __future__ import annotations
@@ -31,9 +37,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from runtime import camera
 from runtime.digits import DIGIT_SIZE
 
-STYLES = ("mnist", "paper", "multiscale")
+CLASSIC_STYLES = ("mnist", "paper", "multiscale")  # MNIST frames on plain canvases
+STYLES = (*CLASSIC_STYLES, *camera.CAMERA_STYLES)
+BOX_KINDS = ("frame", "ink")
+CAMERA_MIN_SIZE = 64
 MULTISCALE_SIDES = (20, 56)
 TRUTH_FILE = "truth.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -53,6 +63,13 @@ class Truth:
     indices: np.ndarray
     # Written strings: each line's object indices in reading order (empty: no string truth).
     lines: tuple[tuple[int, ...], ...] = ()
+    # "frame": boxes are placed 28x28 MNIST frames (scaled); "ink": tight boxes of the ink.
+    box_kind: str = "frame"
+
+    def digit_heights(self) -> np.ndarray:
+        """Each digit's ink height in pixels (an MNIST frame's ink is 20 of its 28 px)."""
+        heights = self.boxes[:, 3] - self.boxes[:, 1]
+        return heights if self.box_kind == "ink" else heights * (20 / DIGIT_SIZE)
 
     def line_texts(self) -> list[str]:
         """The text of each written line (its digits read left to right)."""
@@ -73,6 +90,8 @@ class Truth:
         }
         if self.lines:
             record["lines"] = [list(line) for line in self.lines]
+        if self.box_kind != "frame":
+            record["box_kind"] = self.box_kind
         return record
 
     @classmethod
@@ -89,7 +108,15 @@ class Truth:
             classes=np.array([int(o["class_id"]) for o in objects], dtype=np.int64),
             indices=np.array([int(o.get("index", -1)) for o in objects], dtype=np.int64),
             lines=_parse_lines(record.get("lines", []), len(objects)),
+            box_kind=_parse_box_kind(record.get("box_kind", "frame")),
         )
+
+
+def _parse_box_kind(kind: Any) -> str:
+    """A record's `box_kind`; ValueError when it is not one of BOX_KINDS."""
+    if kind not in BOX_KINDS:
+        raise ValueError(f"box_kind: expected one of {', '.join(BOX_KINDS)}, got {kind!r}")
+    return str(kind)
 
 
 def _parse_lines(lines: Any, count: int) -> tuple[tuple[int, ...], ...]:
@@ -128,7 +155,9 @@ class SceneParams:
                 f"count >= 0, max_digits >= 1 and gap >= 0 expected, got "
                 f"{self.count}, {self.max_digits}, {self.gap}"
             )
-        largest = MULTISCALE_SIDES[1] if self.style == "multiscale" else DIGIT_SIZE
+        largest = {"multiscale": MULTISCALE_SIDES[1]}.get(self.style, DIGIT_SIZE)
+        if self.style in camera.CAMERA_STYLES:
+            largest = CAMERA_MIN_SIZE
         width, height = self.size
         if width < largest or height < largest:
             raise ValueError(
@@ -184,11 +213,7 @@ def _render_paper(ink: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str
     image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.0))
     image += rng.normal(0.0, rng.uniform(2.0, 5.0), image.shape).astype(np.float32)
     pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    quality = int(rng.integers(60, 91))
-    ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return encoded.tobytes(), ".jpg"
+    return _encode_jpeg(pixels, rng, (60, 90)), ".jpg"
 
 
 def _render(ink: np.ndarray, style: str, rng: np.random.Generator) -> tuple[bytes, str]:
@@ -201,11 +226,51 @@ def _render(ink: np.ndarray, style: str, rng: np.random.Generator) -> tuple[byte
     return encoded.tobytes(), ".png"
 
 
+def _encode_jpeg(pixels: np.ndarray, rng: np.random.Generator, quality: tuple[int, int]) -> bytes:
+    """JPEG bytes of `pixels` at a random quality in `quality` (inclusive)."""
+    level = int(rng.integers(quality[0], quality[1] + 1))
+    ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, level])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return encoded.tobytes()
+
+
+def _mnist_scene(
+    params: SceneParams, rng: np.random.Generator, next_digit: camera.DigitSource
+) -> tuple[bytes, str, list[tuple[int, int, int, int]], list[int], list[int]]:
+    """One scene of the MNIST-frame styles: (file bytes, extension, frames, classes, rows)."""
+    width, height = params.size
+    wanted = int(rng.integers(max(1, params.max_digits // 2), params.max_digits + 1))
+    ink = np.zeros((height, width), dtype=np.float32)
+    boxes: list[tuple[int, int, int, int]] = []
+    classes: list[int] = []
+    rows: list[int] = []
+    while len(boxes) < wanted:
+        side = _frame_side(params.style, rng)
+        box = _place(boxes, side, params.size, params.gap, rng)
+        if box is None:
+            break
+        row, digit, label = next_digit()
+        if side != DIGIT_SIZE:
+            shrink = side < DIGIT_SIZE
+            interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            digit = cv2.resize(digit, (side, side), interpolation=interpolation)
+        x1, y1, x2, y2 = box
+        ink[y1:y2, x1:x2] = digit.astype(np.float32) / 255.0
+        boxes.append(box)
+        classes.append(label)
+        rows.append(row)
+    encoded, ext = _render(ink, params.style, rng)
+    return encoded, ext, boxes, classes, rows
+
+
 def generate_scenes(images: np.ndarray, labels: np.ndarray, params: SceneParams) -> Iterator[Scene]:
     """Yield `params.count` scenes placing `images` (N, 28, 28 uint8) in a seeded order.
 
     Digits are taken in one permutation of the split (seeded by `params.seed` alone, so every
-    style sees the same digits in the same order), each used once before any repeats.
+    style sees the same digits in the same order), each used once before any repeats. Camera
+    styles (`runtime.camera`) write them by hand on photographed pages, with tight ink boxes
+    and the written strings as truth lines.
     """
     if images.ndim != 3 or images.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE) or not len(images):
         raise ValueError(f"images: expected (N>0, 28, 28), got {images.shape}")
@@ -213,37 +278,34 @@ def generate_scenes(images: np.ndarray, labels: np.ndarray, params: SceneParams)
     rng = np.random.default_rng([params.seed, STYLES.index(params.style)])
     width, height = params.size
     taken = 0
+
+    def next_digit() -> tuple[int, np.ndarray, int]:
+        nonlocal taken
+        row = int(order[taken % len(order)])
+        taken += 1
+        return row, images[row], int(labels[row])
+
     for number in range(params.count):
-        wanted = int(rng.integers(max(1, params.max_digits // 2), params.max_digits + 1))
-        ink = np.zeros((height, width), dtype=np.float32)
-        boxes: list[tuple[int, int, int, int]] = []
-        rows: list[int] = []
-        while len(boxes) < wanted:
-            side = _frame_side(params.style, rng)
-            box = _place(boxes, side, params.size, params.gap, rng)
-            if box is None:
-                break
-            row = int(order[taken % len(order)])
-            taken += 1
-            digit = images[row]
-            if side != DIGIT_SIZE:
-                shrink = side < DIGIT_SIZE
-                interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-                digit = cv2.resize(digit, (side, side), interpolation=interpolation)
-            x1, y1, x2, y2 = box
-            ink[y1:y2, x1:x2] = digit.astype(np.float32) / 255.0
-            boxes.append(box)
-            rows.append(row)
-        encoded, ext = _render(ink, params.style, rng)
-        indices = np.array(rows, dtype=np.int64)
+        lines: tuple[tuple[int, ...], ...] = ()
+        if params.style in camera.CAMERA_STYLES:
+            page = camera.write_page(params.style, params.size, next_digit, rng, params.max_digits)
+            pixels = camera.photograph(page, rng)
+            encoded, ext = _encode_jpeg(pixels, rng, (40, 95)), ".jpg"
+            boxes, classes, rows = page.boxes, page.classes, page.rows
+            lines, box_kind = tuple(page.lines), "ink"
+        else:
+            encoded, ext, boxes, classes, rows = _mnist_scene(params, rng, next_digit)
+            box_kind = "frame"
         truth = Truth(
             file=f"{params.style}_{number:05d}{ext}",
             width=width,
             height=height,
             style=params.style,
             boxes=np.array(boxes, dtype=np.float64).reshape(-1, 4),
-            classes=np.asarray(labels, dtype=np.int64)[indices],
-            indices=indices,
+            classes=np.array(classes, dtype=np.int64),
+            indices=np.array(rows, dtype=np.int64),
+            lines=lines,
+            box_kind=box_kind,
         )
         image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED)
         yield Scene(truth=truth, encoded=encoded, image=image)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.background import KINDS, BackgroundMix, make_background
+from export.background import ALL_KINDS, BackgroundMix, make_background
 
 
 def centre_of_mass(patch: np.ndarray) -> np.ndarray:
@@ -19,12 +19,12 @@ def test_patches_have_the_shape_range_and_every_kind(mnist):
     patches, kinds = make_background(600, np.random.default_rng(0), digits, BackgroundMix())
     assert patches.shape == (600, 28, 28) and patches.dtype == np.float32
     assert patches.min() >= 0 and patches.max() <= 1
-    assert set(kinds) == set(range(len(KINDS)))
+    assert set(kinds) == set(range(len(ALL_KINDS)))
 
 
 def test_off_centre_digits_are_far_from_the_window_centre(mnist):
     digits = mnist["x_train"][:200].astype(np.float32) / 255
-    only = BackgroundMix(blank=0, noise=0, gradient=0, texture=0, offcentre=1, seam=0)
+    only = BackgroundMix(**{kind: float(kind == "offcentre") for kind in ALL_KINDS})
     patches, _ = make_background(200, np.random.default_rng(1), digits, only)
     # Remove the photometric floor before locating the ink.
     ink = np.clip(patches - np.median(patches, axis=(1, 2), keepdims=True), 0, None)
@@ -37,9 +37,9 @@ def test_off_centre_digits_are_far_from_the_window_centre(mnist):
 
 def test_mix_weights_decide_the_kinds(mnist):
     digits = mnist["x_train"][:50].astype(np.float32) / 255
-    mix = BackgroundMix.parse("blank=1,noise=0,gradient=0,texture=0,offcentre=0,seam=0")
+    mix = BackgroundMix.parse(",".join(f"{kind}={int(kind == 'blank')}" for kind in ALL_KINDS))
     patches, kinds = make_background(50, np.random.default_rng(2), digits, mix)
-    assert set(kinds) == {list(KINDS).index("blank")}
+    assert set(kinds) == {ALL_KINDS.index("blank")}
     assert np.all(patches.std(axis=(1, 2)) < 1e-6)
 
 
@@ -48,7 +48,7 @@ def test_mix_weights_decide_the_kinds(mnist):
     [
         ("blobs=1", "unknown kind"),
         ("seam=x", "needs a number"),
-        ("blank=0,noise=0,gradient=0,texture=0,offcentre=0,seam=0", "all weights are zero"),
+        (",".join(f"{kind}=0" for kind in ALL_KINDS), "all weights are zero"),
     ],
 )
 def test_bad_mixes_are_rejected(text, error):

@@ -39,11 +39,34 @@ def test_far_cells_are_background_with_unit_weight():
     assert labels[6, 6] == INFO.background and weights[6, 6] == 1  # 16 px away
 
 
-def test_frames_outside_the_trained_scale_are_not_scored():
-    big = [[10, 10, 60, 60]]  # 50 px: detected at another scale, so not taught either way
-    labels, weights = cell_targets(truth(big, [3]), (16, 16), INFO, FinetuneConfig())
+def test_digits_just_outside_the_octave_are_not_scored():
+    near = [[10, 10, 80, 80]]  # 70 px frame, 50 px ink: either answer is fine at this scale
+    labels, weights = cell_targets(truth(near, [3]), (16, 16), INFO, FinetuneConfig())
     assert (labels == INFO.background).all()
-    assert weights[3, 3] == 0 and weights[15, 15] == 1
+    assert weights[5, 5] == 0 and weights[15, 15] == 1
+
+
+@pytest.mark.parametrize("box", [[0, 0, 120, 120], [40, 40, 51, 51]], ids=["large", "tiny"])
+def test_digits_far_outside_the_octave_are_taught_as_background(box):
+    # A 120 px frame (86 px of ink) belongs to a smaller pyramid scale; an 11 px one is noise.
+    labels, weights = cell_targets(truth([box], [8]), (16, 16), INFO, FinetuneConfig())
+    assert (labels == INFO.background).all() and (weights == 1).all()
+
+
+def test_ink_boxes_are_measured_by_their_own_height():
+    # A "1" written 30 px high is 6 px wide: in the octave, whatever its width.
+    one = Truth(
+        "s.jpg",
+        128,
+        128,
+        "strings",
+        np.array([[40.0, 40, 46, 70]]),
+        np.array([1]),
+        np.zeros(1),
+        box_kind="ink",
+    )
+    labels, _ = cell_targets(one, (16, 16), INFO, FinetuneConfig())
+    assert (labels == 1).sum() >= 1
 
 
 def test_a_neighbours_ring_does_not_erase_a_digit():

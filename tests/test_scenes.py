@@ -11,6 +11,7 @@ import pytest
 from convdet.cli import main
 from runtime.digits import load_mnist_npz
 from runtime.scenes import (
+    CLASSIC_STYLES,
     STYLES,
     SceneParams,
     generate_scenes,
@@ -36,7 +37,7 @@ def test_same_seed_same_bytes_other_seed_other_scenes(mnist, style: str) -> None
     assert first[0].encoded != other[0].encoded
 
 
-@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("style", CLASSIC_STYLES)
 def test_boxes_inside_canvas_and_never_overlap(mnist, style: str) -> None:
     gap = 4
     for scene in make(mnist, style, count=4, max_digits=40, gap=gap):
@@ -64,7 +65,7 @@ def test_digits_come_from_the_split_and_each_once(mnist) -> None:
 
 
 def test_styles_differ_as_intended(mnist) -> None:
-    plain, paper, multi = (make(mnist, style, count=2) for style in STYLES)
+    plain, paper, multi = (make(mnist, style, count=2) for style in CLASSIC_STYLES)
     for scene in plain:
         sides = scene.truth.boxes[:, 2] - scene.truth.boxes[:, 0]
         assert scene.image.ndim == 2 and scene.truth.file.endswith(".png")
@@ -146,6 +147,8 @@ def test_cli_writes_a_reproducible_set(mnist_npz: Path, tmp_path: Path) -> None:
         "scenes",
         "--data",
         str(mnist_npz),
+        "--style",
+        "classic,large",
         "--count",
         "2",
         "--seed",
@@ -158,10 +161,11 @@ def test_cli_writes_a_reproducible_set(mnist_npz: Path, tmp_path: Path) -> None:
     lines = (tmp_path / "a" / "truth.jsonl").read_text().splitlines()
     assert lines == (tmp_path / "b" / "truth.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
-    assert [r["style"] for r in records] == ["mnist"] * 2 + ["paper"] * 2 + ["multiscale"] * 2
+    styles = ["mnist", "paper", "multiscale", "large"]
+    assert [r["style"] for r in records] == [style for style in styles for _ in range(2)]
     assert all((r["width"], r["height"]) == (200, 150) for r in records)
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    assert (manifest["seed"], manifest["split"], manifest["images"]) == (5, "test", 6)
+    assert (manifest["seed"], manifest["split"], manifest["images"]) == (5, "test", 8)
 
 
 def test_cli_refuses_a_non_empty_folder(

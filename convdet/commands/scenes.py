@@ -22,15 +22,36 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def parse_styles(text: str) -> tuple[str, ...]:
+    """'classic,large' -> the styles named, groups expanded, in STYLES order; CommandError
+    naming the choices otherwise."""
+    from runtime.camera import CAMERA_STYLES
+    from runtime.scenes import CLASSIC_STYLES, STYLES
+
+    groups = {"all": STYLES, "classic": CLASSIC_STYLES, "camera": CAMERA_STYLES}
+    wanted: set[str] = set()
+    for name in filter(None, (part.strip() for part in text.split(","))):
+        if name not in groups and name not in STYLES:
+            choices = ", ".join([*STYLES, *groups])
+            raise CommandError(f"--style {name!r}: choose from {choices}")
+        wanted.update(groups.get(name, (name,)))
+    if not wanted:
+        raise CommandError("--style: name at least one style")
+    return tuple(style for style in STYLES if style in wanted)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet scenes`."""
     parser.add_argument("--data", required=True, type=Path, help="Keras-layout MNIST .npz")
     parser.add_argument("--out", required=True, type=Path, help="new (or empty) output folder")
     parser.add_argument(
         "--style",
-        choices=("mnist", "paper", "multiscale", "all"),
         default="all",
-        help="scene style; 'all' makes --count scenes of each (default: all)",
+        metavar="LIST",
+        help="comma-separated scene styles or groups, --count scenes of each: mnist, paper, "
+        "multiscale (group 'classic': MNIST frames on plain canvases); notebook, strings, large, "
+        "clutter, empty (group 'camera': handwriting photographed on real-looking pages, "
+        "'empty' with no digit); 'all' (default)",
     )
     parser.add_argument("--count", type=int, default=100, help="scenes per style (default: 100)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -51,13 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate the scene set and print where it went."""
     from runtime.digits import load_mnist_npz
-    from runtime.scenes import STYLES, SceneParams, generate_scenes, write_scene_set
+    from runtime.scenes import SceneParams, generate_scenes, write_scene_set
 
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         raise CommandError(f"{args.out} exists and is not an empty folder; choose a new --out")
     x_train, y_train, x_test, y_test = load_mnist_npz(args.data)
     images, labels = (x_test, y_test) if args.split == "test" else (x_train, y_train)
-    styles = STYLES if args.style == "all" else (args.style,)
+    styles = parse_styles(args.style)
     params = [
         SceneParams(style, args.count, args.seed, args.size, args.max_digits) for style in styles
     ]

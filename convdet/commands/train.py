@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from runtime.coco import is_coco_folder
+from runtime.scenes import STYLES
+
 HELP = "train a classifier (digits + background) and convolutionalize it [needs convdet[train]]"
 
 
@@ -27,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--label-smoothing", type=float, default=0.05)
     parser.add_argument(
-        "--background-ratio", type=float, default=0.6, help="background patches per training digit"
+        "--background-ratio", type=float, default=0.8, help="background patches per training digit"
     )
     parser.add_argument(
         "--background-mix",
@@ -37,10 +40,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scene-epochs",
         type=int,
-        default=8,
+        default=12,
         help="epochs of stage 2, fine-tuning the detector on scenes (0: off)",
     )
-    parser.add_argument("--scenes-per-epoch", type=int, default=1200)
+    parser.add_argument("--scenes-per-epoch", type=int, default=2400)
+    parser.add_argument(
+        "--styles",
+        default=",".join(STYLES),
+        metavar="LIST",
+        help="scene styles of stage 2 (default: all of them)",
+    )
+    parser.add_argument(
+        "--real",
+        type=Path,
+        metavar="COCO",
+        help="a COCO folder of real images with digit boxes: its train split joins stage 2's "
+        "scenes (its dev and test splits never do)",
+    )
+    parser.add_argument(
+        "--real-share",
+        type=float,
+        default=0.1,
+        help="real images per synthetic scene with --real (default: 0.1)",
+    )
     parser.add_argument(
         "--teacher",
         metavar="RUN",
@@ -71,6 +93,13 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--epochs, --batch-size and --scenes-per-epoch must be at least 1")
     if args.scene_epochs < 0:
         raise CommandError("--scene-epochs must be 0 (off) or more")
+    styles = tuple(filter(None, (style.strip() for style in args.styles.split(","))))
+    if not styles or any(style not in STYLES for style in styles):
+        raise CommandError(f"--styles {args.styles}: choose from {', '.join(STYLES)}")
+    if args.real is not None and not is_coco_folder(args.real):
+        raise CommandError(f"--real {args.real}: not a COCO folder (no annotations.json)")
+    if not 0 <= args.real_share <= 1:
+        raise CommandError("--real-share must be in 0..1")
     mix = BackgroundMix.parse(args.background_mix)
     distillation = None if args.teacher is None else Distillation(args.teacher, args.distill_weight)
 
@@ -89,7 +118,13 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         seed=args.seed,
         mix=mix,
-        scenes=FinetuneConfig(epochs=args.scene_epochs, scenes_per_epoch=args.scenes_per_epoch),
+        scenes=FinetuneConfig(
+            epochs=args.scene_epochs,
+            scenes_per_epoch=args.scenes_per_epoch,
+            styles=styles,
+            real=None if args.real is None else str(args.real),
+            real_share=args.real_share if args.real is not None else 0.0,
+        ),
         distillation=distillation,
     )
     data = load_mnist(args.data)
