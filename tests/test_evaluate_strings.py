@@ -204,3 +204,21 @@ def test_cli_split_errors_are_one_line(
     (scene_set / "truth.jsonl").write_text("")
     assert main(["evaluate", str(scene_set), "--split", "dev"]) == 2
     assert "--split applies to COCO folders" in capsys.readouterr().err
+
+
+def test_cli_scene_set_with_lines_and_ink_boxes_gets_string_figures_not_isolated(
+    coco_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    scene_set = tmp_path / "strings"
+    scene_set.mkdir()
+    with open(scene_set / "truth.jsonl", "w", encoding="utf-8") as truth_file:
+        for truth in load_coco_set(coco_dir, "all").truths:
+            (scene_set / Path(truth.file).name).write_bytes((coco_dir / truth.file).read_bytes())
+            record = {**truth.to_record(), "file": Path(truth.file).name, "style": "strings"}
+            truth_file.write(json.dumps({**record, "box_kind": "ink"}) + "\n")
+    out = tmp_path / "figures.json"
+    assert main(["evaluate", str(scene_set), "--json", str(out)]) == 0
+    assert "\nstrings " in capsys.readouterr().out
+    total = json.loads(out.read_text())["styles"]["all"]
+    assert total["lines"] == 3 and total["string_tp"] + total["string_fn"] == 9
+    assert "isolated_accuracy" not in total and "grid_accuracy" in total

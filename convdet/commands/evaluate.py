@@ -94,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"\r{done}/{total} scenes", end="" if done < total else "\n", file=sys.stderr)
 
     detect, readouts = detector_functions(detector)
-    if scenes.manifest.get("format") == "coco":
-        del readouts["isolated"]  # its 28x28 crops would squash the tight ink boxes
+    coco = scenes.manifest.get("format") == "coco"
+    # The isolated readout's 28x28 crops expect MNIST frames: it would squash tight ink boxes.
+    if coco or any(truth.box_kind == "ink" for truth in scenes.truths):
+        del readouts["isolated"]
     tallies = evaluate_scene_set(scenes, detect, readouts, progress)
     settings = {
         "conf": detector.conf,
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         "grouping": args.grouping,
     }
     print(f"model {detector.model_path}  " + "  ".join(f"{k} {v}" for k, v in settings.items()))
-    if "split" in scenes.manifest:
+    if coco:
         print(f"{args.scenes}: split {scenes.manifest['split']}, {len(scenes.truths)} images")
     print(format_report(tallies, detector.labels))
     if args.json is not None:
