@@ -31,7 +31,8 @@ from export.to_onnx import classifier_to_onnx, to_onnx
 from export.to_tflite import PRECISIONS, to_tflite
 from runtime.backends import open_backend
 from runtime.modelinfo import ModelInfo
-from runtime.scenes import SceneParams, generate_scenes
+from runtime.preprocess import Preprocessor
+from runtime.scenes import STYLES, SceneParams, generate_scenes
 
 CALIBRATION_SCENES = 48
 CHECKSUMS = "SHA256SUMS"
@@ -73,11 +74,15 @@ def producer_versions() -> dict[str, str]:
 
 def model_info(run: dict) -> ModelInfo:
     """The metadata of a trained run (run.json written by `convdet train`)."""
+    trained_on = run["trained_on"]
+    real = run.get("config", {}).get("scenes", {}).get("real")
+    if real:
+        trained_on += f"; real images: the train split of {Path(real).name} (COCO)"
     return detector_info(
         get_spec(run["arch"]),
         run["pooling"],
         test_accuracy={key: round(value, 4) for key, value in run["metrics"].items()},
-        trained_on=run["trained_on"],
+        trained_on=trained_on,
         producer=producer_versions(),
     )
 
@@ -99,17 +104,21 @@ def _uint8(images: np.ndarray) -> np.ndarray:
     return np.rint(images * 255).astype(np.uint8)
 
 
-def calibration_scenes(data: Mnist, count: int = CALIBRATION_SCENES) -> list[np.ndarray]:
-    """Real scenes of training digits in model polarity, for int8 calibration ranges."""
+def calibration_scenes(
+    data: Mnist, info: ModelInfo, count: int = CALIBRATION_SCENES
+) -> list[np.ndarray]:
+    """Scenes of training digits in every style, preprocessed as the runtime preprocesses
+    frames, for int8 calibration ranges that are those of real inputs."""
     digits, labels = _uint8(data.x_train), data.y_train
-    scenes = []
-    for style, size in (("mnist", (320, 240)), ("multiscale", (320, 240)), ("paper", (320, 240))):
-        params = SceneParams(style, count=count // 3, seed=7, size=size)
-        for scene in generate_scenes(digits, labels, params):
-            image = scene.image if scene.image.ndim == 2 else scene.image.mean(-1)
-            image = image.astype(np.float32) / 255.0
-            scenes.append(1.0 - image if style == "paper" else image)
-    return scenes
+    preprocessor = Preprocessor(info, invert="auto", normalize=True)
+    per_style = max(1, count // len(STYLES))
+    return [
+        preprocessor.prepare(scene.image)[0]
+        for style in STYLES
+        for scene in generate_scenes(
+            digits, labels, SceneParams(style, count=per_style, seed=7, size=(320, 240))
+        )
+    ]
 
 
 def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportReport:
@@ -122,7 +131,9 @@ def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportRe
     to_onnx(detector, info, onnx_path)
     classifier = keras.models.load_model(run_dir / "classifier.keras")
     classifier_to_onnx(classifier, info, out_dir / f"{name}_classifier.onnx")
-    tflite_paths = to_tflite(detector, info, out_dir, name, calibration_scenes(data), PRECISIONS)
+    tflite_paths = to_tflite(
+        detector, info, out_dir, name, calibration_scenes(data, info), PRECISIONS
+    )
     paths = [onnx_path, *tflite_paths]
 
     def reference(batch: np.ndarray) -> np.ndarray:
