@@ -82,7 +82,9 @@ def load_coco_set(path: str | Path, split: str = "all", style: str = "") -> Scen
                 objects.setdefault(int(annotation["image_id"]), []).append((box, digits[category]))
         images = sorted(coco["images"], key=lambda image: str(image["file_name"]))
     except (OSError, KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{annotations_path}: not a COCO digit annotation file ({error})") from error
+        raise ValueError(
+            f"{annotations_path}: not a COCO digit annotation file ({error})"
+        ) from error
     style = style or root.resolve().name
     truths = []
     for image in images:
@@ -101,6 +103,7 @@ def load_coco_set(path: str | Path, split: str = "all", style: str = "") -> Scen
                 classes=np.array([digit for _, digit in placed], dtype=np.int64),
                 indices=np.arange(len(placed), dtype=np.int64),
                 lines=(tuple(range(len(placed))),) if placed else (),
+                box_kind="ink",
             )
         )
     manifest = {"source": str(root), "format": "coco", "split": split, "images": len(truths)}
