@@ -165,21 +165,41 @@ class Preprocessor:
     def model_input(
         self, image: np.ndarray, scale: float = 1.0, size: tuple[int, int] | None = None
     ) -> np.ndarray:
-        """`image` resized by `scale` and padded bottom/right with the background value (0 for
-        light-on-dark models) to a multiple of the stride,
-        or to `size` (height, width) for fixed-size models, as a (1, H, W, 1) float32 array.
+        """`image` resized by `scale` (`scaled`) and padded (`padded`): a (1, H, W, 1) float32
+        array, a reused buffer overwritten by the next call with the same size."""
+        return self.padded(self.scaled(image, scale), size)
+
+    @staticmethod
+    def scaled(image: np.ndarray, scale: float) -> np.ndarray:
+        """`image` resized by `scale` (area-averaged down, bilinear up); `image` itself at 1."""
+        if scale == 1.0:
+            return image
+        interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+        return cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
+
+    def strokes(self, image: np.ndarray) -> np.ndarray:
+        """A prepared image (the model's polarity and range) as light strokes on dark in 0..1,
+        the form ink boxes are measured on; the image itself for light-on-dark 0..1 models."""
+        low, high = self.info.input_range
+        light_on_dark = self.info.polarity == "light-on-dark"
+        if light_on_dark and (low, high) == (0.0, 1.0):
+            return image
+        unit = (image - np.float32(low)) * np.float32(1 / (high - low))
+        return unit if light_on_dark else 1.0 - unit
+
+    def padded(self, image: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """`image` (already scaled) padded bottom/right with the background value (0 for
+        light-on-dark models) to a multiple of the stride, or to `size` (height, width) for
+        fixed-size models, as a (1, H, W, 1) float32 array.
 
         The array is a reused buffer: it is overwritten by the next call with the same size."""
-        if scale != 1.0:
-            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
         height, width = image.shape
         stride = self.info.stride
         padded = size or (-(-height // stride) * stride, -(-width // stride) * stride)
         if height > padded[0] or width > padded[1]:
             raise ValueError(
                 f"frame: expected at most {padded[0]}x{padded[1]} pixels for this fixed-size "
-                f"model, got {height}x{width} (after scale {scale})"
+                f"model, got {height}x{width} (the frame at its scale)"
             )
         buffer = self._buffers.get(padded)
         if buffer is None:

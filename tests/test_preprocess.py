@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -170,3 +172,17 @@ def test_model_input_scales_and_fits_fixed_sizes() -> None:
     assert fixed.shape == (1, 48, 64, 1)
     with pytest.raises(ValueError, match=r"expected at most 32x32 pixels .* got 40x64"):
         preprocessor.model_input(np.ones((40, 64), np.float32), size=(32, 32))
+
+
+def test_scaled_returns_the_image_itself_at_scale_one() -> None:
+    image = np.ones((40, 64), np.float32)
+    assert Preprocessor.scaled(image, 1.0) is image
+    assert Preprocessor.scaled(image, 0.5).shape == (20, 32)
+
+
+def test_strokes_are_light_on_dark_in_unit_range() -> None:
+    image = np.array([[0.0, 0.25, 1.0]], np.float32)
+    assert Preprocessor(INFO).strokes(image) is image  # the shipped models' form: no copy
+    dark = Preprocessor(replace(INFO, polarity="dark-on-light", input_range=(-1.0, 1.0)))
+    strokes = dark.strokes(np.array([[1.0, 0.0, -1.0]], np.float32))  # paper, grey, ink
+    np.testing.assert_allclose(strokes, [[0.0, 0.5, 1.0]])
