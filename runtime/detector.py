@@ -14,7 +14,7 @@ from runtime.backends import Backend, open_backend
 from runtime.defaults import DEFAULT_CONF
 from runtime.detections import Detections
 from runtime.grid import GridGeometry, decode_cells
-from runtime.grouping import Grouping
+from runtime.grouping import Grouping, ScaleGrid
 from runtime.modelinfo import ModelInfo
 from runtime.preprocess import Preprocessor
 from runtime.reading import Line, read_lines
@@ -24,7 +24,8 @@ from runtime.reading import Line, read_lines
 class Result:
     """What a detector saw in one frame.
 
-    `scores` (gh, gw, C) and `cell_class` (gh, gw) belong to the first scale's grid, whose cells
+    `scores` (gh, gw, C) and `cell_class` (gh, gw) belong to the first scale's grid (with the
+    default pyramid, scale 1: the finest, one cell per 8 frame pixels), whose cells
     `geometry` places in frame pixels; `timings` are milliseconds per stage ("preprocess",
     "infer", "decode"); `inverted` says whether the frame was inverted to the model's polarity;
     `lines` are the detections read as written strings, in reading order (runtime.reading).
@@ -42,21 +43,39 @@ class Result:
     lines: tuple[Line, ...] = ()
 
 
+# The default pyramid keeps halving the frame while its shorter side keeps this many pixels:
+# about two windows, the least that still shows a digit with some background around it.
+PYRAMID_MIN_SIDE = 64
+# Its scales, finest first: 1 to 1/64, the whole pyramid of frames under 8192 px a side.
+PYRAMID = tuple(0.5**level for level in range(7))
+
+
+def pyramid_scales(height: int, width: int) -> tuple[float, ...]:
+    """The default scales for a `height` x `width` frame: 1, 0.5, 0.25, ... (PYRAMID) while the
+    scaled frame's shorter side stays at least PYRAMID_MIN_SIDE px (always 1). Each halving
+    doubles the digit sizes seen, up to about a third of the shorter side."""
+    return tuple(s for s in PYRAMID if s == 1.0 or min(height, width) * s >= PYRAMID_MIN_SIDE)
+
+
 class Detector:
     """A loaded model plus its pre- and post-processing settings; call it on frames.
 
     `model` is a .onnx or .tflite path (default: the shipped default model); `conf` is the
-    minimum digit probability of a cell; `scales` resize the frame before inference (e.g.
-    (0.5, 1, 2) for digits of about 14-56 px), results merged by NMS; `invert` is "auto",
-    "on" or "off"; `normalize` removes uneven lighting (on by default: paper-style F1 0.25 ->
-    0.67 with an early model, MNIST-style unchanged); `threads`/`providers` go to the backend.
+    minimum digit probability of a cell; `scales` resize the frame before inference: None or
+    "auto" (default) for the pyramid, whose scales `pyramid_scales` chooses per frame size
+    (digits of about 16 px up to a third of the frame's shorter side), or a sequence run as
+    given (e.g. (2, 1, 0.5, 0.25) adds digits of about 8-16 px), results merged by `Grouping`;
+    `invert` is "auto", "on" or "off"; `normalize` removes uneven lighting (on by default:
+    paper-style F1 0.25 -> 0.67 with an early model, MNIST-style unchanged);
+    `threads`/`providers` go to the backend. The `scales` attribute is a tuple: the given
+    scales, or with `pyramid` True all of PYRAMID, of which each frame runs those it can hold.
     """
 
     def __init__(
         self,
         model: str | Path | None = None,
         conf: float = DEFAULT_CONF,
-        scales: Sequence[float] = (1.0,),
+        scales: Sequence[float] | str | None = None,
         invert: str = "auto",
         normalize: bool = True,
         grouping: Grouping | None = None,
@@ -67,15 +86,22 @@ class Detector:
             from runtime.models import default_model_path
 
             model = default_model_path()
-        if not scales or any(scale <= 0 for scale in scales):
-            raise ValueError(f"scales: expected one or more positive numbers, got {scales!r}")
+        if scales == "auto":
+            scales = None
+        if scales is not None and (
+            isinstance(scales, str) or not scales or any(scale <= 0 for scale in scales)
+        ):
+            raise ValueError(
+                f"scales: expected 'auto' or one or more positive numbers, got {scales!r}"
+            )
         if not 0.0 <= conf <= 1.0:
             raise ValueError(f"conf: expected a probability in 0..1, got {conf}")
         self.backend: Backend = open_backend(model, threads=threads, providers=providers)
         self.info: ModelInfo = self.backend.info
         self.labels: tuple[str, ...] = self.info.classes
         self.conf = conf
-        self.scales = tuple(float(scale) for scale in scales)
+        self.pyramid = scales is None
+        self.scales = PYRAMID if scales is None else tuple(float(scale) for scale in scales)
         self.grouping = grouping or Grouping()
         self.preprocessor = Preprocessor(self.info, invert=invert, normalize=normalize)
 
@@ -83,6 +109,10 @@ class Detector:
     def model_path(self) -> Path:
         """The model file this detector runs."""
         return self.backend.path
+
+    def scales_for(self, height: int, width: int) -> tuple[float, ...]:
+        """The scales run on a `height` x `width` frame: the pyramid's, or `scales`."""
+        return pyramid_scales(height, width) if self.pyramid else self.scales
 
     def __call__(self, frame: np.ndarray) -> Result:
         """Detect digits in one frame (any array OpenCV gives: gray, BGR or BGRA)."""
@@ -95,20 +125,22 @@ class Detector:
         prepared = [self.preprocessor.prepare(frame) for frame in frames]
         prepare_ms = (time.perf_counter() - start) * 1e3 / max(len(frames), 1)
         timings = [{"preprocess": prepare_ms, "infer": 0.0} for _ in frames]
-        grids: list[list[tuple[np.ndarray, GridGeometry]]] = [[] for _ in frames]
-        same_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        grids: list[list[ScaleGrid]] = [[] for _ in frames]
+        same_size: dict[tuple[int, int], list[int]] = defaultdict(list)
         for index, (image, _) in enumerate(prepared):
             same_size[image.shape].append(index)
-        for indices in same_size.values():
-            for scale in self.scales:
+        for (height, width), indices in same_size.items():
+            for scale in self.scales_for(height, width):
                 start = time.perf_counter()
-                batch = self._batch([prepared[index][0] for index in indices], scale)
+                images = [self.preprocessor.scaled(prepared[i][0], scale) for i in indices]
+                batch = self._batch(images)
                 middle = time.perf_counter()
                 scores = self.backend.run(batch)
                 end = time.perf_counter()
                 geometry = GridGeometry.from_info(self.info, scale)
                 for position, index in enumerate(indices):
-                    grids[index].append((scores[position], geometry))
+                    strokes = self.preprocessor.strokes(images[position])
+                    grids[index].append(ScaleGrid(scores[position], geometry, strokes))
                     timings[index]["preprocess"] += (middle - start) * 1e3 / len(indices)
                     timings[index]["infer"] += (end - middle) * 1e3 / len(indices)
         return [
@@ -116,18 +148,16 @@ class Detector:
             for index, frame in enumerate(frames)
         ]
 
-    def _batch(self, images: list[np.ndarray], scale: float) -> np.ndarray:
-        """The model input for same-size images at one scale (the reused buffer for one image)."""
+    def _batch(self, images: list[np.ndarray]) -> np.ndarray:
+        """The model input for same-size scaled images (the reused buffer for one image)."""
         size = self.backend.fixed_size
         if len(images) == 1:
-            return self.preprocessor.model_input(images[0], scale, size)
-        return np.concatenate(
-            [self.preprocessor.model_input(image, scale, size).copy() for image in images]
-        )
+            return self.preprocessor.padded(images[0], size)
+        return np.concatenate([self.preprocessor.padded(image, size).copy() for image in images])
 
     def _decode(
         self,
-        grids: list[tuple[np.ndarray, GridGeometry]],
+        grids: list[ScaleGrid],
         frame_shape: tuple[int, ...],
         inverted: bool,
         timings: dict[str, float],
@@ -137,7 +167,7 @@ class Detector:
         background = self.info.background
         detections = self.grouping(grids, background, self.conf, frame_shape[:2])
         lines = read_lines(detections, self.labels)
-        scores, geometry = grids[0]
+        scores, geometry = grids[0].scores, grids[0].geometry
         cell_class, _ = decode_cells(scores, background, self.conf)
         timings["decode"] = (time.perf_counter() - start) * 1e3
         return Result(

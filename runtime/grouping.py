@@ -2,17 +2,26 @@
 
 Default ("peaks"): a digit is a local maximum of the per-cell digit score (1 - P(background))
 at or above `conf`; its class is the argmax of the digit probabilities (optionally averaged over
-the neighbouring cells), its score that class's probability, and its box the cell's window,
-re-centred by a parabolic fit of the digit score around the peak (sub-cell accuracy). Detections
-of all scales are merged with class-agnostic NMS that also drops boxes mostly inside a
-better-scored one (the same digit seen at two scales). "components" (connected non-background
-cells, one box each) is kept for comparison.
+the neighbouring cells), its score that class's probability, and its window the cell's,
+re-centred on the centroid of the digit score around the peak (sub-cell accuracy).
+"components" (connected non-background cells, one window each) is kept for comparison.
+
+Boxes fit the ink (`ink_boxes`): given the scale's image, each window becomes the bounding box
+of its digit's strokes there, so a digit has about the same box at every scale that sees it.
+A cell with ink around it but none at its centre saw only its neighbours and is dropped, and so
+is a digit under `min_height` px tall at a scale coarser than the finest run: the finer scale
+sees it at twice the size, inside its range. Detections of all scales are then merged (`nms`):
+a confident box drops the much smaller boxes inside it whose ink runs beyond their search (the
+strokes of a large digit that a finer scale read as digits), a box holding two or more whole
+small ones goes (a coarse scale reading a cluster of digits as one), then class-agnostic NMS
+drops boxes overlapping or mostly inside a better-scored one (the same digit at two scales).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -22,16 +31,50 @@ from runtime.grid import GridGeometry, decode_cells, digit_score
 
 METHODS = ("peaks", "components")
 
+# Ink boxes: a pixel is ink when brighter than this fraction of the brightest pixel searched.
+INK_LEVEL = 0.5
+# The search reaches this fraction of the window's side beyond each edge: a digit at the top of
+# a scale's size range overflows its window.
+INK_MARGIN = 0.25
+# Ink belongs to the digit if its connected component reaches the window's central area (the
+# window less this fraction of its side at each edge) or spans the window's centre (a "0").
+INK_CORE = 0.25
+
+
+@dataclass(frozen=True)
+class ScaleGrid:
+    """One scale's output for a frame: the (gh, gw, C) score grid, where its cells sit, and the
+    image it was computed from (the frame at that scale, light strokes on dark in 0..1,
+    unpadded) for ink boxes; without an image, boxes stay the cells' windows."""
+
+    scores: np.ndarray
+    geometry: GridGeometry
+    image: np.ndarray | None = None
+
+
+class Ink(NamedTuple):
+    """What `ink_boxes` found for N windows: `boxes` (N, 4) xyxy, `cut` (N,) whether the ink ran
+    to the edge of the search, `stray` (N,) whether there was ink but none at the centre."""
+
+    boxes: np.ndarray
+    cut: np.ndarray
+    stray: np.ndarray
+
 
 @dataclass(frozen=True)
 class Grouping:
     """How cells become detections (see `find_peaks` for `radius`, `smooth`, `pool`, `refine`).
     `iou` and `containment` are the NMS thresholds: a box is dropped if it overlaps a better
-    one by IoU > `iou`, or if more than `containment` of the smaller box lies inside it."""
+    one by IoU > `iou`, or if more than `containment` of the smaller box lies inside it;
+    `whole` and `part` settle boxes inside much larger ones first (see `nms`). With images,
+    a detection at a scale coarser than the finest needs `min_height` px of ink there."""
 
     method: str = "peaks"
     iou: float = 0.3
     containment: float = 0.7
+    whole: float = 0.5
+    part: float = 0.7
+    min_height: float = 14.0
     radius: int = 2
     smooth: bool = False
     pool: int = 1
@@ -43,20 +86,39 @@ class Grouping:
 
     def __call__(
         self,
-        grids: Sequence[tuple[np.ndarray, GridGeometry]],
+        grids: Sequence[ScaleGrid],
         background: int,
         conf: float,
         frame_shape: tuple[int, int],
     ) -> Detections:
-        """Detections in frame pixels from (scores, geometry) pairs, one per scale, merged."""
+        """Detections in frame pixels from one frame's grids, one per scale, merged."""
         group = find_peaks if self.method == "peaks" else find_components
         options = (
             {"radius": self.radius, "smooth": self.smooth, "pool": self.pool, "refine": self.refine}
             if self.method == "peaks"
             else {}
         )
-        parts = [group(scores, geometry, background, conf, **options) for scores, geometry in grids]
-        merged = nms(Detections.concatenate(parts), self.iou, self.containment)
+        finest = max((grid.geometry.scale for grid in grids), default=1.0)
+        parts, cuts = [], []
+        for grid in grids:
+            found = group(grid.scores, grid.geometry, background, conf, **options)
+            if grid.image is not None:
+                scale = grid.geometry.scale
+                ink = ink_boxes(grid.image, found.xyxy * scale)
+                keep = ~ink.stray
+                if scale < finest:
+                    keep &= ink.boxes[:, 3] - ink.boxes[:, 1] >= self.min_height
+                found = Detections(ink.boxes / scale, found.class_id, found.score)[keep]
+                cuts.append(ink.cut[keep])
+            parts.append(found)
+        merged = nms(
+            Detections.concatenate(parts),
+            self.iou,
+            self.containment,
+            self.whole,
+            self.part,
+            np.concatenate(cuts) if len(cuts) == len(parts) else None,
+        )
         return clip_boxes(merged, frame_shape)
 
 
@@ -141,11 +203,92 @@ def find_components(
     return Detections(boxes, class_id, score)
 
 
-def nms(detections: Detections, iou: float = 0.3, containment: float = 0.7) -> Detections:
+def ink_boxes(image: np.ndarray, boxes: np.ndarray) -> Ink:
+    """The ink extent of the digit in each window of `boxes` (N, 4) xyxy in `image` pixels, on
+    `image` (light strokes on dark, 0..1).
+
+    Searched within the window grown by INK_MARGIN of its side: the bounding box of the ink
+    components (INK_LEVEL of the brightest pixel searched) that reach the window's central
+    area or span its centre. A window with ink but none of it there is `stray` (the cell saw
+    only the digits around it), one without ink stays as it is. The search's edge clips a
+    touching neighbour; ink reaching that edge (where it lies inside the image) is `cut`: a
+    stroke of something larger, as a finer scale sees the loop of a large digit. All N crops
+    are cut with one gather and labelled in one connected-components pass."""
+    count = len(boxes)
+    boxes = np.asarray(boxes, np.float32).reshape(count, 4)
+    if count == 0:
+        return Ink(boxes, np.zeros(0, bool), np.zeros(0, bool))
+    size = boxes[:, 2:] - boxes[:, :2]
+    low = np.floor(boxes[:, :2] - INK_MARGIN * size).astype(np.int64)  # (N, 2): x, y
+    high = np.ceil(boxes[:, 2:] + INK_MARGIN * size).astype(np.int64)
+    side = int((high - low).max())
+    limits = np.array(image.shape[::-1])
+    if (limits < side).any():  # a frame smaller than one search: room for a whole crop
+        image = np.pad(image, ((0, max(side - limits[1], 0)), (0, max(side - limits[0], 0))))
+    # Crops of side x side px at `origin`, inside the image; the search is the part of each
+    # within [low, high) and the image (clipped searches near the image's edges slide inwards).
+    origin = np.clip(low, 0, np.array(image.shape[::-1]) - side)
+    first, last = np.maximum(low, 0) - origin, np.minimum(high, limits) - origin
+    offsets = np.arange(side)
+    searched = (offsets >= first[:, :, None]) & (offsets < last[:, :, None])  # (N, 2, side)
+    windows = np.lib.stride_tricks.sliding_window_view(image, (side, side))
+    crops = windows[origin[:, 1], origin[:, 0]] * (
+        searched[:, 1, :, None] & searched[:, 0, None, :]
+    )
+    # Each crop sits at (1, 1) of a slot with blank rows and columns around it; the ink is
+    # dilated by one pixel before labelling, so strokes a pixel or two apart (the bar of a "5")
+    # join while crops stay apart, and a component's box is its dilated box less one pixel.
+    slot = (side + 3, side + 2)
+    mosaic = np.zeros((count, *slot), np.uint8)
+    ink = crops > INK_LEVEL * crops.max(axis=(1, 2), keepdims=True)
+    mosaic[:, 1 : side + 1, 1 : side + 1] = ink
+    grown = cv2.dilate(mosaic.reshape(-1, slot[1]), np.ones((3, 3), np.uint8))
+    labelled, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    stats = stats[1:]
+    crop = stats[:, cv2.CC_STAT_TOP] // slot[0]
+    start = np.stack([stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP] % slot[0]], 1)
+    stop = start + stats[:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]] - 2
+    core_first = boxes[:, :2] + INK_CORE * size - origin
+    core_last = boxes[:, 2:] - INK_CORE * size - origin
+    in_core = (offsets + 0.5 >= core_first[:, :, None]) & (offsets + 0.5 <= core_last[:, :, None])
+    core_labels = labels.reshape(count, *slot)[:, 1 : side + 1, 1 : side + 1][
+        in_core[:, 1, :, None] & in_core[:, 0, None, :]
+    ]
+    centre = ((boxes[:, :2] + boxes[:, 2:]) / 2 - origin)[crop]
+    spans_centre = ((start <= centre) & (centre <= stop)).all(axis=1)
+    keep = (np.bincount(core_labels, minlength=labelled)[1:] > 0) | spans_centre
+    extent = np.concatenate([np.full((count, 2), side), np.zeros((count, 2))], axis=1)
+    np.minimum.at(extent[:, :2], crop[keep], start[keep])
+    np.maximum.at(extent[:, 2:], crop[keep], stop[keep])
+    found = extent[:, 2] > 0
+    fitted = boxes.copy()
+    fitted[found] = extent[found] + np.tile(origin[found], 2)
+    inner = np.concatenate([low > 0, high < limits], axis=1)  # search edges inside the image
+    edges = np.concatenate([first, last], axis=1)
+    cut = found & ((extent == edges) & inner).any(axis=1)
+    stray = ~found & (np.bincount(crop, minlength=count) > 0)
+    return Ink(fitted, cut, stray)
+
+
+def nms(
+    detections: Detections,
+    iou: float = 0.3,
+    containment: float = 0.7,
+    whole: float = 0.5,
+    part: float = 0.7,
+    cut: np.ndarray | None = None,
+) -> Detections:
     """Class-agnostic greedy non-maximum suppression, best score first: drop a box whose IoU with
     a kept box exceeds `iou` or whose intersection covers more than `containment` of the smaller
-    box. Returns the kept detections sorted by score."""
-    ranked = detections.sorted_by_score()
+    box. Returns the kept detections sorted by score.
+
+    With `cut` (N,), whether each box's ink was cut off (`ink_boxes`), boxes lying mostly
+    (`containment`) inside one more than 1 / `part` times their area are settled first, whatever
+    the scores: a container scoring at least `whole` drops the cut ones (the strokes of a large
+    digit that a finer scale read as digits), and a container holding two or more uncut ones is
+    dropped (a coarse scale reading a cluster of small digits as one)."""
+    order = np.argsort(-detections.score, kind="stable")
+    ranked = detections[order]
     if len(ranked) <= 1:
         return ranked
     boxes, area = ranked.xyxy, ranked.area
@@ -155,8 +298,14 @@ def nms(detections: Detections, iou: float = 0.3, containment: float = 0.7) -> D
     with np.errstate(divide="ignore", invalid="ignore"):
         union_ratio = overlap / (area[:, None] + area[None, :] - overlap)
         smaller_ratio = overlap / np.minimum(area[:, None], area[None, :])
-    suppresses = (union_ratio > iou) | (smaller_ratio > containment)
+        holds = (overlap / area[None, :] > containment) & (area[None, :] < part * area[:, None])
     keep = np.ones(len(ranked), bool)
+    if cut is not None:  # holds[i, j]: box j is a small box mostly inside box i
+        cut = np.asarray(cut, bool)[order]
+        keep &= (holds & ~cut[None, :]).sum(axis=1) < 2
+        wins = keep & (ranked.score >= whole)
+        keep &= ~(holds[wins] & cut[None, :]).any(axis=0)
+    suppresses = (union_ratio > iou) | (smaller_ratio > containment)
     for index in range(len(ranked)):
         if keep[index]:
             keep[index + 1 :] &= ~suppresses[index, index + 1 :]

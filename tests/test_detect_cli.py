@@ -275,6 +275,33 @@ def test_command_errors_are_one_line_exit_2(tmp_path, mnist, model, capsys, opti
 
 
 @pytest.mark.parametrize(
+    ("options", "scales"),
+    [
+        ([], None),
+        (["--scales", "auto"], None),
+        (["--scales", "1"], (1.0,)),
+        (["--scales", "2,1,0.5"], (2.0, 1.0, 0.5)),
+    ],
+)
+def test_scales_default_to_the_pyramid_and_a_list_overrides_it(
+    tmp_path, mnist, model, monkeypatch, options, scales
+):
+    import runtime
+
+    seen = []
+
+    class Recording(runtime.Detector):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs["scales"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(runtime, "Detector", Recording)
+    cv2.imwrite(str(tmp_path / "page.png"), digit_page(mnist, 3))
+    assert main(["detect", str(tmp_path / "page.png"), "--model", str(model), *options]) == 0
+    assert seen == [scales]
+
+
+@pytest.mark.parametrize(
     ("source", "message"),
     [
         ("missing-folder", "source not found: missing-folder"),

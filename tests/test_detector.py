@@ -1,5 +1,6 @@
 """Detector end to end on the shipped default-architecture model: known places, blank frames,
-both polarities, multi-scale, batching, errors, and a run without TensorFlow."""
+both polarities, the default pyramid and explicit scales, boxes that fit the ink, a large and a
+small digit together, batching, errors, and a run without TensorFlow."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from runtime import Detector, Result, default_model_path
+from runtime.detector import PYRAMID, pyramid_scales
 from runtime.models import DEFAULT_ARCH
 
 DIGITS_PER_CLASS = 1
@@ -107,16 +109,105 @@ def test_both_polarities(detector, mnist) -> None:
     assert hits(dark, centres, classes) >= 2
 
 
-def test_multi_scale_finds_large_digits(models_dir, mnist) -> None:
-    frame = np.zeros((160, 240), np.uint8)
-    centres = [(60, 80), (180, 80)]
-    for k, centre in enumerate(centres):
-        place(frame, mnist["x_test"][k], centre, size=56)
-    classes = mnist["y_test"][:2].tolist()
-    multi = Detector(models_dir / f"{DEFAULT_ARCH}.onnx", scales=(0.5, 1.0))(frame)
-    assert hits(multi, centres, classes, size=56) == 2
-    large = multi.detections.xyxy[:, 2] - multi.detections.xyxy[:, 0]
-    assert (large >= 50).any()  # boxes from the 0.5 scale map back to input pixels
+def ink_extent(frame: np.ndarray, centre: tuple[float, float], size: int) -> np.ndarray:
+    """[x1, y1, x2, y2] of the ink (pixels of at least a quarter of full brightness) of the
+    digit placed at `centre` with `size`."""
+    left, top = round(centre[0] - size / 2), round(centre[1] - size / 2)
+    rows, cols = np.nonzero(frame[top : top + size, left : left + size] >= 64)
+    return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]) + [left, top] * 2
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "scales"),
+    [
+        (58, 175, (1.0,)),  # a cheque's amount field
+        (127, 500, (1.0,)),
+        (128, 128, (1.0, 0.5)),
+        (240, 320, (1.0, 0.5)),
+        (480, 640, (1.0, 0.5, 0.25)),
+        (640, 480, (1.0, 0.5, 0.25)),
+        (720, 1280, (1.0, 0.5, 0.25, 0.125)),
+        (1080, 1920, (1.0, 0.5, 0.25, 0.125, 0.0625)),
+        (4000, 30, (1.0,)),
+        (4095, 5000, PYRAMID[:-1]),
+        (4096, 4096, PYRAMID),
+        (20000, 20000, PYRAMID),  # never beyond 1/64
+    ],
+)
+def test_pyramid_chooses_scales_from_the_frame_size(height, width, scales) -> None:
+    assert pyramid_scales(height, width) == scales
+
+
+def recorded_inputs(detector: Detector) -> list[tuple[int, ...]]:
+    """The (height, width) of every model input `detector` runs from now on, as it runs them."""
+    seen: list[tuple[int, ...]] = []
+    run = detector.backend.run
+
+    def recording(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.shape[1:3])
+        return run(batch)
+
+    detector.backend.run = recording
+    return seen
+
+
+def test_default_runs_the_pyramid_and_explicit_scales_run_as_given(models_dir, mnist) -> None:
+    model = models_dir / f"{DEFAULT_ARCH}.onnx"
+    frame = np.zeros((480, 640), np.uint8)
+    place(frame, mnist["x_test"][0], (320, 240), size=56)
+    for scales, inputs in [
+        (None, [(480, 640), (240, 320), (120, 160)]),
+        ("auto", [(480, 640), (240, 320), (120, 160)]),
+        ((1.0,), [(480, 640)]),
+        ((0.5, 2.0), [(240, 320), (960, 1280)]),
+    ]:
+        detector = Detector(model, scales=scales)
+        assert detector.scales == (PYRAMID if scales in (None, "auto") else scales)
+        seen = recorded_inputs(detector)
+        result = detector(frame)
+        assert seen == inputs, scales
+        first = 1.0 if scales in (None, "auto") else scales[0]
+        assert result.geometry.scale == first  # Result.scores is the first scale's grid
+        assert result.scores.shape[:2] == (inputs[0][0] // 8, inputs[0][1] // 8)
+
+
+@pytest.mark.parametrize(("size", "tolerance"), [(28, 1.5), (84, 4.0)], ids=["1x", "3x"])
+def test_boxes_fit_the_ink_not_the_window(detector, samples, size, tolerance) -> None:
+    """A digit drawn at 28 px (found at scale 1) and at 84 px (at 0.5, where a pixel is two of
+    the frame's): each box lies within a few pixels of the digit's ink extent, not the 28 or
+    56 px window; a "1" is narrow."""
+    centre = (150.0, 120.0)
+    for digit, label in samples:
+        frame = np.zeros((240, 320), np.uint8)
+        place(frame, digit, centre, size)
+        found = detector(frame).detections
+        assert len(found) == 1, f"digit {label} at {size} px: {found}"
+        ink = ink_extent(frame, centre, size)
+        assert np.abs(found.xyxy[0] - ink).max() <= tolerance, (label, found.xyxy[0], ink)
+        if label == 1:
+            assert found.xyxy[0, 2] - found.xyxy[0, 0] < size / 2
+
+
+def test_a_large_and_a_small_digit_give_one_detection_each(detector, samples) -> None:
+    """With the defaults, a digit drawn at 120 px (its strokes are digit-sized at scale 1: the
+    loop of an 8 reads as a 0) and one at 24 px in the same frame: one detection each, where
+    each digit is, for every class drawn large."""
+    wrong = []
+    for large, label in samples:
+        small, small_label = samples[(label + 3) % 10]
+        frame = np.zeros((480, 640), np.uint8)
+        place(frame, large, (400, 240), 120)
+        place(frame, small, (120, 240), 24)
+        found = detector(frame).detections
+        inks = [ink_extent(frame, (400, 240), 120), ink_extent(frame, (120, 240), 24)]
+        on = [((found.centre >= ink[:2]) & (found.centre <= ink[2:])).all(axis=1) for ink in inks]
+        assert len(found) == 2 and all(hit.sum() == 1 for hit in on), (label, found)
+        wrong += [
+            f"{name} {want} read as {found.class_id[hit][0]}"
+            for name, want, hit in (("large", label, on[0]), ("small", small_label, on[1]))
+            if found.class_id[hit][0] != want
+        ]
+    assert len(wrong) <= 2, wrong
 
 
 def test_batch_matches_single_frames(detector, mnist) -> None:
@@ -148,8 +239,9 @@ def test_bad_frames_are_value_errors(detector, frame, message) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"scales": ()}, "scales: expected one or more positive numbers"),
-        ({"scales": (1.0, 0)}, "scales: expected one or more positive numbers"),
+        ({"scales": ()}, "scales: expected 'auto' or one or more positive numbers"),
+        ({"scales": (1.0, 0)}, "scales: expected 'auto' or one or more positive numbers"),
+        ({"scales": "1"}, "scales: expected 'auto' or one or more positive numbers, got '1'"),
         ({"conf": 1.5}, r"conf: expected a probability in 0..1, got 1.5"),
         ({"invert": "maybe"}, "invert: expected one of auto, on, off"),
     ],

@@ -1,13 +1,23 @@
-"""Grouping cells into detections: peaks + NMS (default), components, multi-scale merging."""
+"""Grouping cells into detections: peaks + NMS (default), components, ink boxes, multi-scale
+merging (the same digit at two scales, a large digit over its parts, a cluster of small ones)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from runtime.detections import Detections
 from runtime.grid import GridGeometry
-from runtime.grouping import Grouping, clip_boxes, find_components, find_peaks, nms
+from runtime.grouping import (
+    Grouping,
+    ScaleGrid,
+    clip_boxes,
+    find_components,
+    find_peaks,
+    ink_boxes,
+    nms,
+)
 
 BACKGROUND = 10
 GEOMETRY = GridGeometry(stride=8, cell_offset=4.0, window=28)
@@ -60,7 +70,7 @@ def test_two_digits_two_detections() -> None:
     scores = grid()
     blob(scores, 2, 2, class_id=1)
     blob(scores, 5, 7, class_id=4)
-    found = Grouping()([(scores, GEOMETRY)], BACKGROUND, 0.5, (64, 80))
+    found = Grouping()([ScaleGrid(scores, GEOMETRY)], BACKGROUND, 0.5, (64, 80))
     assert sorted(found.class_id.tolist()) == [1, 4]
 
 
@@ -69,7 +79,7 @@ def test_plateau_is_one_detection_after_nms() -> None:
     put(scores, 3, 3, 2, 0.9)
     put(scores, 3, 4, 2, 0.9)
     assert len(find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.5)) == 2
-    assert len(Grouping()([(scores, GEOMETRY)], BACKGROUND, 0.5, (64, 80))) == 1
+    assert len(Grouping()([ScaleGrid(scores, GEOMETRY)], BACKGROUND, 0.5, (64, 80))) == 1
 
 
 def test_refine_moves_the_box_towards_the_stronger_neighbour() -> None:
@@ -120,13 +130,117 @@ def test_nms_iou_and_containment(second, kept) -> None:
     assert result.class_id[0] == 1
 
 
-def test_multi_scale_merge_keeps_one_box_per_digit() -> None:
+def strokes(height: int, width: int, rectangles: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """A light-on-dark image with filled rectangles (x1, y1, x2, y2, ends exclusive) of ink."""
+    image = np.zeros((height, width), np.float32)
+    for x1, y1, x2, y2 in rectangles:
+        image[y1:y2, x1:x2] = 1.0
+    return image
+
+
+def at_scale(image: np.ndarray, scale: float) -> np.ndarray:
+    """The image as the detector resizes it for one scale."""
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+WINDOW = np.array([[26.0, 26.0, 54.0, 54.0]])  # a 28 px window centred at (40, 40)
+RING = cv2.circle(np.zeros((80, 80), np.float32), (40, 40), 12, 1.0, 2)  # hole wider than core
+
+
+@pytest.mark.parametrize(
+    ("image", "box", "cut", "stray"),
+    [
+        (strokes(80, 80, [(35, 30, 45, 51)]), [35, 30, 45, 51], False, False),  # the stroke
+        (np.zeros((80, 80), np.float32), [26, 26, 54, 54], False, False),  # no ink: the window
+        (strokes(80, 80, [(20, 20, 26, 26)]), [26, 26, 54, 54], False, True),  # ink off centre
+        (RING, [27, 27, 54, 54], False, False),  # a "0" whose hole covers the central area
+        # a bar a pixel above the stroke, outside the central area (the top of a "5"): joined
+        (strokes(80, 80, [(35, 28, 50, 31), (35, 32, 45, 50)]), [35, 28, 50, 50], False, False),
+        # a stroke running into its neighbour: clipped where the search ends (window + 7 px)
+        (strokes(80, 80, [(36, 32, 44, 50), (44, 38, 80, 42)]), [36, 32, 61, 50], True, False),
+    ],
+    ids=["stroke", "blank", "off-centre", "ring", "bar", "touching"],
+)
+def test_ink_boxes_fit_the_digit_in_the_window(image, box, cut, stray) -> None:
+    ink = ink_boxes(image, WINDOW)
+    np.testing.assert_allclose(ink.boxes, [box])
+    assert ink.cut.tolist() == [cut] and ink.stray.tolist() == [stray]
+
+
+def test_grouping_without_ink_at_the_centre_drops_the_cell() -> None:
+    scores = grid()
+    put(scores, 4, 4, 3, 0.9)  # cell centre (36, 36): ink only at the window's corner
+    image = strokes(64, 80, [(20, 20, 25, 25)])
+    assert len(Grouping()([ScaleGrid(scores, GEOMETRY)], BACKGROUND, 0.5, (64, 80))) == 1
+    assert len(Grouping()([ScaleGrid(scores, GEOMETRY, image)], BACKGROUND, 0.5, (64, 80))) == 0
+
+
+HALF = GridGeometry(8, 4.0, 28, scale=0.5)
+QUARTER = GridGeometry(8, 4.0, 28, scale=0.25)
+
+
+@pytest.mark.parametrize("inked", [False, True], ids=["windows", "ink"])
+@pytest.mark.parametrize(("full_score", "half_score"), [(0.97, 0.9), (0.8, 0.95)])
+def test_multi_scale_merge_keeps_one_box_per_digit(inked, full_score, half_score) -> None:
     full, half = grid(8, 10), grid(4, 5)
-    blob(full, 3, 4, class_id=9)
-    put(half, 1, 2, 9, 0.9)  # the same digit seen at scale 0.5 (cell centre 40, 24 in frame px)
-    geometry_half = GridGeometry(8, 4.0, 28, scale=0.5)
-    both = Grouping()([(full, GEOMETRY), (half, geometry_half)], BACKGROUND, 0.5, (64, 80))
+    blob(full, 3, 4, class_id=9)  # the digit at scale 1 (cell centre 36, 28 in frame px)
+    put(full, 3, 4, 9, full_score)
+    put(half, 1, 2, 9, half_score)  # the same digit seen at scale 0.5 (cell centre 40, 24)
+    image = strokes(64, 80, [(30, 12, 44, 44)])  # 32 px tall: 16 at scale 0.5, in its range
+    grids = [
+        ScaleGrid(full, GEOMETRY, image if inked else None),
+        ScaleGrid(half, HALF, at_scale(image, 0.5) if inked else None),
+    ]
+    both = Grouping()(grids, BACKGROUND, 0.5, (64, 80))
     assert both.class_id.tolist() == [9]
+    best = max(find_peaks(g.scores, g.geometry, BACKGROUND, 0.5).score.max() for g in grids)
+    assert both.score[0] == best  # the better-scored scale's reading
+    if inked:
+        np.testing.assert_allclose(both.xyxy[0], [30, 12, 44, 44], atol=1)
+
+
+def test_a_coarse_scale_leaves_short_digits_to_the_finer_one() -> None:
+    """An 18 px digit is 9 px tall at scale 0.5, under `min_height`: scale 1 reads it, even
+    with the lower score; with no finer scale run, 0.5 keeps it."""
+    full, half = grid(8, 10), grid(4, 5)
+    put(full, 3, 4, 9, 0.8)
+    put(half, 1, 2, 4, 0.95)
+    image = strokes(64, 80, [(31, 18, 43, 36)])
+    coarse = ScaleGrid(half, HALF, at_scale(image, 0.5))
+    found = Grouping()([ScaleGrid(full, GEOMETRY, image), coarse], BACKGROUND, 0.5, (64, 80))
+    assert found.class_id.tolist() == [9]
+    assert Grouping()([coarse], BACKGROUND, 0.5, (64, 80)).class_id.tolist() == [4]
+
+
+@pytest.mark.parametrize(("whole_score", "expected"), [(0.7, [8]), (0.4, [0, 0])])
+def test_a_confident_whole_digit_drops_its_parts(whole_score, expected) -> None:
+    """A ring 88 px wide: scale 1 reads two arcs of it as "0"s (their ink runs out of the
+    search, so they are cut), scale 0.25 the whole of it as an "8"."""
+    image = cv2.circle(np.zeros((160, 160), np.float32), (80, 80), 44, 1.0, 6)
+    full, quarter = grid(20, 20), grid(5, 5)
+    put(full, 9, 4, 0, 0.95)  # cell centre (36, 76), on the ring's left arc
+    put(full, 9, 15, 0, 0.95)  # (124, 76), the right arc
+    put(quarter, 2, 2, 8, whole_score)  # (80, 80): the ring's centre
+    grids = [
+        ScaleGrid(full, GEOMETRY, image),
+        ScaleGrid(quarter, QUARTER, at_scale(image, 0.25)),
+    ]
+    found = Grouping()(grids, BACKGROUND, 0.5, (160, 160))
+    assert sorted(found.class_id.tolist()) == expected
+    if expected == [8]:
+        np.testing.assert_allclose(found.xyxy[0], [33, 33, 127, 127], atol=4)
+
+
+def test_a_coarse_box_over_two_whole_small_digits_is_dropped() -> None:
+    """Scale 0.5 reads two small digits side by side as one "0"; each is whole (uncut) at 1."""
+    image = strokes(80, 80, [(24, 30, 34, 60), (50, 30, 60, 60)])  # 15 px tall at 0.5
+    full, half = grid(10, 10), grid(5, 5)
+    put(full, 5, 3, 1, 0.9)  # cell centre (28, 44)
+    put(full, 5, 7, 7, 0.85)  # (60, 44)
+    put(half, 2, 2, 0, 0.95)  # (40, 40), between them: its ink box holds both
+    grids = [ScaleGrid(full, GEOMETRY, image), ScaleGrid(half, HALF, at_scale(image, 0.5))]
+    found = Grouping()(grids, BACKGROUND, 0.5, (80, 80))
+    assert sorted(found.class_id.tolist()) == [1, 7]
 
 
 def test_clip_boxes_to_frame() -> None:

@@ -58,10 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--scales",
-        default="1",
-        metavar="LIST",
-        help="comma-separated resize factors, e.g. 0.5,1,2 for digits of "
-        "about 14-56 px (default: 1)",
+        default="auto",
+        metavar="LIST|auto",
+        help="comma-separated resize factors, run as given; 2,1,0.5,0.25 adds digits of "
+        "about 8-16 px (default: auto, the scales 1, 0.5, 0.25, ... halving while the "
+        "frame's shorter side keeps 64 px, for digits of about 16 px up to a third of that "
+        "side)",
     )
     model.add_argument(
         "--invert",
@@ -150,8 +152,11 @@ def _choice(value: str, option: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def parse_scales(text: str) -> tuple[float, ...]:
-    """'0.5,1,2' -> (0.5, 1.0, 2.0), each factor in 0.001..100; CommandError otherwise."""
+def parse_scales(text: str) -> tuple[float, ...] | None:
+    """'0.5,1,2' -> (0.5, 1.0, 2.0), each factor in 0.001..100, or 'auto' -> None (the
+    runtime's image pyramid); CommandError otherwise."""
+    if text.strip() == "auto":
+        return None
     parts = [part for part in text.split(",") if part.strip()] or [""]
     return tuple(_number(part, "--scales", float, 1e-3, 100.0) for part in parts)
 
