@@ -32,6 +32,7 @@ from runtime.scenes import STYLES, SceneParams, Truth, generate_scenes
 
 INK_RANGE = (13.0, 42.0)  # digit ink heights (px) a cell answers for at scale 1
 IGNORE_RANGE = (10.0, 56.0)  # outside INK_RANGE but inside this: not scored (either is fine)
+MARK_INK = 0.35  # preprocessed level above which a pixel counts as ink for mark_weight
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class FinetuneConfig:
     max_digits: int = 10
     learning_rate: float = 5e-4
     digit_weight: float = 4.0
+    mark_weight: float = 3.0  # background cells with ink (print, lines, parts of digits) at hand
     positive_radius: float = 4.0  # px, Chebyshev, cell centre to digit centre
     ignore_radius: float = 7.0
     styles: tuple[str, ...] = STYLES
@@ -127,9 +129,21 @@ class SceneSet(keras.utils.PyDataset):
         batch = self.preprocessor.model_input(prepared, scale)
         if scale != 1.0:
             truth = replace(truth, boxes=truth.boxes * scale)
-        grid = (batch.shape[1] // self.info.stride, batch.shape[2] // self.info.stride)
+        self._append(batch[0, ..., 0], truth)
+
+    def _append(self, image: np.ndarray, truth: Truth) -> None:
+        """A preprocessed model input (H, W) and its per-cell targets, with background cells
+        near ink (the hard negatives: print, lines, scribbles, parts of digits) weighted up."""
+        grid = (image.shape[0] // self.info.stride, image.shape[1] // self.info.stride)
         labels, weights = cell_targets(truth, grid, self.info, self.config)
-        self.samples.append((batch[0].copy(), labels, weights))
+        centres = [
+            np.clip(np.rint(self.info.cell_centre(np.arange(n))).astype(int), 0, size - 1)
+            for n, size in zip(grid, image.shape, strict=True)
+        ]
+        near_ink = cv2.dilate(image, np.ones((9, 9), np.uint8))[np.ix_(*centres)] > MARK_INK
+        hard = near_ink & (labels == self.info.background) & (weights == 1.0)
+        weights[hard] = self.config.mark_weight
+        self.samples.append((image[..., None].copy(), labels, weights))
 
     def _add_scenes(self, style: str, count: int, seed: int, zoom: int) -> None:
         """`count` new scenes of `style`; with zoom 2 drawn at twice the size and shrunk back,
@@ -167,10 +181,7 @@ class SceneSet(keras.utils.PyDataset):
             canvas = np.full((height, width), self.preprocessor.background, np.float32)
             canvas[top : top + h, left : left + w] = prepared
             boxes = truth.boxes * scale + [left, top, left, top]
-            placed = replace(truth, boxes=boxes)
-            grid = (height // self.info.stride, width // self.info.stride)
-            labels, weights = cell_targets(placed, grid, self.info, self.config)
-            self.samples.append((canvas[..., None], labels, weights))
+            self._append(canvas, replace(truth, boxes=boxes))
 
     def __len__(self) -> int:
         return 2 * math.ceil(len(self.images) / self.batch_size)

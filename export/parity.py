@@ -2,13 +2,15 @@
 
 Float models (ONNX in ONNX Runtime and OpenCV DNN, TFLite fp32 in LiteRT) must match Keras to
 `FLOAT_TOLERANCE` everywhere. Quantized models must agree with the float model's argmax on the
-cells where it sees a digit, and keep digit accuracy within a bound.
+cells where it sees a digit, pooled over all parity scenes (one scene holds only 20-50 digit
+cells, so a single borderline cell would move its own figure by 2-5 points), and keep digit
+accuracy within a bound.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ class ParityRow:
     max_abs_diff: float
     digit_cell_agreement: float  # argmax agreement on cells that are not background in Keras
     passed: bool
+    digit_cells: int = 0  # how many cells Keras calls a digit
 
     def describe(self) -> str:
         """E.g. `onnxruntime basic.onnx 127x333: max abs diff 3.1e-07, agreement 100.00% ok`."""
@@ -84,8 +87,11 @@ def runners_for(paths: Sequence[Path]) -> dict[str, Runner]:
     return runners
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray, background: int) -> tuple[float, float]:
-    """Max abs difference, and argmax agreement on cells the reference calls a digit."""
+def compare(
+    reference: np.ndarray, candidate: np.ndarray, background: int
+) -> tuple[float, float, int]:
+    """Max abs difference, argmax agreement on cells the reference calls a digit, and how
+    many such cells there are."""
     if candidate.shape != reference.shape:
         raise ValueError(f"output shape {candidate.shape}, expected {reference.shape}")
     diff = float(np.abs(candidate - reference).max())
@@ -94,7 +100,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray, background: int) -> tu
     agreement = (
         float((candidate.argmax(-1)[digits] == labels[digits]).mean()) if digits.any() else 1.0
     )
-    return diff, agreement
+    return diff, agreement, int(digits.sum())
 
 
 def tolerance_for(name: str) -> float | None:
@@ -107,20 +113,36 @@ def tolerance_for(name: str) -> float | None:
 def check_parity(
     reference: Runner, runners: dict[str, Runner], scenes: Sequence[np.ndarray], background: int
 ) -> list[ParityRow]:
-    """Run every scene through the reference and each runner; one row per (runner, scene)."""
+    """Run every scene through the reference and each runner; one row per (runner, scene).
+    A quantized runner's rows pass or fail together, on its pooled digit-cell agreement."""
     rows = []
     for scene in scenes:
         batch = scene[None, :, :, None].astype(np.float32)
         expected = reference(batch)
         for name, run in runners.items():
             try:
-                diff, agreement = compare(expected, run(batch), background)
+                diff, agreement, cells = compare(expected, run(batch), background)
             except Exception as error:
                 raise ValueError(f"{name} at {scene.shape[0]}x{scene.shape[1]}: {error}") from error
             tolerance = tolerance_for(name)
-            passed = agreement >= INT8_AGREEMENT if tolerance is None else diff <= tolerance
-            rows.append(ParityRow(name, scene.shape, diff, agreement, passed))
+            passed = tolerance is None or diff <= tolerance
+            rows.append(ParityRow(name, scene.shape, diff, agreement, passed, cells))
+    for name in runners:
+        if tolerance_for(name) is None:
+            own = [row for row in rows if row.backend == name]
+            pooled = pooled_agreement(own)
+            rows = [
+                replace(row, passed=pooled >= INT8_AGREEMENT) if row.backend == name else row
+                for row in rows
+            ]
     return rows
+
+
+def pooled_agreement(rows: Sequence[ParityRow]) -> float:
+    """Digit-cell agreement over all the rows' cells together (1.0 when there are none)."""
+    cells = sum(row.digit_cells for row in rows)
+    agreeing = sum(row.digit_cell_agreement * row.digit_cells for row in rows)
+    return agreeing / cells if cells else 1.0
 
 
 def isolated_accuracy(run: Runner, images: np.ndarray, labels: np.ndarray, cell: int) -> float:

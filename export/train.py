@@ -43,6 +43,7 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)
     scenes: FinetuneConfig = field(default_factory=FinetuneConfig)
     distillation: Distillation | None = None  # soft targets from a trained teacher
+    init: str | None = None  # a `convdet train` run whose classifier replaces stage 1
 
     @property
     def spec(self) -> ArchSpec:
@@ -145,22 +146,26 @@ def train(data: Mnist, config: TrainConfig) -> TrainResult:
         np.concatenate([labels[val], np.full(n_val, BACKGROUND)]), BACKGROUND + 1
     )
 
-    classifier = build_classifier(config.spec)
-    steps = config.epochs * len(training)
-    classifier.compile(
-        optimizer=keras.optimizers.Adam(
-            keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
-        ),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
-    history = classifier.fit(
-        training, epochs=config.epochs, validation_data=(val_x, val_y), verbose=2
-    )
+    if config.init is None:
+        classifier = build_classifier(config.spec)
+        steps = config.epochs * len(training)
+        classifier.compile(
+            optimizer=keras.optimizers.Adam(
+                keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.02)
+            ),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+        )
+        history = classifier.fit(
+            training, epochs=config.epochs, validation_data=(val_x, val_y), verbose=2
+        ).history
+    else:  # an earlier run's classifier: after its stage 2 it holds the detector's weights
+        classifier = keras.models.load_model(Path(config.init) / "classifier.keras")
+        history = {}
     background = held_out_background(data, config)
     metrics = evaluate_classifier(classifier, data, background)
     detector = convolutionalize(classifier, config.spec, config.detector_pooling)
-    histories = dict(history.history)
+    histories = dict(history)
     if config.scenes.epochs:
         info = detector_info(config.spec, config.detector_pooling)
         scene_digits = np.rint(digits[fit] * 255).astype(np.uint8)

@@ -75,8 +75,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         help="share of the teacher's probabilities in the targets (default: 0.5)",
     )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        metavar="RUN",
+        help="skip stage 1 and fine-tune the detector of this run (a `convdet train --out` "
+        "directory of the same --arch) with stage 2 from where it ended",
+    )
+    parser.add_argument(
+        "--mark-weight",
+        type=float,
+        default=3.0,
+        help="stage 2 loss weight of background cells near ink: print, lines, scribbles, parts "
+        "of digits (default: 3; digit cells weigh 4, other cells 1)",
+    )
     parser.add_argument("--limit", type=int, help="train on the first N digits only")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def _check_init(run_dir: Path, arch: str) -> None:
+    """CommandError unless `run_dir` is a finished training run of `arch`."""
+    import json
+
+    from convdet.cli import CommandError
+
+    try:
+        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CommandError(f"--init {run_dir}: not a convdet train run ({error})") from None
+    if run.get("arch") != arch or not (run_dir / "classifier.keras").is_file():
+        raise CommandError(
+            f"--init {run_dir}: a run of --arch {run.get('arch')!r} (need {arch!r}, with "
+            "classifier.keras)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--real {args.real}: not a COCO folder (no annotations.json)")
     if not 0 <= args.real_share <= 1:
         raise CommandError("--real-share must be in 0..1")
+    if args.mark_weight < 0:
+        raise CommandError("--mark-weight must be 0 or more")
+    if args.init is not None:
+        _check_init(args.init, args.arch)
     mix = BackgroundMix.parse(args.background_mix)
     distillation = None if args.teacher is None else Distillation(args.teacher, args.distill_weight)
 
@@ -124,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
             styles=styles,
             real=None if args.real is None else str(args.real),
             real_share=args.real_share if args.real is not None else 0.0,
+            mark_weight=args.mark_weight,
         ),
+        init=None if args.init is None else str(args.init),
         distillation=distillation,
     )
     data = load_mnist(args.data)

@@ -1,0 +1,67 @@
+"""Int8 parity is judged on digit cells pooled over every parity scene, float parity per scene."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from export.parity import INT8_AGREEMENT, check_parity
+
+BACKGROUND = 10
+
+
+def scores_with_digits(cells: int, shape: tuple[int, int] = (10, 10)) -> np.ndarray:
+    """A (1, H, W, 11) grid whose first `cells` cells say 3, the rest background."""
+    grid = np.zeros((1, *shape, 11), np.float32)
+    grid[..., BACKGROUND] = 1.0
+    flat = grid.reshape(-1, 11)
+    flat[:cells] = 0.0
+    flat[:cells, 3] = 1.0
+    return grid
+
+
+def flip_first(grid: np.ndarray, count: int) -> np.ndarray:
+    """The grid with its first `count` digit cells read as 4 instead."""
+    flipped = grid.copy().reshape(-1, 11)
+    flipped[:count, 3], flipped[:count, 4] = 0.0, 1.0
+    return flipped.reshape(grid.shape)
+
+
+def test_one_borderline_cell_in_a_small_scene_does_not_fail_int8_when_pooled() -> None:
+    scenes = [np.full((10, 10), float(cells), np.float32) for cells in (20, 60, 60)]
+
+    def reference(batch: np.ndarray) -> np.ndarray:
+        return scores_with_digits(int(batch[0, 0, 0, 0]))
+
+    def int8(batch: np.ndarray) -> np.ndarray:  # one cell of the small scene disagrees (95%)
+        cells = int(batch[0, 0, 0, 0])
+        return flip_first(scores_with_digits(cells), 1 if cells == 20 else 0)
+
+    rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND)
+    assert rows[0].digit_cell_agreement == 0.95 < INT8_AGREEMENT
+    assert all(row.passed for row in rows)  # 139 of 140 cells agree: 99.3%
+
+
+def test_int8_fails_everywhere_when_the_pooled_agreement_is_low() -> None:
+    scenes = [np.zeros((10, 10), np.float32)] * 3
+
+    def reference(batch: np.ndarray) -> np.ndarray:
+        return scores_with_digits(50)
+
+    def int8(batch: np.ndarray) -> np.ndarray:
+        return flip_first(scores_with_digits(50), 2)  # 96% in every scene
+
+    rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND)
+    assert not any(row.passed for row in rows)
+
+
+def test_float_rows_stay_judged_scene_by_scene() -> None:
+    scenes = [np.zeros((10, 10), np.float32), np.ones((10, 10), np.float32)]
+
+    def reference(batch: np.ndarray) -> np.ndarray:
+        return scores_with_digits(30)
+
+    def onnx(batch: np.ndarray) -> np.ndarray:
+        return scores_with_digits(30) + (1e-3 if batch.max() > 0 else 0.0)
+
+    rows = check_parity(reference, {"onnxruntime m.onnx": onnx}, scenes, BACKGROUND)
+    assert [row.passed for row in rows] == [True, False]
