@@ -44,9 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scales",
-        default="1",
+        default="auto",
         metavar="LIST",
-        help="comma-separated resize factors, as for detect, e.g. 0.5,1,2 (default: 1)",
+        help="'auto' (default, as for detect: the image pyramid 1, 0.5, 0.25, ... chosen from "
+        "each frame's size) or comma-separated resize factors run as given, e.g. 1 or 0.5,1,2",
     )
     parser.add_argument(
         "--invert",
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     tallies = evaluate_scene_set(scenes, detect, readouts, progress)
     settings = {
         "conf": detector.conf,
-        "scales": list(detector.scales),
+        "scales": "auto" if detector.pyramid else list(detector.scales),
         "invert": args.invert,
         "normalize": detector.preprocessor.normalize,
         "grouping": args.grouping,
