@@ -23,8 +23,9 @@ import numpy as np
 
 # Distributions a board must not need; any of them installed means the check proves nothing.
 ABSENT = ("onnxruntime", "opencv-python", "tensorflow", "tensorflow-cpu", "tflite-runtime")
-RECORD_KEYS = {"source", "frame", "width", "height", "detections"}
+RECORD_KEYS = {"source", "frame", "width", "height", "detections", "lines"}
 DETECTION_KEYS = {"class_id", "label", "score", "box"}
+LINE_KEYS = {"text", "box", "detections", "score"}
 SAMPLE = Path("samples/digits.png")
 MODEL = Path("models/deep_int8.tflite")
 
@@ -43,7 +44,8 @@ def convdet(*args: str) -> str:
 
 
 def json_records(stdout: str) -> list[dict]:
-    """Every stdout line as a record of the DESIGN.md schema, or CheckFailed naming the line."""
+    """Every stdout line as a detection record (README's JSON Lines schema), or CheckFailed
+    naming the line."""
     rows = []
     for number, line in enumerate(stdout.splitlines(), 1):
         try:
@@ -55,6 +57,11 @@ def json_records(stdout: str) -> list[dict]:
         for detection in row["detections"]:
             if set(detection) != DETECTION_KEYS or len(detection["box"]) != 4:
                 raise CheckFailed(f"stdout line {number}: bad detection {detection!r}")
+        read = sorted(i for line in row["lines"] for i in line.get("detections", []))
+        if any(set(line) != LINE_KEYS for line in row["lines"]) or read != list(
+            range(len(row["detections"]))
+        ):
+            raise CheckFailed(f"stdout line {number}: bad lines {row['lines']!r}")
         rows.append(row)
     return rows
 

@@ -140,7 +140,8 @@ class SceneSet(keras.utils.PyDataset):
             np.clip(np.rint(self.info.cell_centre(np.arange(n))).astype(int), 0, size - 1)
             for n, size in zip(grid, image.shape, strict=True)
         ]
-        near_ink = cv2.dilate(image, np.ones((9, 9), np.uint8))[np.ix_(*centres)] > MARK_INK
+        strokes = self.preprocessor.strokes(image)
+        near_ink = cv2.dilate(strokes, np.ones((9, 9), np.uint8))[np.ix_(*centres)] > MARK_INK
         hard = near_ink & (labels == self.info.background) & (weights == 1.0)
         weights[hard] = self.config.mark_weight
         self.samples.append((image[..., None].copy(), labels, weights))

@@ -3,8 +3,8 @@
 Float models (ONNX in ONNX Runtime and OpenCV DNN, TFLite fp32 in LiteRT) must match Keras to
 `FLOAT_TOLERANCE` everywhere. Quantized models must agree with the float model's argmax on the
 cells where it sees a digit, pooled over all parity scenes (one scene holds only 20-50 digit
-cells, so a single borderline cell would move its own figure by 2-5 points), and keep digit
-accuracy within a bound.
+cells, so a single borderline cell would move its own figure by 2-5 points) and at least
+INT8_SCENE_FLOOR in each scene, and keep digit accuracy within a bound.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ PARITY_SIZES = ((28, 28), (100, 100), (127, 333), (480, 640), (720, 1280))
 FLOAT_TOLERANCE = 1e-4
 FP16_TOLERANCE = 2e-2
 INT8_AGREEMENT = 0.98
+INT8_SCENE_FLOOR = 0.9
 INT8_ACCURACY_DROP = 0.005
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -114,7 +115,7 @@ def check_parity(
     reference: Runner, runners: dict[str, Runner], scenes: Sequence[np.ndarray], background: int
 ) -> list[ParityRow]:
     """Run every scene through the reference and each runner; one row per (runner, scene).
-    A quantized runner's rows pass or fail together, on its pooled digit-cell agreement."""
+    A quantized runner's rows pass on its pooled digit-cell agreement and their own floor."""
     rows = []
     for scene in scenes:
         batch = scene[None, :, :, None].astype(np.float32)
@@ -132,7 +133,13 @@ def check_parity(
             own = [row for row in rows if row.backend == name]
             pooled = pooled_agreement(own)
             rows = [
-                replace(row, passed=pooled >= INT8_AGREEMENT) if row.backend == name else row
+                replace(
+                    row,
+                    passed=pooled >= INT8_AGREEMENT
+                    and row.digit_cell_agreement >= INT8_SCENE_FLOOR,
+                )
+                if row.backend == name
+                else row
                 for row in rows
             ]
     return rows

@@ -1,6 +1,6 @@
 """Inference backends: one small interface, ONNX Runtime and LiteRT implementations, chosen by
 file extension. Each engine is imported only when a model of its type is opened, so a board with
-just LiteRT (or just ONNX Runtime) works. Opening checks the model contract (DESIGN.md)."""
+just LiteRT (or just ONNX Runtime) works. Opening checks the model contract (models/README.md)."""
 
 from __future__ import annotations
 

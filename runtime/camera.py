@@ -38,7 +38,7 @@ MNIST_STROKE = 0.13  # stroke width of an MNIST digit, as a fraction of its ink 
 GAP_RANGE = (-3.0, 6.0)  # px between neighbouring digits of a string, at 24 px height
 SEPARATORS = ("/", "-", ".", ",", ":", " ")
 TILT = 0.05  # the camera moves page corners by up to this fraction of the frame
-PAGE_MARGIN = 0.06  # writing stays this fraction of the frame inside its edges
+PAGE_MARGIN = 0.06  # writing stays this fraction of the frame's width (height) inside its edges
 
 # A source of digits: the next (split row, 28x28 uint8 image, label).
 DigitSource = Callable[[], tuple[int, np.ndarray, int]]
@@ -58,11 +58,11 @@ class Page:
 
     def free(self, box: tuple[float, float, float, float], margin: float) -> bool:
         """Whether `box` lies inside the page, clear of its edges by more than the camera's
-        tilt moves them (PAGE_MARGIN), and `margin` px clear of everything written."""
+        tilt moves them (PAGE_MARGIN of each side), and `margin` px clear of everything written."""
         height, width = self.image.shape[:2]
-        edge = PAGE_MARGIN * max(height, width)
         x1, y1, x2, y2 = box
-        if x1 < edge or y1 < edge or x2 > width - edge or y2 > height - edge:
+        edge_x, edge_y = PAGE_MARGIN * width, PAGE_MARGIN * height
+        if x1 < edge_x or y1 < edge_y or x2 > width - edge_x or y2 > height - edge_y:
             return False
         corners = self.writable[
             [round(y1), round(y1), round(y2) - 1, round(y2) - 1],
@@ -123,10 +123,16 @@ def pen_stroke(digit: np.ndarray, height: float, rng: np.random.Generator) -> np
     return coverage[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
+def _placed(coverage: np.ndarray, x: float, y: float) -> tuple[float, float, float, float]:
+    """The box a coverage patch covers when laid with its top-left at (x, y): whole pixels."""
+    left, top = round(x), round(y)
+    return float(left), float(top), float(left + coverage.shape[1]), float(top + coverage.shape[0])
+
+
 def _write(
     page: Page, coverage: np.ndarray, x: float, y: float, ink: surfaces.Colour, opacity: float
-) -> tuple[float, float, float, float]:
-    """Lay a coverage patch with its top-left at (x, y) (clipped to the page); its box."""
+) -> None:
+    """Lay a coverage patch with its top-left at (x, y), clipped to the page."""
     height, width = page.image.shape[:2]
     left, top = round(x), round(y)
     h, w = coverage.shape
@@ -134,7 +140,6 @@ def _write(
     if x2 > x1 and y2 > y1:
         patch = coverage[y1 - top : y2 - top, x1 - left : x2 - left]
         surfaces.lay_ink(page.image[y1:y2, x1:x2], patch, ink, opacity)
-    return float(left), float(top), float(left + w), float(top + h)
 
 
 def _separator(kind: str, height: float, stroke: float) -> np.ndarray:
@@ -212,7 +217,7 @@ def write_string(
             x += stroke.shape[1] + rng.uniform(*GAP_RANGE) * unit
     if not pieces:
         return False
-    boxes = [(px, py, px + s.shape[1], py + s.shape[0]) for s, px, py, _, _ in pieces]
+    boxes = [_placed(s, px, py) for s, px, py, _, _ in pieces]
     union = (
         min(b[0] for b in boxes),
         min(b[1] for b in boxes),

@@ -81,11 +81,23 @@ def load_coco_set(path: str | Path, split: str = "all", style: str = "") -> Scen
                 box = [x, y, x + width, y + height]
                 objects.setdefault(int(annotation["image_id"]), []).append((box, digits[category]))
         images = sorted(coco["images"], key=lambda image: str(image["file_name"]))
+        truths = _truths(root, images, objects, split, style or root.resolve().name)
     except (OSError, KeyError, TypeError, ValueError) as error:
         raise ValueError(
             f"{annotations_path}: not a COCO digit annotation file ({error})"
         ) from error
-    style = style or root.resolve().name
+    manifest = {"source": str(root), "format": "coco", "split": split, "images": len(truths)}
+    return SceneSet(root=root, manifest=manifest, truths=tuple(truths))
+
+
+def _truths(
+    root: Path,
+    images: list[dict[str, Any]],
+    objects: dict[int, list[tuple[list[float], int]]],
+    split: str,
+    style: str,
+) -> list[Truth]:
+    """One Truth per image of `split`, its digits left to right as one written line."""
     truths = []
     for image in images:
         file_name = str(image["file_name"])
@@ -106,5 +118,4 @@ def load_coco_set(path: str | Path, split: str = "all", style: str = "") -> Scen
                 box_kind="ink",
             )
         )
-    manifest = {"source": str(root), "format": "coco", "split": split, "images": len(truths)}
-    return SceneSet(root=root, manifest=manifest, truths=tuple(truths))
+    return truths

@@ -77,7 +77,7 @@ class Detections:
         return (self.xyxy[:, :2] + self.xyxy[:, 2:]) / 2
 
     def to_records(self, labels: Sequence[str]) -> list[dict[str, Any]]:
-        """JSON-ready dicts per DESIGN.md: class_id, label, score, box [x1, y1, x2, y2]."""
+        """JSON-ready dicts (README, JSON Lines): class_id, label, score, box [x1, y1, x2, y2]."""
         return [
             {
                 "class_id": int(class_id),

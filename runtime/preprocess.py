@@ -171,10 +171,15 @@ class Preprocessor:
 
     @staticmethod
     def scaled(image: np.ndarray, scale: float) -> np.ndarray:
-        """`image` resized by `scale` (area-averaged down, bilinear up); `image` itself at 1."""
+        """`image` resized by `scale` (area-averaged down, bilinear up); `image` itself at 1.
+        A side that would round to 0 px keeps 1 px (a tiny frame at a small scale)."""
         if scale == 1.0:
             return image
         interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+        height, width = image.shape[:2]
+        if min(height, width) * scale < 0.5:  # OpenCV would round a side to 0
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            return cv2.resize(image, size, interpolation=interpolation)
         return cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)
 
     def strokes(self, image: np.ndarray) -> np.ndarray:

@@ -78,7 +78,7 @@ class Truth:
     def to_record(self) -> dict[str, Any]:
         """The truth.jsonl record of this image."""
         objects = [
-            {"class_id": int(c), "box": [int(v) for v in box], "index": int(i)}
+            {"class_id": int(c), "box": [round(float(v), 1) for v in box], "index": int(i)}
             for box, c, i in zip(self.boxes, self.classes, self.indices, strict=True)
         ]
         record: dict[str, Any] = {

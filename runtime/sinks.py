@@ -38,7 +38,7 @@ def detection_record(
     labels: Sequence[str],
     lines: Sequence[Line],
 ) -> dict[str, Any]:
-    """The JSON Lines record of one image or frame (schema in DESIGN.md), with the written
+    """The JSON Lines record of one image or frame (schema in README.md), with the written
     `lines` read from its detections (text, box, detection indices, score)."""
     return {
         "source": source,

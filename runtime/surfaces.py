@@ -6,11 +6,11 @@ layer (0..1, anti-aliased by OpenCV) and laid on the image as ink of a colour: r
 multiplied by 1 - coverage * (1 - colour), as pigment absorbs light. numpy + OpenCV only, so
 the scene generator runs on a runtime-only install.
 
-Printed text uses OpenCV's own fonts (the Hershey vector fonts, including the script ones,
-and OpenCV 5's built-in "sans", "italic" and "uni" faces at several weights) and TrueType
-fonts from the system's font folder when it has any (Debian's fonts-dejavu, say). Words are
-letters only: a printed numeral is neither a handwritten digit nor clearly background, so it
-is never drawn.
+Printed text uses OpenCV's own fonts only: the Hershey vector fonts, including the script
+ones, and OpenCV 5's built-in "sans", "italic" and "uni" faces at several weights (OpenCV 4
+has only the Hershey ones). System fonts are left out on purpose: which ones a machine has
+would change the scenes a seed makes. Words are letters only: a printed numeral is neither a
+handwritten digit nor clearly background, so it is never drawn.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import math
 import string
 from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 Colour = tuple[float, float, float]
-FONT_FOLDERS = (Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts/opentype"))
 HERSHEY_FONTS = (
     cv2.FONT_HERSHEY_SIMPLEX,
     cv2.FONT_HERSHEY_DUPLEX,
@@ -54,7 +53,8 @@ PAPERS: tuple[Colour, ...] = (
     (0.86, 0.84, 0.97),
     (0.80, 0.82, 0.83),
 )
-# Printed and ruled ink: black, grey, dark blue, light blue ruling, red margin, green.
+# Inks of print (black, grey, dark blue), of ruling (light blue, grey, pale teal) and of
+# margin lines (reds).
 PRINT_INKS: tuple[Colour, ...] = ((0.08, 0.08, 0.08), (0.35, 0.35, 0.35), (0.45, 0.2, 0.1))
 RULING_INKS: tuple[Colour, ...] = ((0.85, 0.65, 0.45), (0.7, 0.7, 0.7), (0.8, 0.75, 0.55))
 MARGIN_INKS: tuple[Colour, ...] = ((0.45, 0.45, 0.9), (0.55, 0.4, 0.85))
@@ -270,18 +270,9 @@ def ruler(image: np.ndarray, rng: np.random.Generator) -> None:
     image[:] = image * (1 - opacity * mask[..., None]) + placed * (opacity * mask[..., None])
 
 
-@lru_cache(maxsize=1)
-def system_fonts() -> tuple[str, ...]:
-    """TrueType/OpenType font files in the system's font folders (sorted; may be empty)."""
-    found = []
-    for folder in FONT_FOLDERS:
-        if folder.is_dir():
-            found += [str(p) for p in folder.rglob("*") if p.suffix.lower() in (".ttf", ".otf")]
-    return tuple(sorted(found))
-
-
 @lru_cache(maxsize=32)
-def _face(name: str) -> cv2.FontFace:
+def _face(name: str) -> Any:
+    """OpenCV 5's built-in font face `name` (loaded once)."""
     return cv2.FontFace(name)
 
 
@@ -302,20 +293,20 @@ def printed_text(
     """`count` runs of printed words (labels, headings, paragraph lines) with letter height in
     `heights` px, in a Hershey, built-in or system font, at a small random angle."""
     height, width = image.shape[:2]
-    faces = list(BUILTIN_FACES) + list(system_fonts())
+    builtin = hasattr(cv2, "FontFace")  # OpenCV 5's TrueType faces
     for _ in range(count):
         layer = _layer((height, width))
         text = " ".join(random_word(rng) for _ in range(int(rng.integers(1, 6))))
         size = math.exp(rng.uniform(math.log(heights[0]), math.log(heights[1])))
         origin = (round(rng.uniform(-0.2, 0.9) * width), round(rng.uniform(0.05, 1.0) * height))
-        if rng.random() < 0.45:
+        if not builtin or rng.random() < 0.45:
             font = HERSHEY_FONTS[int(rng.integers(len(HERSHEY_FONTS)))]
             italic = cv2.FONT_ITALIC if rng.random() < 0.2 else 0
             scale = cv2.getFontScaleFromHeight(font, max(1, round(size)), 1)
             thickness = int(rng.choice([1, 1, 2])) if size > 14 else 1
             cv2.putText(layer, text, origin, font | italic, scale, 255, thickness, cv2.LINE_AA)
         else:
-            face = _face(faces[int(rng.integers(len(faces)))])
+            face = _face(BUILTIN_FACES[int(rng.integers(len(BUILTIN_FACES)))])
             weight = int(rng.choice([300, 400, 400, 600, 800]))
             cv2.putText(layer, text, origin, 255, face, max(6, round(size * 1.4)), weight)
         coverage = _coverage(_rotate(layer, rng.normal(0, 3)))

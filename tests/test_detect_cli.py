@@ -38,12 +38,12 @@ def model(models_dir: Path) -> Path:
 
 
 def records(path: Path) -> list[dict]:
-    """Every line of a JSONL file, each checked against the DESIGN.md schema."""
+    """Every line of a JSONL file, each checked against the README's JSON Lines schema."""
     return parse_records(path.read_text())
 
 
 def parse_records(text: str) -> list[dict]:
-    """Every line of JSON Lines text, each checked against the DESIGN.md schema."""
+    """Every line of JSON Lines text, each checked against the README's JSON Lines schema."""
     assert text == "" or text.endswith("\n"), "the last record is incomplete"
     rows = [json.loads(line) for line in text.splitlines()]
     for row in rows:

@@ -54,6 +54,20 @@ def test_int8_fails_everywhere_when_the_pooled_agreement_is_low() -> None:
     assert not any(row.passed for row in rows)
 
 
+def test_int8_fails_a_scene_below_its_floor_even_when_the_pool_is_fine() -> None:
+    scenes = [np.full((10, 10), float(cells), np.float32) for cells in (10, 100, 100, 100)]
+
+    def reference(batch: np.ndarray) -> np.ndarray:
+        return scores_with_digits(int(batch[0, 0, 0, 0]))
+
+    def int8(batch: np.ndarray) -> np.ndarray:  # the small scene: 8 of 10 (80%); pool 99.4%
+        cells = int(batch[0, 0, 0, 0])
+        return flip_first(scores_with_digits(cells), 2 if cells == 10 else 0)
+
+    rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND)
+    assert [row.passed for row in rows] == [False, True, True, True]
+
+
 def test_float_rows_stay_judged_scene_by_scene() -> None:
     scenes = [np.zeros((10, 10), np.float32), np.ones((10, 10), np.float32)]
 

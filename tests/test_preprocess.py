@@ -186,3 +186,10 @@ def test_strokes_are_light_on_dark_in_unit_range() -> None:
     dark = Preprocessor(replace(INFO, polarity="dark-on-light", input_range=(-1.0, 1.0)))
     strokes = dark.strokes(np.array([[1.0, 0.0, -1.0]], np.float32))  # paper, grey, ink
     np.testing.assert_allclose(strokes, [[0.0, 0.5, 1.0]])
+
+
+def test_a_tiny_frame_at_a_small_scale_keeps_one_pixel() -> None:
+    from runtime.preprocess import Preprocessor
+
+    assert Preprocessor.scaled(np.ones((1, 1), np.float32), 0.25).shape == (1, 1)
+    assert Preprocessor.scaled(np.ones((3, 200), np.float32), 0.1).shape == (1, 20)

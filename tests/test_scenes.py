@@ -182,3 +182,9 @@ def test_cli_bad_size_is_a_usage_error(mnist_npz: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["scenes", "--data", str(mnist_npz), "--out", str(tmp_path / "x"), "--size", "big"])
     assert exit_info.value.code == 2
+
+
+def test_train_command_names_every_scene_style() -> None:
+    from convdet.commands.train import STYLES as TRAIN_STYLES
+
+    assert tuple(TRAIN_STYLES.split(",")) == STYLES

@@ -228,3 +228,24 @@ def test_json_sink_creates_missing_parent_folders(tmp_path):
     with JsonlSink(target) as sink:
         sink.write({"source": "a.png", "frame": None, "width": 1, "height": 1, "detections": []})
     assert target.read_text().count("\n") == 1
+
+
+def test_the_board_check_accepts_the_records_convdet_writes() -> None:
+    """deploy/litert_check.py validates `convdet detect --json -` output on boards: it must
+    accept exactly what detection_record writes, lines included."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "litert_check", Path(__file__).resolve().parents[1] / "deploy" / "litert_check.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    detections = Detections(np.array([[0, 0, 10, 20], [12, 0, 22, 20]]), [1, 7], [0.9, 0.8])
+    lines = read_lines(detections, LABELS)
+    record = json.dumps(detection_record("a.png", None, (30, 40), detections, LABELS, lines))
+    (row,) = module.json_records(record)
+    assert [line["text"] for line in row["lines"]] == ["17"]
+    broken = json.loads(record)
+    broken["lines"][0]["detections"] = [0]
+    with pytest.raises(module.CheckFailed):
+        module.json_records(json.dumps(broken))

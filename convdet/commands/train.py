@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from runtime.coco import is_coco_folder
-from runtime.scenes import STYLES
+# The stage-2 styles, named here so that `convdet --help` does not load the scene generator
+# (tests check them against runtime.scenes.STYLES).
+STYLES = "mnist,paper,multiscale,notebook,strings,large,clutter,empty"
 
 HELP = "train a classifier (digits + background) and convolutionalize it [needs convdet[train]]"
 
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenes-per-epoch", type=int, default=2400)
     parser.add_argument(
         "--styles",
-        default=",".join(STYLES),
+        default=STYLES,
         metavar="LIST",
         help="scene styles of stage 2 (default: all of them)",
     )
@@ -124,9 +125,12 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--epochs, --batch-size and --scenes-per-epoch must be at least 1")
     if args.scene_epochs < 0:
         raise CommandError("--scene-epochs must be 0 (off) or more")
+    from runtime.coco import is_coco_folder
+    from runtime.scenes import STYLES as KNOWN
+
     styles = tuple(filter(None, (style.strip() for style in args.styles.split(","))))
-    if not styles or any(style not in STYLES for style in styles):
-        raise CommandError(f"--styles {args.styles}: choose from {', '.join(STYLES)}")
+    if not styles or any(style not in KNOWN for style in styles):
+        raise CommandError(f"--styles {args.styles}: choose from {', '.join(KNOWN)}")
     if args.real is not None and not is_coco_folder(args.real):
         raise CommandError(f"--real {args.real}: not a COCO folder (no annotations.json)")
     if not 0 <= args.real_share <= 1:
