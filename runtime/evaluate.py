@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from runtime.detector import Detector, Result
 
 GROW = 0.3
+FRAME_READOUTS = ("isolated",)  # readouts that cut each truth box as an MNIST frame
 NUM_DIGITS = 10
 # Tally counters that merging adds up as plain numbers.
 _SUMMED = (
@@ -432,8 +433,10 @@ def evaluate_scene_set(
 ) -> dict[str, Tally]:
     """Run `detect` on every scene and tally per style; key "all" sums the styles.
 
-    Each readout, called on a scene right after `detect`, adds its accuracy on the truth digits;
-    scenes whose truth carries lines add the string counts of the detections read into lines.
+    Each readout, called on a scene right after `detect`, adds its accuracy on the truth digits
+    (readouts of MNIST frames, such as "isolated", skip scenes whose truth boxes are tight ink:
+    their 28x28 crops would squash them); scenes whose truth carries lines add the string
+    counts of the detections read into lines.
     """
     tallies: dict[str, Tally] = {}
     for number, truth in enumerate(scenes.truths, start=1):
@@ -443,7 +446,7 @@ def evaluate_scene_set(
         lines = group_lines(boxes) if truth.lines else []
         tally.add_image(truth.boxes, truth.classes, boxes, classes, scores, truth.lines, lines)
         for name, read in (readouts or {}).items():
-            if len(truth.classes):
+            if len(truth.classes) and not (name in FRAME_READOUTS and truth.box_kind == "ink"):
                 tally.add_readout(name, truth.classes, read(image, truth.boxes))
         if progress is not None:
             progress(number, len(scenes.truths))

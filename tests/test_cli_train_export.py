@@ -21,11 +21,18 @@ from convdet.cli import main
         (["train", "--background-mix", "blobs=1", "--out", "x"], "unknown kind 'blobs'"),
         (["train", "--teacher", "no-run", "--out", "x"], "teacher no-run: no classifier.keras"),
         (["train", "--teacher", "{run}", "--distill-weight", "2", "--out", "x"], "weight"),
+        (["train", "--styles", "mnist,ink", "--out", "x"], "--styles mnist,ink: choose from"),
+        (["train", "--real", "{run}", "--out", "x"], "not a COCO folder"),
+        (["train", "--real-share", "2", "--out", "x"], "--real-share must be in 0..1"),
+        (["train", "--mark-weight", "-1", "--out", "x"], "--mark-weight must be 0 or more"),
+        (["train", "--init", "no-run", "--out", "x"], "--init no-run: not a convdet train run"),
+        (["train", "--init", "{run}", "--out", "x"], "need 'basic'"),
         (["export", "no-such-run"], "not a training run"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, mnist_npz, tmp_path):
     (tmp_path / "classifier.keras").touch()  # a teacher run, as far as the checks go
+    (tmp_path / "run.json").write_text('{"arch": "deep"}')  # a deep run for --init
     argv = [arg.format(npz=mnist_npz, run=tmp_path) for arg in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

@@ -264,12 +264,14 @@ def test_default_model_is_shipped() -> None:
 
 
 def test_runtime_runs_without_tensorflow(models_dir) -> None:
-    """`import runtime` and a full detection load neither TensorFlow, Keras nor tf2onnx."""
+    """`import runtime`, a full detection and the tooling a runtime-only install runs
+    (scene generation, COCO folders, evaluation) load neither TensorFlow, Keras nor tf2onnx."""
     script = textwrap.dedent(
         f"""
         import json, sys
         import numpy as np
         import runtime
+        import runtime.camera, runtime.coco, runtime.evaluate, runtime.scenes, runtime.surfaces
         frame = np.zeros((64, 64, 3), np.uint8)
         frame[18:46, 18:46] = 255
         for model in ({str(models_dir / f"{DEFAULT_ARCH}.onnx")!r},

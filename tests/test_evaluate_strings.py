@@ -222,3 +222,23 @@ def test_cli_scene_set_with_lines_and_ink_boxes_gets_string_figures_not_isolated
     total = json.loads(out.read_text())["styles"]["all"]
     assert total["lines"] == 3 and total["string_tp"] + total["string_fn"] == 9
     assert "isolated_accuracy" not in total and "grid_accuracy" in total
+
+
+def test_a_mixed_set_keeps_the_isolated_readout_for_its_mnist_frames(
+    mnist: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    from runtime.scenes import SceneParams, generate_scenes, write_scene_set
+
+    scenes = [
+        scene
+        for style in ("mnist", "strings")
+        for scene in generate_scenes(
+            mnist["x_test"], mnist["y_test"], SceneParams(style, count=1, seed=3, size=(160, 120))
+        )
+    ]
+    write_scene_set(tmp_path / "mixed", iter(scenes), {"seed": 3})
+    out = tmp_path / "figures.json"
+    assert main(["evaluate", str(tmp_path / "mixed"), "--json", str(out)]) == 0
+    styles = json.loads(out.read_text())["styles"]
+    assert styles["mnist"]["isolated_accuracy"] is not None
+    assert "isolated_accuracy" not in styles["strings"] and "lines" in styles["strings"]

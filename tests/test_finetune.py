@@ -74,3 +74,25 @@ def test_a_neighbours_ring_does_not_erase_a_digit():
     labels, weights = cell_targets(truth(boxes, [1, 2]), (16, 16), INFO, FinetuneConfig())
     assert labels[6, 4] == 1 and labels[6, 7] == 2
     assert weights[6, 4] > 1 and weights[6, 7] > 1
+
+
+class _NoWindows:
+    def on_epoch_end(self) -> None:
+        pass
+
+
+def test_background_cells_near_ink_weigh_mark_weight(mnist):
+    from export.finetune import SceneSet
+
+    config = FinetuneConfig(scenes_per_epoch=2, styles=("mnist",), mark_weight=3.0)
+    digits, labels = mnist["x_train"][:50], mnist["y_train"][:50].astype(np.int64)
+    scenes = SceneSet(digits, labels, INFO, config, _NoWindows(), batch_size=2, seed=0)
+    scenes.samples = []
+    image = np.zeros((128, 128), np.float32)
+    image[60:62, :] = 1.0  # a ruled line across the middle, and no digit
+    scenes._append(image, truth(np.zeros((0, 4)), []))
+    _, cell_labels, weights = scenes.samples[0]
+    assert (cell_labels == INFO.background).all()
+    rows = np.round(INFO.cell_centre(np.arange(16))).astype(int)
+    near = np.abs(rows - 60.5) <= 5
+    assert (weights[near] == 3.0).all() and (weights[~near] == 1.0).all()

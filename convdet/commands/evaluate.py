@@ -96,9 +96,6 @@ def run(args: argparse.Namespace) -> int:
 
     detect, readouts = detector_functions(detector)
     coco = scenes.manifest.get("format") == "coco"
-    # The isolated readout's 28x28 crops expect MNIST frames: it would squash tight ink boxes.
-    if coco or any(truth.box_kind == "ink" for truth in scenes.truths):
-        del readouts["isolated"]
     tallies = evaluate_scene_set(scenes, detect, readouts, progress)
     settings = {
         "conf": detector.conf,
