@@ -155,8 +155,7 @@ def camera_windows(count: int, rng: np.random.Generator) -> np.ndarray:
         side = CAMERA_PAGE * zoom
         page = camera.write_page("empty", (side, side), _no_digits, rng)
         prepared, _ = preprocessor.prepare(camera.photograph(page, rng))
-        if zoom > 1:
-            prepared = cv2.resize(prepared, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        prepared = Preprocessor.scaled(prepared, 1 / zoom)
         for y, x in rng.integers(0, CAMERA_PAGE - SIZE + 1, (WINDOWS_PER_PAGE, 2)):
             windows.append(prepared[y : y + SIZE, x : x + SIZE])
     return np.stack(windows[:count]).astype(np.float32)

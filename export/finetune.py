@@ -173,10 +173,7 @@ class SceneSet(keras.utils.PyDataset):
             truth = truths[number]
             prepared, _ = self.preprocessor.prepare(self.real.image(truth))
             scale = min(1.0, (width - 8) / prepared.shape[1], (height - 8) / prepared.shape[0])
-            if scale < 1.0:
-                prepared = cv2.resize(
-                    prepared, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
-                )
+            prepared = Preprocessor.scaled(prepared, scale)
             h, w = prepared.shape
             top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
             canvas = np.full((height, width), self.preprocessor.background, np.float32)

@@ -128,28 +128,31 @@ def check_parity(
             tolerance = tolerance_for(name)
             passed = tolerance is None or diff <= tolerance
             rows.append(ParityRow(name, scene.shape, diff, agreement, passed, cells))
-    for name in runners:
-        if tolerance_for(name) is None:
-            own = [row for row in rows if row.backend == name]
-            pooled = pooled_agreement(own)
-            rows = [
-                replace(
-                    row,
-                    passed=pooled >= INT8_AGREEMENT
-                    and row.digit_cell_agreement >= INT8_SCENE_FLOOR,
-                )
-                if row.backend == name
-                else row
-                for row in rows
-            ]
-    return rows
+    pooled = pooled_agreements(rows)
+    return [
+        replace(
+            row,
+            passed=pooled[row.backend] >= INT8_AGREEMENT
+            and row.digit_cell_agreement >= INT8_SCENE_FLOOR,
+        )
+        if row.backend in pooled
+        else row
+        for row in rows
+    ]
 
 
-def pooled_agreement(rows: Sequence[ParityRow]) -> float:
-    """Digit-cell agreement over all the rows' cells together (1.0 when there are none)."""
-    cells = sum(row.digit_cells for row in rows)
-    agreeing = sum(row.digit_cell_agreement * row.digit_cells for row in rows)
-    return agreeing / cells if cells else 1.0
+def pooled_agreements(rows: Sequence[ParityRow]) -> dict[str, float]:
+    """Each quantized backend's digit-cell agreement over all its rows' cells together (1.0
+    when there are none)."""
+    cells: dict[str, int] = {}
+    agreeing: dict[str, float] = {}
+    for row in rows:
+        if tolerance_for(row.backend) is None:
+            cells[row.backend] = cells.get(row.backend, 0) + row.digit_cells
+            agreeing[row.backend] = (
+                agreeing.get(row.backend, 0.0) + row.digit_cell_agreement * row.digit_cells
+            )
+    return {name: agreeing[name] / cells[name] if cells[name] else 1.0 for name in cells}
 
 
 def isolated_accuracy(run: Runner, images: np.ndarray, labels: np.ndarray, cell: int) -> float:

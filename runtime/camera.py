@@ -175,6 +175,12 @@ def _groups(rng: np.random.Generator) -> list[int]:
     return [int(rng.integers(1, 4)), 3] + ([2] if rng.random() < 0.5 else [])
 
 
+def _string_length(groups: list[int], height: float) -> float:
+    """About how wide a string of these digit groups is written at `height` px: where it can
+    start and still fit."""
+    return sum(groups) * height * 0.75 + len(groups) * height * 0.5
+
+
 def _fit(groups: list[int], remaining: int) -> list[int]:
     """The leading groups trimmed so that they hold at most `remaining` digits."""
     fitted = []
@@ -255,8 +261,10 @@ def _scatter_strings(
         attempts += 1
         size = _log_uniform(rng, *heights)
         groups = _fit([1] if rng.random() < single else _groups(rng), wanted - written)
-        length = sum(groups) * size * 0.75 + len(groups) * size * 0.5
-        origin = (rng.uniform(0, max(1.0, width - length)), rng.uniform(size, height))
+        origin = (
+            rng.uniform(0, max(1.0, width - _string_length(groups, size))),
+            rng.uniform(size, height),
+        )
         if write_string(page, digits, rng, size, origin, groups):
             written += sum(groups)
 
@@ -314,8 +322,7 @@ def write_page(
             if len(page.classes) >= wanted:
                 break
             groups = _fit(_groups(rng), wanted - len(page.classes))
-            length = sum(groups) * size_px * 0.75 + len(groups) * size_px * 0.5
-            start = rng.uniform(0, max(1.0, width - length))
+            start = rng.uniform(0, max(1.0, width - _string_length(groups, size_px)))
             write_string(page, digits, rng, size_px, (start, baseline - rng.uniform(0, 3)), groups)
     elif style == "strings":
         decor = rng.choice(["plain", "guilloche", "ruled", "boxes"])

@@ -132,6 +132,15 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 1.0
 
 
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    """Precision, recall and F1 from true positives, false positives and false negatives."""
+    return {
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+    }
+
+
 def _mean(total: float, count: float) -> float | None:
     """total / count, None when nothing was measured."""
     return float(total / count) if count else None
@@ -297,12 +306,7 @@ class Tally:
 
     def string_figures(self) -> dict[str, float]:
         """Precision, recall and F1 of the digits aligned in strings (module doc)."""
-        tp, fp, fn = self.string_tp, self.string_fp, self.string_fn
-        return {
-            "precision": _ratio(tp, tp + fp),
-            "recall": _ratio(tp, tp + fn),
-            "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        }
+        return _prf(self.string_tp, self.string_fp, self.string_fn)
 
     @property
     def loc_error(self) -> float | None:
@@ -317,9 +321,7 @@ class Tally:
             rows.append(
                 {
                     "class_id": c,
-                    "precision": _ratio(tp, tp + fp),
-                    "recall": _ratio(tp, tp + fn),
-                    "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+                    **_prf(tp, fp, fn),
                     "support": tp + fn,
                     **{f"{name}_accuracy": self.accuracy(name, c) for name in self.readouts},
                 }

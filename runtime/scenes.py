@@ -155,9 +155,12 @@ class SceneParams:
                 f"count >= 0, max_digits >= 1 and gap >= 0 expected, got "
                 f"{self.count}, {self.max_digits}, {self.gap}"
             )
-        largest = {"multiscale": MULTISCALE_SIDES[1]}.get(self.style, DIGIT_SIZE)
         if self.style in camera.CAMERA_STYLES:
             largest = CAMERA_MIN_SIZE
+        elif self.style == "multiscale":
+            largest = MULTISCALE_SIDES[1]
+        else:
+            largest = DIGIT_SIZE
         width, height = self.size
         if width < largest or height < largest:
             raise ValueError(

@@ -32,19 +32,17 @@ def run(args: argparse.Namespace) -> int:
 
     from export.data import load_mnist
     from export.package import export_run
-    from export.parity import INT8_AGREEMENT, pooled_agreement, tolerance_for
+    from export.parity import INT8_AGREEMENT, pooled_agreements
 
     name = args.name or json.loads((args.run / "run.json").read_text())["arch"]
     report = export_run(args.run, args.out, name, load_mnist(args.data))
     for row in report.parity:
         print(row.describe())
-    for backend in dict.fromkeys(row.backend for row in report.parity):
-        if tolerance_for(backend) is None:
-            rows = [row for row in report.parity if row.backend == backend]
-            print(
-                f"{backend}: digit-cell agreement over all sizes {pooled_agreement(rows):.2%} "
-                f"(at least {INT8_AGREEMENT:.0%}; each size's ok/FAILED above is this verdict)"
-            )
+    for backend, pooled in pooled_agreements(report.parity).items():
+        print(
+            f"{backend}: digit-cell agreement over all sizes {pooled:.2%} "
+            f"(at least {INT8_AGREEMENT:.0%}; each size's ok/FAILED above is this verdict)"
+        )
     for file, accuracy in report.digit_accuracy.items():
         print(f"{file}: digit accuracy {accuracy:.2%}")
     agreement = report.window_agreement
