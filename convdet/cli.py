@@ -56,14 +56,38 @@ def missing_extra_message(error: ModuleNotFoundError, command: str) -> str | Non
     return f"convdet {command} needs {top}, which is not installed: pip install 'convdet[{extra}]'"
 
 
+def printable(text: str) -> str:
+    """`text` as one printable line: bytes of a file name that are not UTF-8 (surrogate
+    escapes) as `\\xff`, other unprintable characters (a newline in a name) as `\\n`, ...,
+    so a message about any file stays one line and can always be printed."""
+    return "".join(
+        char
+        if char.isprintable()
+        else f"\\x{ord(char) - 0xDC00:02x}"
+        if "\udc80" <= char <= "\udcff"
+        else repr(char)[1:-1]
+        for char in text
+    )
+
+
+def _never_fail_to_print() -> None:
+    """Let stdout and stderr escape what their encoding cannot show (an ASCII or C locale),
+    instead of raising mid-run."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; return its exit status (0 ok, 1 partial failure, 2 usage, 130 Ctrl-C)."""
+    _never_fail_to_print()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except CommandError as error:
-        print(f"convdet {args.command}: error: {error}", file=sys.stderr)
+        print(f"convdet {args.command}: error: {printable(str(error))}", file=sys.stderr)
         return error.exit_code
     except ModuleNotFoundError as error:
         message = missing_extra_message(error, args.command)
@@ -72,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"convdet {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, OSError) as error:
-        print(f"convdet {args.command}: error: {error}", file=sys.stderr)
+        print(f"convdet {args.command}: error: {printable(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"convdet {args.command}: interrupted", file=sys.stderr)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from runtime.detections import Detections
+from runtime.paths import opencv_path
 from runtime.reading import Line
 
 ErrorHandler = Callable[[str, str], None]  # (what failed, why), called from writer threads
@@ -236,14 +237,22 @@ class AnnotatedImageSaver:
         self._writer = _Writer(self.workers, self.on_error)
         return self
 
+    @staticmethod
+    def output_relpath(relpath: PurePath | str) -> PurePath:
+        """Where below the folder the image of `relpath` goes: the path made safe, with `.png`
+        appended when OpenCV has no writer for its extension (judged on the extension alone,
+        as OpenCV must never see a name that is not UTF-8)."""
+        relative = safe_relative(relpath)
+        suffix = relative.suffix
+        if not (suffix.isascii() and cv2.haveImageWriter(f"x{suffix}")):
+            relative = relative.with_name(relative.name + ".png")
+        return relative
+
     def save(self, relpath: PurePath | str, image: np.ndarray) -> Path | None:
         """Queue `image` for writing at `root/relpath`; returns the path, None if refused."""
         assert self._writer is not None, "AnnotatedImageSaver used outside its `with` block"
-        relative = PurePath(relpath)
-        if not cv2.haveImageWriter(relative.name):
-            relative = relative.with_name(relative.name + ".png")
         try:
-            path = self.folder.path_for(relative)
+            path = self.folder.path_for(self.output_relpath(relpath))
         except SaveError as error:
             self.on_error(str(relpath), str(error))
             return None
@@ -278,6 +287,8 @@ class VideoSaver:
         path = Path(path)
         if path.suffix not in VIDEO_CODECS:
             raise SaveError(f"{path}: video outputs are {' or '.join(VIDEO_CODECS)}")
+        if opencv_path(path) is None:
+            raise SaveError(f"{path}: OpenCV cannot write a video whose path is not UTF-8")
         self.path = _OutputFolder(path.parent, protect).path_for(path.name)
         self.fps = fps
         self.frames = 0

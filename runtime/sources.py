@@ -27,6 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from runtime.paths import opencv_path
+
 IMAGE_SUFFIXES = frozenset(
     {
         ".png",
@@ -396,8 +398,11 @@ class VideoSource(Source):
         self._reader: Generator[Frame, None, None] | None = None
 
     def _open(self) -> Any:
+        name = opencv_path(self.path)
+        if name is None:
+            raise SourceError(f"cannot open video {self.path}: OpenCV needs a UTF-8 file name")
         with quiet_opencv():
-            capture = cv2.VideoCapture(str(self.path))
+            capture = cv2.VideoCapture(name)
         if not capture.isOpened():
             raise SourceError(f"cannot open video {self.path}")
         return capture
@@ -453,6 +458,8 @@ def display_name(target: int | str) -> str:
 def open_capture(target: int | str) -> cv2.VideoCapture:
     """Open a webcam index or stream URL with OpenCV, or raise SourceError naming it."""
     what = f"camera {target}" if isinstance(target, int) else f"stream {display_name(target)}"
+    if isinstance(target, str) and opencv_path(target) is None:
+        raise SourceError(f"cannot open {what}: OpenCV needs a UTF-8 URL")
     with quiet_opencv():
         capture = cv2.VideoCapture(target)
     if not capture.isOpened():

@@ -22,7 +22,7 @@ import cv2
 import pytest
 from test_sources import MIXED_FILES, StandInCamera, digit_page, write_mixed_folder, write_video
 
-from convdet.cli import main
+from convdet.cli import main, printable
 
 RECORD_KEYS = {"source", "frame", "width", "height", "detections", "lines"}
 DETECTION_KEYS = {"class_id", "label", "score", "box"}
@@ -208,6 +208,79 @@ def test_save_into_the_source_folder_is_refused(tmp_path, mnist, model, capsys):
     assert (tmp_path / "page.png").read_bytes() == before
 
 
+def convdet(*argv: str | bytes | Path, env: dict[str, str] | None = None):
+    """`convdet ARGV...` in a child process (bytes arguments pass file names as they are), so
+    a crash shows as a return code instead of taking the test run down."""
+    command = [sys.executable, "-m", "convdet", *argv]
+    return subprocess.run(
+        command, capture_output=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+
+
+# File names as bytes (True: a good image): not UTF-8, not ASCII, with newlines.
+HOSTILE_NAMES = {
+    b"bad\xffname.png": True,
+    b"caf\xc3\xa9.png": True,
+    b"new\nline.png": True,
+    b"cor\nrupt.png": False,
+}
+STRICT_ASCII = {"PYTHONIOENCODING": "ascii:strict"}
+
+
+def test_hostile_file_names_are_saved_and_shown_on_one_line(tmp_path, mnist, model):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    page = cv2.imencode(".png", digit_page(mnist, 2))[1].tobytes()
+    for name, good in HOSTILE_NAMES.items():
+        (folder / os.fsdecode(name)).write_bytes(page if good else b"junk")
+    saved, out = tmp_path / "out", tmp_path / "out.jsonl"
+    done = convdet(
+        "detect", folder, "--model", model, "--save", saved, "--json", out, env=STRICT_ASCII
+    )
+    assert done.returncode == 1, done.stderr  # the unreadable file; not 139 (SIGSEGV)
+    assert error_lines(done.stderr.decode("ascii")) == [
+        f"convdet detect: {folder}/cor\\nrupt.png: not an image (unrecognised file header)"
+    ]
+    good = sorted(name for name, ok in HOSTILE_NAMES.items() if ok)
+    assert sorted(os.listdir(os.fsencode(saved))) == good
+    assert sorted(os.fsencode(row["source"]) for row in records(out)) == [
+        os.fsencode(folder) + b"/" + name for name in good
+    ]
+    listed = convdet("detect", folder, "--model", model, env=STRICT_ASCII)
+    lines = listed.stdout.decode("ascii").splitlines()
+    assert [line.split(": ")[0] for line in lines[:3]] == [
+        f"{folder}/bad\\xffname.png",
+        f"{folder}/caf\\xe9.png",  # an ASCII stdout escapes what it cannot encode
+        f"{folder}/new\\nline.png",
+    ]
+    assert len(lines) == 4 and lines[3].startswith("3 images processed; 1 failed")
+
+
+@pytest.mark.parametrize(
+    ("video_name", "save_name", "message"),
+    [
+        (b"clip\xff.avi", b"saved", "OpenCV needs a UTF-8 file name"),
+        (b"clip.avi", b"saved\xff", "OpenCV cannot write a video whose path is not UTF-8"),
+    ],
+)
+def test_names_opencv_cannot_take_are_one_line_errors(
+    tmp_path, mnist, model, video_name, save_name, message
+):
+    video = os.fsencode(tmp_path) + b"/" + video_name
+    os.replace(write_video(tmp_path / "written.avi", mnist, frames=3), os.fsdecode(video))
+    save = os.fsencode(tmp_path) + b"/" + save_name
+    done = convdet("detect", video, "--model", model, "--save", save, env=STRICT_ASCII)
+    assert done.returncode == 2, done.stderr
+    stderr = done.stderr.decode("ascii")
+    assert stderr.count("\n") == 1 and stderr.startswith("convdet detect: error: ")
+    assert message in stderr and "\\xff" in stderr
+
+
+def test_printable_keeps_messages_on_one_line():
+    assert printable("in/bad\udcffname.png: x") == "in/bad\\xffname.png: x"
+    assert printable("new\nline\t\u00e9\ud800.png") == "new\\nline\\t\u00e9\\ud800.png"
+
+
 def poison_window_functions(monkeypatch) -> None:
     """Make every OpenCV window call fail loudly, to prove which runs never touch them."""
 
@@ -377,7 +450,7 @@ for name in ("imshow", "namedWindow", "waitKey", "pollKey", "destroyWindow", "de
     setattr(cv2, name, window)
 """
 RUN_CLI = """
-from convdet.cli import main
+from convdet.cli import main, printable
 status = main(sys.argv[1:])
 assert "onnxruntime" not in sys.modules, "onnxruntime was imported"
 sys.exit(status)

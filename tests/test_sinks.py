@@ -124,6 +124,20 @@ def test_safe_relative(relpath, expected):
         assert safe_relative(relpath) == PurePath(expected)
 
 
+@pytest.mark.parametrize(
+    ("relpath", "expected"),
+    [
+        ("scans/page.png", "scans/page.png"),
+        ("scan.xyz", "scan.xyz.png"),  # OpenCV has no .xyz writer
+        ("noext", "noext.png"),
+        ("bad\udcffname.png", "bad\udcffname.png"),  # byte 0xff in the name: kept as it is
+        ("odd.\udcffpng", "odd.\udcffpng.png"),  # ... but never shown to OpenCV
+    ],
+)
+def test_saver_output_relpath_judges_only_the_extension(relpath, expected):
+    assert AnnotatedImageSaver.output_relpath(relpath) == PurePath(expected)
+
+
 IMAGE = np.full((12, 16, 3), 200, np.uint8)
 
 

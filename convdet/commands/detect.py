@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any, TextIO
 
-from convdet.cli import CommandError
+from convdet.cli import CommandError, printable
 from runtime.defaults import DEFAULT_CONF
 
 HELP = "detect digits in images, folders, globs, videos, webcams and streams"
@@ -210,10 +210,10 @@ class Reporter:
         self._lock = threading.Lock()
 
     def message(self, text: str) -> None:
-        """One line on stderr, prefixed like the CLI's own errors."""
+        """One line on stderr, prefixed like the CLI's own errors (file names escaped)."""
         with self._lock:
             self._clear_bar()
-            print(f"convdet detect: {text}", file=sys.stderr, flush=True)
+            print(f"convdet detect: {printable(text)}", file=sys.stderr, flush=True)
 
     def failure(self, what: str, why: str) -> None:
         """A file (input or output) that failed; counted for the exit status."""
@@ -233,7 +233,7 @@ class Reporter:
             with self._lock:
                 self._clear_bar()
                 print(
-                    f"{name}: {size[1]}x{size[0]}, {_describe(Counter(labels))}"
+                    f"{printable(name)}: {size[1]}x{size[0]}, {_describe(Counter(labels))}"
                     + (f", read{read}" if read else ""),
                     file=self.out,
                     flush=True,
@@ -343,7 +343,7 @@ class Outputs:
             )
         if args.show:
             try:
-                self.window = stack.enter_context(Window(f"convdet {source.name}"))
+                self.window = stack.enter_context(Window(f"convdet {printable(source.name)}"))
             except OSError as error:
                 reporter.message(f"--show: {error}; continuing without a window")
 
