@@ -1,8 +1,9 @@
 """Where `convdet detect` puts results: JSON Lines, annotated images and videos, a window.
 
 Sinks are context managers. Files are written so that an interrupted or killed run leaves only
-complete outputs: each JSON record is one write() of a whole line, each image is written to
-a temporary name and renamed. Savers never write outside their folder or over an input.
+complete outputs: each JSON record is appended whole (a write that fails part-way, e.g. on a
+full disk, is cut off again), each image is written to a temporary name and renamed. Savers
+never write outside their folder or over an input.
 """
 
 from __future__ import annotations
@@ -51,11 +52,18 @@ def detection_record(
     }
 
 
+class RecordError(OSError):
+    """A JSON record that could not be written whole (disk full, I/O error); the file was cut
+    back to the records before it."""
+
+
 class JsonlSink:
     """JSON Lines to a file or stdout (`-`), one record per line, each written whole and flushed.
 
     An existing non-empty file is refused unless `append=True`, so results already written are
-    never destroyed; appending first ends an unterminated last line so every record stays valid.
+    never destroyed. A record is on disk whole or not at all: a write that fails part-way is cut
+    off again and raises RecordError. Appending first removes an incomplete last line (left by
+    a killed run or an older writer) so every line stays a record; `repaired` is its length.
     """
 
     def __init__(self, target: str | Path, *, append: bool = False, stdout: TextIO | None = None):
@@ -63,6 +71,7 @@ class JsonlSink:
         self.append = append
         self.stdout = stdout
         self.records = 0
+        self.repaired = 0
         self._fd: int | None = None
 
     def __enter__(self) -> JsonlSink:
@@ -70,7 +79,7 @@ class JsonlSink:
             self.stdout = self.stdout or sys.stdout
             return self
         Path(self.target).parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        fd = os.open(self.target, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
         size = os.fstat(fd).st_size
         if size and not self.append:
             os.close(fd)
@@ -79,20 +88,11 @@ class JsonlSink:
                 "or choose another file"
             )
         self._fd = fd
-        if size and not self._ends_with_newline():
-            self._write_all(b"\n")
+        complete = _complete_length(fd, size)
+        if complete < size:
+            os.ftruncate(fd, complete)
+            self.repaired = size - complete
         return self
-
-    def _ends_with_newline(self) -> bool:
-        with open(self.target, "rb") as existing:
-            existing.seek(-1, os.SEEK_END)
-            return existing.read(1) == b"\n"
-
-    def _write_all(self, data: bytes) -> None:
-        assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record as a single line."""
@@ -102,8 +102,24 @@ class JsonlSink:
             self.stdout.write(line)
             self.stdout.flush()
         else:
-            self._write_all(line.encode("utf-8"))
+            self._write_whole(line.encode("utf-8"))
         self.records += 1
+
+    def _write_whole(self, data: bytes) -> None:
+        """Append `data` in as many write() calls as it takes; if one fails, cut off what was
+        written, so the file still ends with a complete record."""
+        assert self._fd is not None
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError as error:
+            if written:  # from the end: our bytes are the file's last (O_APPEND)
+                os.ftruncate(self._fd, max(os.fstat(self._fd).st_size - written, 0))
+            raise RecordError(
+                f"{self.target}: {error.strerror or error}; record {self.records + 1} of this "
+                "run not written, the file ends with the last complete record"
+            ) from error
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
@@ -111,6 +127,19 @@ class JsonlSink:
             self._fd = None
         elif self.stdout is not None:
             self.stdout.flush()
+
+
+def _complete_length(fd: int, size: int, block: int = 1 << 16) -> int:
+    """How many of the file's first `size` bytes are whole lines: up to its last newline."""
+    end = size
+    while end > 0:
+        start = max(end - block, 0)
+        os.lseek(fd, start, os.SEEK_SET)
+        newline = os.read(fd, end - start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
 
 
 class _Writer:

@@ -2,11 +2,14 @@
 
 Set CONVDET_REQUIRE_EXTRAS=1 (as .ci/run does) to turn every skipped test into a failure:
 a test that needs TensorFlow or LiteRT must run in CI, while users without the extra may skip.
+Tests marked `needs_root` (they mount a filesystem) are the exception: they skip without root.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +61,28 @@ def tiny_run(mnist_npz: Path, tmp_path_factory: pytest.TempPathFactory):
     return data, config, result, run_dir
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs (a disk that fills up), unmounted afterwards; for `needs_root` tests."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a 64 KiB tmpfs needs root")
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
 _skipped: list[str] = []
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped:
+    if report.skipped and "needs_root" not in report.keywords:
         _skipped.append(report.nodeid)
 
 

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import cv2
 import pytest
+from test_sinks import disk_filling_up
 from test_sources import MIXED_FILES, StandInCamera, digit_page, write_mixed_folder, write_video
 
 from convdet.cli import main, printable
+from runtime.sinks import JsonlSink
 
 RECORD_KEYS = {"source", "frame", "width", "height", "detections", "lines"}
 DETECTION_KEYS = {"class_id", "label", "score", "box"}
@@ -281,6 +283,76 @@ def test_printable_keeps_messages_on_one_line():
     assert printable("new\nline\t\u00e9\ud800.png") == "new\\nline\\t\u00e9\\ud800.png"
 
 
+def write_pages(folder: Path, mnist, count: int) -> Path:
+    """`count` small digit pages p00.png, p01.png, ... in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        cv2.imwrite(str(folder / f"p{index:02d}.png"), digit_page(mnist, index))
+    return folder
+
+
+def test_a_full_disk_stops_the_run_and_leaves_whole_records(
+    tmp_path, mnist, model, monkeypatch, capsys
+):
+    folder = write_pages(tmp_path / "pages", mnist, 8)
+    enter = JsonlSink.__enter__
+
+    def enter_on_a_filling_disk(sink):
+        enter(sink)
+        disk_filling_up(monkeypatch, sink._fd, room=700, per_call=64)
+        return sink
+
+    monkeypatch.setattr(JsonlSink, "__enter__", enter_on_a_filling_disk)
+    out = tmp_path / "out.jsonl"
+    assert main(["detect", str(folder), "--model", str(model), "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    rows = records(out)  # every line whole: the cut record was removed
+    assert 1 <= len(rows) < 8
+    assert [row["source"] for row in rows] == [
+        str(folder / f"p{i:02d}.png") for i in range(len(rows))
+    ]
+    assert error_lines(captured.err) == [
+        f"convdet detect: {out}: No space left on device; record {len(rows) + 1} of this run "
+        "not written, the file ends with the last complete record"
+    ]
+    assert captured.out.startswith(f"{len(rows) + 1} images processed")
+
+
+@pytest.mark.needs_root
+def test_a_real_full_disk_then_append_after_freeing_space(
+    small_disk, tmp_path, mnist, model, capsys
+):
+    folder = write_pages(tmp_path / "pages", mnist, 40)
+    filler = small_disk / "filler"
+    filler.write_bytes(bytes(60 * 1024))  # 4 KiB left: room for a dozen records or so
+    out = small_disk / "out.jsonl"
+    args = ["detect", str(folder), "--model", str(model), "--json", str(out)]
+    assert main(args) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    first = records(out)
+    assert 1 <= len(first) < 40
+    filler.unlink()
+    assert main([*args, "--append"]) == 0
+    assert error_lines(capsys.readouterr().err) == []  # nothing to repair
+    assert len(records(out)) == len(first) + 40
+
+
+def test_append_removes_an_incomplete_last_line_and_says_so(tmp_path, mnist, model, capsys):
+    page = write_pages(tmp_path / "pages", mnist, 1) / "p00.png"
+    out = tmp_path / "out.jsonl"
+    args = ["detect", str(page), "--model", str(model), "--json", str(out)]
+    assert main(args) == 0
+    whole = out.read_text()
+    cut = whole[: len(whole) // 2]
+    out.write_text(whole + cut)  # a second record cut off mid-line
+    assert main([*args, "--append"]) == 0
+    assert error_lines(capsys.readouterr().err) == [
+        f"convdet detect: {out}: removed an incomplete last line ({len(cut)} bytes, "
+        "from a run that was killed or ran out of space) before appending"
+    ]
+    assert out.read_text() == whole * 2
+
+
 def poison_window_functions(monkeypatch) -> None:
     """Make every OpenCV window call fail loudly, to prove which runs never touch them."""
 
@@ -451,6 +523,7 @@ for name in ("imshow", "namedWindow", "waitKey", "pollKey", "destroyWindow", "de
 """
 RUN_CLI = """
 from convdet.cli import main, printable
+from runtime.sinks import JsonlSink
 status = main(sys.argv[1:])
 assert "onnxruntime" not in sys.modules, "onnxruntime was imported"
 sys.exit(status)

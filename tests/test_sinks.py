@@ -3,8 +3,10 @@ and never overwrite inputs, annotated videos, and the window's no-display path."
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 from pathlib import Path, PurePath
 
 import cv2
@@ -16,6 +18,7 @@ from runtime.reading import read_lines
 from runtime.sinks import (
     AnnotatedImageSaver,
     JsonlSink,
+    RecordError,
     SaveError,
     VideoSaver,
     Window,
@@ -88,14 +91,61 @@ def test_jsonl_sink_refuses_to_destroy_existing_results(tmp_path):
     assert read_jsonl(empty) == [record(0)]
 
 
-def test_jsonl_sink_append_ends_an_unterminated_last_line(tmp_path):
+@pytest.mark.parametrize(
+    "kept",
+    ['{"source": "a.png"}\n', "", "{}\n" * 30_000],  # the last: the cut line spans blocks
+)
+def test_jsonl_sink_append_removes_an_incomplete_last_line(tmp_path, kept):
     target = tmp_path / "out.jsonl"
-    target.write_text('{"source": "a.png"}\n{"source": "b.p')  # a run killed mid-line
+    cut = '{"source": "b.png", "box": [4' + " " * 70_000  # a run killed (or a disk full) mid-line
+    target.write_text(kept + cut)
     with JsonlSink(target, append=True) as sink:
+        assert sink.repaired == len(cut)
         sink.write(record(2))
-    lines = target.read_text().splitlines()
-    assert lines[:2] == ['{"source": "a.png"}', '{"source": "b.p']
-    assert json.loads(lines[2]) == record(2)
+    assert target.read_text() == kept + json.dumps(record(2)) + "\n"
+    with JsonlSink(target, append=True) as sink:  # a complete file is left as it is
+        assert sink.repaired == 0
+    assert target.read_text() == kept + json.dumps(record(2)) + "\n"
+
+
+def disk_filling_up(monkeypatch, fd: int, room: int, per_call: int = 1 << 30) -> None:
+    """Make write() on `fd` take at most `per_call` bytes per call and fail with ENOSPC once
+    `room` bytes went in; other file descriptors are left alone."""
+    real_write = os.write
+
+    def write(target: int, data: bytes) -> int:
+        nonlocal room
+        if target != fd:
+            return real_write(target, data)
+        if room == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = real_write(target, bytes(data[: min(room, per_call)]))
+        room -= written
+        return written
+
+    monkeypatch.setattr(os, "write", write)
+
+
+@pytest.mark.parametrize("room", [0, 1, 25, 90])
+def test_jsonl_sink_writes_a_record_whole_or_not_at_all(tmp_path, monkeypatch, room):
+    target = tmp_path / "out.jsonl"
+    with JsonlSink(target) as sink:
+        sink.write(record(0))
+        before = target.read_bytes()
+        disk_filling_up(monkeypatch, sink._fd, room, per_call=7)  # short writes, then full
+        with pytest.raises(RecordError, match=r"No space left on device; record 2 of this run"):
+            sink.write(record(1))
+        assert target.read_bytes() == before, "a cut record was left in the file"
+    assert read_jsonl(target) == [record(0)] and sink.records == 1
+
+
+def test_jsonl_sink_completes_a_record_over_short_writes(tmp_path, monkeypatch):
+    target = tmp_path / "out.jsonl"
+    with JsonlSink(target) as sink:
+        disk_filling_up(monkeypatch, sink._fd, room=1 << 20, per_call=3)
+        sink.write(record(0))
+        sink.write(record(1))
+    assert read_jsonl(target) == [record(0), record(1)]
 
 
 def test_jsonl_sink_to_stdout():

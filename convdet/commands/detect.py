@@ -2,7 +2,8 @@
 
 Outputs: `--json` JSON Lines (or `-` for stdout), `--save DIR` annotated images or video,
 `--show` a window; with none of them, one line per image and a summary. Exit status: 0 ok,
-1 if any file failed or a live source stopped, 2 for command errors, 130 on Ctrl-C or SIGTERM.
+1 if any file failed, a live source stopped or a JSON record could not be written (the run
+stops there), 2 for command errors, 130 on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -107,7 +108,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "an existing non-empty FILE is refused unless --append",
     )
     outputs.add_argument(
-        "--append", action="store_true", help="add records to an existing --json FILE"
+        "--append",
+        action="store_true",
+        help="add records to an existing --json FILE (an incomplete last line, from a run "
+        "that was killed or ran out of space, is removed first)",
     )
     outputs.add_argument(
         "--save",
@@ -311,6 +315,11 @@ class Outputs:
             if args.json is None
             else stack.enter_context(JsonlSink(args.json, append=args.append))
         )
+        if self.json is not None and self.json.repaired:
+            reporter.message(
+                f"{args.json}: removed an incomplete last line ({self.json.repaired} bytes, "
+                "from a run that was killed or ran out of space) before appending"
+            )
         self.stats = StatsAnnotator() if source.kind != "images" else None
         self.annotators = [
             GridAnnotator(),
@@ -434,6 +443,7 @@ def run(args: argparse.Namespace) -> int:
     """Run detection on SOURCE; see the module docstring for outputs and exit status."""
     _check_options(args)
     from runtime import Detector
+    from runtime.sinks import RecordError
     from runtime.sources import DEFAULT_MAX_PIXELS, StreamStopped, quiet_opencv, resolve_source
 
     save = Path(args.save) if args.save is not None else None
@@ -476,7 +486,7 @@ def run(args: argparse.Namespace) -> int:
                 outputs = Outputs(args, source, detector, reporter, sinks)
                 opened = True
                 _detect_all(source, detector, outputs, reporter, lines)
-        except StreamStopped as error:
+        except (StreamStopped, RecordError) as error:  # the run stops; what was written stays
             reporter.message(str(error))
             status = 1
         finally:
