@@ -175,7 +175,8 @@ class _Writer:
             self._pool.shutdown(wait=True)
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
+def file_id(path: Path) -> tuple[int, int] | None:
+    """What identifies the file at `path` (device, inode) through links, or None if missing."""
     try:
         stat = path.stat()
     except OSError:
@@ -198,7 +199,7 @@ class _OutputFolder:
     def __init__(self, root: Path, protect: Iterable[Path] = ()) -> None:
         self.root = Path(root)
         self._resolved_root = self.root.resolve()
-        self._protected = {file_id for file_id in map(_file_id, protect) if file_id is not None}
+        self._protected = {found for found in map(file_id, protect) if found is not None}
         self._used: set[Path] = set()
         self._lock = threading.Lock()
 
@@ -213,7 +214,7 @@ class _OutputFolder:
             path = self._unique(self.root / relative)
             if not path.resolve().is_relative_to(self._resolved_root):
                 raise SaveError(f"{path} would be outside {self.root}; not writing it")
-            if _file_id(path) in self._protected:
+            if file_id(path) in self._protected:
                 raise SaveError(f"{path} is an input file; not overwriting it")
             self._used.add(path)
         return path

@@ -396,6 +396,12 @@ def test_no_display_one_line_and_the_run_goes_on(tmp_path, mnist, model, monkeyp
         (["--save-interval", "3"], "--save-interval needs --save DIR"),
         (["--append"], "--append needs --json FILE"),
         (["--json", "{existing}"], "already holds results; pass --append"),
+        (["--json", "{page}", "--append"], "--json {page} is an input file"),
+        (
+            ["--save", "{out}", "--json", "{out}/page.png"],
+            "is where --save writes an annotated image",
+        ),
+        (["--save", "{out}", "--json", "{out}"], "--json {out} is the --save folder"),
         (["--model", "{invalid}"], "cannot load ONNX model"),
         (["--model", "{missing}"], "model file not found"),
     ],
@@ -409,14 +415,46 @@ def test_command_errors_are_one_line_exit_2(tmp_path, mnist, model, capsys, opti
         "existing": tmp_path / "existing.jsonl",
         "invalid": tmp_path / "invalid.onnx",
         "missing": tmp_path / "missing.onnx",
+        "page": page,
+        "out": tmp_path / "out",
     }
     options = [option.format(**paths) for option in options]
     if "--model" not in options:
         options += ["--model", str(model)]
+    before = {path: path.read_bytes() for path in tmp_path.iterdir()}
     assert main(["detect", str(page), *options]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("convdet detect: error: ") and message in err
-    assert (tmp_path / "existing.jsonl").read_text() == '{"source": "kept.png"}\n'
+    assert err.count("\n") == 1 and err.startswith("convdet detect: error: ")
+    assert message.format(**paths) in err
+    assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("source", "json", "message"),
+    [
+        ("clip.avi", "out/clip.mp4", "is where --save writes an annotated video"),
+        ("clip.avi", "clip.avi", "is an input file"),
+        ("list.txt", "list.txt", "is an input file"),
+        ("list.txt", "out/page.png", "is where --save writes an annotated image"),
+    ],
+)
+def test_json_never_names_an_input_or_another_output(
+    tmp_path, mnist, model, capsys, source, json, message
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    write_video(work / "clip.avi", mnist, frames=3)
+    cv2.imwrite(str(work / "page.png"), digit_page(mnist, 1))
+    (work / "list.txt").write_text("page.png\n")
+    before = {path: path.read_bytes() for path in work.iterdir()}
+    options = ["--save", str(work / "out"), "--json", str(work / json)]
+    status = main(["detect", str(work / source), "--model", str(model), *options, "--append"])
+    assert status == 2
+    assert error_lines(capsys.readouterr().err) == [
+        f"convdet detect: error: --json {work / json} {message}; "
+        "choose another file for the records"
+    ]
+    assert {path: path.read_bytes() for path in work.iterdir()} == before
 
 
 @pytest.mark.parametrize(

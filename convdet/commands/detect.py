@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, TextIO
 
@@ -105,7 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json",
         metavar="FILE|-",
         help="write JSON Lines, one record per image or frame ('-': stdout); "
-        "an existing non-empty FILE is refused unless --append",
+        "an existing non-empty FILE is refused unless --append, and so is an input file "
+        "or a file --save writes",
     )
     outputs.add_argument(
         "--append",
@@ -294,6 +296,7 @@ class Outputs:
     def __init__(
         self,
         args: argparse.Namespace,
+        targets: Targets,
         source: Any,
         detector: Any,
         reporter: Reporter,
@@ -312,12 +315,12 @@ class Outputs:
         self.source = source
         self.json = (
             None
-            if args.json is None
-            else stack.enter_context(JsonlSink(args.json, append=args.append))
+            if targets.json is None
+            else stack.enter_context(JsonlSink(targets.json, append=args.append))
         )
         if self.json is not None and self.json.repaired:
             reporter.message(
-                f"{args.json}: removed an incomplete last line ({self.json.repaired} bytes, "
+                f"{targets.json}: removed an incomplete last line ({self.json.repaired} bytes, "
                 "from a run that was killed or ran out of space) before appending"
             )
         self.stats = StatsAnnotator() if source.kind != "images" else None
@@ -331,23 +334,22 @@ class Outputs:
         self.images = self.video = self.window = None
         self.interval = args.save_interval
         writers = 2 if args.io_threads is None else min(args.io_threads, 2)
-        save = None if args.save is None else Path(args.save)
-        if save is not None and (source.kind == "images" or self.interval):
-            inputs = [path for path, _relpath in getattr(source, "files", [])]
-            self.images = stack.enter_context(
-                AnnotatedImageSaver(
-                    save, on_error=reporter.failure, protect=inputs, workers=writers
-                )
-            )
-        elif save is not None:
-            path = getattr(source, "path", None)
-            name = f"{path.stem}.mp4" if path else f"{_live_name(source.name)}.avi"
+        if targets.video is not None:
             self.video = stack.enter_context(
                 VideoSaver(
-                    save / name,
+                    targets.video,
                     fps=source.fps or 10.0,
                     on_error=reporter.failure,
-                    protect=[path] if path else [],
+                    protect=targets.protect,
+                )
+            )
+        elif targets.folder is not None:
+            self.images = stack.enter_context(
+                AnnotatedImageSaver(
+                    targets.folder,
+                    on_error=reporter.failure,
+                    protect=targets.protect,
+                    workers=writers,
                 )
             )
         if args.show:
@@ -393,6 +395,65 @@ class Outputs:
             return frame.relpath
         stem = frame.relpath.stem if frame.relpath else _live_name(frame.source)
         return PurePath(stem, f"{frame.index:08d}.jpg")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where one run writes, decided and checked before the model loads: the --json file, the
+    --save folder and, for a video or camera without --save-interval, the video in it; and
+    the files no saver may write over: the inputs and the --json file (frame names come only
+    as frames do, so this guard, not a check beforehand, keeps them off the records)."""
+
+    json: str | None
+    folder: Path | None
+    video: Path | None
+    protect: list[Path]
+
+
+def _targets(args: argparse.Namespace, source: Any) -> Targets:
+    """The run's Targets; CommandError when --json names an input or a file --save writes."""
+    spec = Path(args.source)
+    inputs = [path for path, _relpath in getattr(source, "files", [])]
+    inputs += [spec] if spec.is_file() else []  # a video, or a file listing images
+    folder = None if args.save is None else Path(args.save)
+    video = None
+    if folder is not None and source.kind != "images" and args.save_interval is None:
+        path = getattr(source, "path", None)
+        video = folder / (f"{path.stem}.mp4" if path else f"{_live_name(source.name)}.avi")
+    if args.json in (None, "-"):
+        return Targets(args.json, folder, video, inputs)
+    _check_json(Path(args.json), inputs, folder, video, source)
+    return Targets(args.json, folder, video, [*inputs, Path(args.json)])
+
+
+def _check_json(
+    json: Path, inputs: list[Path], folder: Path | None, video: Path | None, source: Any
+) -> None:
+    """Refuse a --json FILE that is an input, the --save folder, or a file --save writes (an
+    annotated image or video), before anything is written."""
+    from runtime.sinks import AnnotatedImageSaver, SaveError, file_id
+
+    found = file_id(json)
+    if found is not None and found in {file_id(path) for path in inputs}:
+        raise CommandError(f"--json {json} is an input file; choose another file for the records")
+    if folder is None or not json.resolve().is_relative_to(folder.resolve()):
+        return
+    relative = PurePath(json.resolve().relative_to(folder.resolve()))
+    if relative == PurePath():
+        raise CommandError(f"--json {json} is the --save folder; choose a file for the records")
+    if video is not None:
+        saved = {PurePath(video.name)}
+    else:
+        saved = set()
+        for _path, relpath in getattr(source, "files", []):
+            with contextlib.suppress(SaveError):  # refused paths are reported when saved
+                saved.add(AnnotatedImageSaver.output_relpath(relpath))
+    if relative in saved:
+        what = "video" if video is not None else "image"
+        raise CommandError(
+            f"--json {json} is where --save writes an annotated {what}; "
+            "choose another file for the records"
+        )
 
 
 def _live_name(name: str) -> str:
@@ -464,6 +525,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--save-interval applies to video and camera sources")
     if args.loop != 1 and source.kind != "video":
         raise CommandError("--loop applies to video files")
+    targets = _targets(args, source)
     detector = Detector(
         _model_path(args.model, args.backend),
         conf=args.conf,
@@ -483,7 +545,7 @@ def run(args: argparse.Namespace) -> int:
         opened = False
         try:
             with contextlib.ExitStack() as sinks:
-                outputs = Outputs(args, source, detector, reporter, sinks)
+                outputs = Outputs(args, targets, source, detector, reporter, sinks)
                 opened = True
                 _detect_all(source, detector, outputs, reporter, lines)
         except (StreamStopped, RecordError) as error:  # the run stops; what was written stays
