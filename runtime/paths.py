@@ -1,4 +1,5 @@
-"""File names shared by sources and sinks: which paths OpenCV may be given.
+"""Paths shared by sources and sinks: which paths OpenCV may be given, and the numbered run
+folders of --save (a fresh `DIR-2`, `DIR-3`, ... when DIR holds results).
 
 On POSIX a file name is bytes; Python hands bytes that are not UTF-8 to str as surrogate
 escapes ('\\udcff' for 0xff), and OpenCV's bindings crash the process (SIGSEGV) when given such
@@ -7,7 +8,11 @@ a str. Every path that reaches OpenCV goes through `opencv_path` first.
 
 from __future__ import annotations
 
-from pathlib import PurePath
+import itertools
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path, PurePath
 
 
 def opencv_path(path: PurePath | str) -> str | None:
@@ -18,3 +23,39 @@ def opencv_path(path: PurePath | str) -> str | None:
     except UnicodeEncodeError:
         return None
     return text
+
+
+def _numbered(folder: Path) -> Path:
+    """`folder` with a name to number: `.` and `..` resolved to the folder they mean."""
+    return folder.resolve() if folder.name in ("", "..") else folder
+
+
+def fresh_folder(folder: Path) -> Path:
+    """`folder` when it is missing or empty, else the first of `folder-2`, `folder-3`, ...
+    that is: what --save writes to, so a run never writes into an earlier run's results."""
+    base = _numbered(folder)
+    numbered = (base.with_name(f"{base.name}-{number}") for number in itertools.count(2))
+    return next(filter(_unused, itertools.chain([folder], numbered)))
+
+
+def _unused(folder: Path) -> bool:
+    """Nothing at `folder`, or an empty folder."""
+    return not os.path.lexists(folder) or (folder.is_dir() and not any(folder.iterdir()))
+
+
+def in_run_folders(folder: Path) -> Callable[[Path], bool]:
+    """A test of whether a path lies in the --save folder `folder` or one of its numbered run
+    folders (`folder-2`, ...): what sources skip, so no run reads an earlier run's outputs."""
+    base = _numbered(folder)
+    root, parent = folder.resolve(), base.parent.resolve()
+    run_name = re.compile(re.escape(base.name) + r"(-[0-9]+)?")
+
+    def inside(path: Path) -> bool:
+        resolved = path.resolve()
+        if resolved.is_relative_to(root):
+            return True
+        if resolved == parent or not resolved.is_relative_to(parent):
+            return False
+        return run_name.fullmatch(resolved.relative_to(parent).parts[0]) is not None
+
+    return inside

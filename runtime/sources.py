@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from runtime.paths import opencv_path
+from runtime.paths import in_run_folders, opencv_path
 
 IMAGE_SUFFIXES = frozenset(
     {
@@ -558,22 +558,13 @@ class LiveSource(Source):
 # --- resolving SOURCE --------------------------------------------------------------------
 
 
-def _is_under(path: Path, folder: Path | None) -> bool:
-    return folder is not None and path.resolve().is_relative_to(folder)
-
-
-def folder_files(
-    folder: Path, *, recursive: bool = False, exclude: Path | None = None
-) -> list[tuple[Path, PurePath]]:
-    """Image files in `folder` (and below with `recursive`), sorted, skipping `exclude`."""
-    excluded = exclude.resolve() if exclude is not None else None
+def folder_files(folder: Path, *, recursive: bool = False) -> list[tuple[Path, PurePath]]:
+    """Image files in `folder` (and below with `recursive`), sorted."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(
         (path, path.relative_to(folder))
         for path in candidates
-        if path.suffix.lower() in IMAGE_SUFFIXES
-        and path.is_file()
-        and not _is_under(path, excluded)
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
     )
 
 
@@ -616,7 +607,8 @@ def resolve_source(
 ) -> Source:
     """The source SOURCE names: a webcam index, a stream URL, a video, an image, a folder,
     a glob or a text file listing images. Raises SourceError when it names nothing usable.
-    `loops` applies to video files (see VideoSource).
+    `loops` applies to video files (see VideoSource). `exclude` is the --save folder: a folder,
+    glob or list skips files in it and in its numbered run folders (earlier runs' outputs).
     """
     if spec.isdigit():
         return LiveSource(int(spec), vid_stride=vid_stride)
@@ -626,16 +618,23 @@ def resolve_source(
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSource(path, vid_stride=vid_stride, loops=loops)
     if path.is_dir():
-        files = folder_files(path, recursive=recursive, exclude=exclude)
+        files = folder_files(path, recursive=recursive)
         hint = "" if recursive else " (use --recursive to look in subfolders)"
     elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
         files, hint = listed_files(path), ""
     elif path.is_file():
         files, hint = [(path, PurePath(path.name))], ""
+        exclude = None  # an image named on its own is read wherever it is
     elif _has_magic(spec):
         files, hint = glob_files(spec), ""
     else:
         raise SourceError(f"source not found: {spec}")
+    if exclude is not None:
+        saved = in_run_folders(exclude)
+        kept = [file for file in files if not saved(file[0])]
+        if files and not kept:
+            hint = f" outside --save {exclude} and its numbered run folders"
+        files = kept
     if not files:
         raise SourceError(f"no images in {spec}{hint}")
     return ImageBatch(files, name=spec, max_pixels=max_pixels, workers=workers)

@@ -155,7 +155,9 @@ def test_live_stream_that_stops_flushes_outputs_and_fails(tmp_path, model, monke
     dropped = int(summary.split(" dropped")[0].split("; ")[-1])
     assert summary.startswith(f"{len(rows)} frames processed") and dropped == 30 - len(rows)
     saved_frames = sorted(path.name for path in (saved / "camera0").iterdir())
-    assert saved_frames == [f"{row['frame']:08d}.jpg" for row in rows[::3]]
+    started = saved_frames[0][:15]  # the run's start, so a restart never reuses a name
+    assert re.fullmatch(r"\d{8}-\d{6}", started)
+    assert saved_frames == [f"{started}-{row['frame']:08d}.jpg" for row in rows[::3]]
     assert camera.released
 
 
@@ -351,6 +353,99 @@ def test_append_removes_an_incomplete_last_line_and_says_so(tmp_path, mnist, mod
         "from a run that was killed or ran out of space) before appending"
     ]
     assert out.read_text() == whole * 2
+
+
+def tree(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file below `folder`: relative path -> (contents, modification time in ns)."""
+    return {
+        path.relative_to(folder).as_posix(): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_second_run_saves_to_a_fresh_folder_and_overwrites_nothing(
+    tmp_path, mnist, model, capsys
+):
+    folder = write_pages(tmp_path / "pages", mnist, 3)
+    saved = tmp_path / "out"
+    args = ["detect", str(folder), "--model", str(model), "--save", str(saved)]
+    assert main(args) == 0
+    first = tree(saved)
+    assert sorted(first) == ["p00.png", "p01.png", "p02.png"]
+    assert error_lines(capsys.readouterr().err) == []
+    for number in (2, 3):
+        assert main(args) == 0
+        assert error_lines(capsys.readouterr().err) == [
+            f"convdet detect: {saved} already holds results; this run saves to {saved}-{number}"
+        ]
+        assert sorted(tree(tmp_path / f"out-{number}")) == sorted(first)
+    assert tree(saved) == first, "the first run's images were rewritten"
+
+
+def test_a_second_video_run_keeps_the_first_video(tmp_path, mnist, model):
+    video = write_video(tmp_path / "clip.avi", mnist, frames=4)
+    saved = tmp_path / "runs" / "clip"
+    args = ["detect", str(video), "--model", str(model), "--save", str(saved)]
+    assert main(args) == 0
+    first = tree(saved)
+    assert list(first) == ["clip.mp4"]
+    assert main(args) == 0
+    assert tree(saved) == first and list(tree(tmp_path / "runs" / "clip-2")) == ["clip.mp4"]
+
+
+def test_the_demo_command_runs_twice_and_its_json_moves_with_the_folder(
+    tmp_path, mnist, model, capsys
+):
+    page = write_pages(tmp_path / "samples", mnist, 1) / "p00.png"
+    demo = tmp_path / "runs" / "demo"
+    args = ["detect", str(page), "--model", str(model), "--save", str(demo)]
+    args += ["--json", str(demo / "detections.jsonl")]
+    assert main(args) == 0 and main(args) == 0  # as `make demo` runs it
+    moved = tmp_path / "runs" / "demo-2"
+    assert error_lines(capsys.readouterr().err) == [
+        f"convdet detect: {demo} already holds results; this run saves to {moved} "
+        f"(--json {moved / 'detections.jsonl'})"
+    ]
+    for folder in (demo, moved):
+        assert sorted(tree(folder)) == ["detections.jsonl", "p00.png"]
+        assert [row["source"] for row in records(folder / "detections.jsonl")] == [str(page)]
+    assert main([*args, "--append"]) == 2  # the records to append to are not where they go
+    assert error_lines(capsys.readouterr().err) == [
+        f"convdet detect: error: --append: --json {demo / 'detections.jsonl'} is inside --save "
+        f"{demo}, which holds earlier results, so this run saves to {demo}-3; "
+        f"to append, give a --json FILE outside {demo}"
+    ]
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == ["demo", "demo-2"]
+
+
+@pytest.mark.parametrize("kind", ["glob", "list"])
+def test_globs_and_lists_never_read_earlier_runs_outputs(tmp_path, mnist, model, kind):
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    for index, name in enumerate(["top.png", "sub/deep.png"]):
+        cv2.imwrite(str(work / name), digit_page(mnist, index))
+    # a list written from a listing of the tree: earlier runs' outputs included
+    listing = work / "list.txt"
+    listing.write_text("top.png\nsub/deep.png\nout/top.png\nout-2/sub/deep.png\n")
+    source = str(work / "**" / "*.png") if kind == "glob" else str(listing)
+    args = ["detect", source, "--model", str(model), "--save", str(work / "out")]
+    for folder in ("out", "out-2", "out-3"):
+        assert main(args) == 0
+        assert sorted(tree(work / folder)) == ["sub/deep.png", "top.png"], folder
+
+
+def test_frames_of_a_restarted_live_run_never_replace_earlier_ones(tmp_path, model, monkeypatch):
+    saved = tmp_path / "frames"
+    args = ["detect", "0", "--model", str(model), "--save", str(saved), "--save-interval", "2"]
+    for _restart in range(2):
+        camera = StandInCamera(frames=6, shape=(48, 64, 3))
+        monkeypatch.setattr("runtime.sources.open_capture", lambda target, camera=camera: camera)
+        assert main(args) == 1  # the stand-in camera stops: a service would restart it
+    first, second = tree(saved / "camera0"), tree(tmp_path / "frames-2" / "camera0")
+    assert first and second
+    for name in [*first, *second]:
+        assert re.fullmatch(r"\d{8}-\d{6}-\d{8}\.jpg", name), name
 
 
 def poison_window_functions(monkeypatch) -> None:

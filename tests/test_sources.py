@@ -211,6 +211,23 @@ def test_resolve_folder_glob_and_list(mixed, tmp_path, monkeypatch):
     ]
 
 
+def test_resolve_skips_the_save_folder_and_its_run_folders(tmp_path, mnist):
+    page = encoded(digit_page(mnist, 0), ".png")
+    names = ["a.png", "out/b.png", "out-2/c.png", "out-x/d.png", "outer/e.png"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(page)
+    (tmp_path / "list.txt").write_text("\n".join(names) + "\n")
+    kept = ["a.png", "out-x/d.png", "outer/e.png"]
+    for spec in (str(tmp_path), str(tmp_path / "**" / "*.png"), str(tmp_path / "list.txt")):
+        source = resolve_source(spec, recursive=True, exclude=tmp_path / "out")
+        assert sorted(relpath.as_posix() for _path, relpath in source.files) == kept, spec
+    single = resolve_source(str(tmp_path / "out/b.png"), exclude=tmp_path / "out")
+    assert [path for path, _relpath in single.files] == [tmp_path / "out/b.png"]
+    with pytest.raises(SourceError, match=r"no images in .* outside --save .*out and its numbered"):
+        resolve_source(str(tmp_path / "out" / "*.png"), exclude=tmp_path / "out")
+
+
 def test_resolve_errors_name_the_source(tmp_path):
     with pytest.raises(SourceError, match=r"source not found: .*missing"):
         resolve_source(str(tmp_path / "missing"))

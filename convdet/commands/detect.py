@@ -1,6 +1,7 @@
 """`convdet detect SOURCE`: run the detector on images, folders, videos, webcams and streams.
 
-Outputs: `--json` JSON Lines (or `-` for stdout), `--save DIR` annotated images or video,
+Outputs: `--json` JSON Lines (or `-` for stdout), `--save DIR` annotated images or video
+(in a fresh DIR-2, DIR-3, ... when DIR holds results, so nothing is overwritten),
 `--show` a window; with none of them, one line per image and a summary. Exit status: 0 ok,
 1 if any file failed, a live source stopped or a JSON record could not be written (the run
 stops there), 2 for command errors, 130 on Ctrl-C or SIGTERM.
@@ -119,13 +120,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--save",
         metavar="DIR",
         help="annotated images (mirroring the sources' relative paths) or, for "
-        "videos and cameras, an annotated video, inside DIR",
+        "videos and cameras, an annotated video, inside DIR; when DIR already holds "
+        "files, a fresh DIR-2 (DIR-3, ...) is used instead and a --json FILE inside DIR "
+        "moves with it; images in DIR and its numbered folders are never read as inputs",
     )
     outputs.add_argument(
         "--save-interval",
         metavar="N",
         help="video and camera sources: instead of a video, save every N-th "
-        "processed frame as an image (for headless boards)",
+        "processed frame as an image named by the run's start and the frame's index "
+        "(for headless boards)",
     )
     outputs.add_argument(
         "--show",
@@ -333,6 +337,12 @@ class Outputs:
         ]
         self.images = self.video = self.window = None
         self.interval = args.save_interval
+        self.started = time.strftime("%Y%m%d-%H%M%S")  # in frame names: unique across restarts
+        if targets.folder is not None and targets.folder != Path(args.save):
+            moved = f" (--json {targets.json})" if targets.json != args.json else ""
+            reporter.message(
+                f"{args.save} already holds results; this run saves to {targets.folder}{moved}"
+            )
         writers = 2 if args.io_threads is None else min(args.io_threads, 2)
         if targets.video is not None:
             self.video = stack.enter_context(
@@ -394,7 +404,7 @@ class Outputs:
         if frame.index is None:
             return frame.relpath
         stem = frame.relpath.stem if frame.relpath else _live_name(frame.source)
-        return PurePath(stem, f"{frame.index:08d}.jpg")
+        return PurePath(stem, f"{self.started}-{frame.index:08d}.jpg")
 
 
 @dataclass(frozen=True)
@@ -411,19 +421,33 @@ class Targets:
 
 
 def _targets(args: argparse.Namespace, source: Any) -> Targets:
-    """The run's Targets; CommandError when --json names an input or a file --save writes."""
+    """The run's Targets: a fresh --save folder when the one named holds results, taking a
+    --json FILE inside it along; CommandError when --json names an input or a file --save
+    writes, or --append a --json FILE that had to move."""
+    from runtime.paths import fresh_folder
+
     spec = Path(args.source)
     inputs = [path for path, _relpath in getattr(source, "files", [])]
     inputs += [spec] if spec.is_file() else []  # a video, or a file listing images
-    folder = None if args.save is None else Path(args.save)
+    save = None if args.save is None else Path(args.save)
+    folder = None if save is None else fresh_folder(save)
+    json = args.json
+    moves = folder != save and json not in (None, "-")
+    if moves and Path(json).resolve().is_relative_to(save.resolve()):
+        if args.append:
+            raise CommandError(
+                f"--append: --json {json} is inside --save {save}, which holds earlier results, "
+                f"so this run saves to {folder}; to append, give a --json FILE outside {save}"
+            )
+        json = str(folder / Path(json).resolve().relative_to(save.resolve()))
     video = None
     if folder is not None and source.kind != "images" and args.save_interval is None:
         path = getattr(source, "path", None)
         video = folder / (f"{path.stem}.mp4" if path else f"{_live_name(source.name)}.avi")
-    if args.json in (None, "-"):
-        return Targets(args.json, folder, video, inputs)
-    _check_json(Path(args.json), inputs, folder, video, source)
-    return Targets(args.json, folder, video, [*inputs, Path(args.json)])
+    if json in (None, "-"):
+        return Targets(json, folder, video, inputs)
+    _check_json(Path(json), inputs, folder, video, source)
+    return Targets(json, folder, video, [*inputs, Path(json)])
 
 
 def _check_json(
