@@ -212,7 +212,9 @@ def test_save_into_the_source_folder_is_refused(tmp_path, mnist, model, capsys):
     assert (tmp_path / "page.png").read_bytes() == before
 
 
-def convdet(*argv: str | bytes | Path, env: dict[str, str] | None = None):
+def convdet(
+    *argv: str | bytes | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """`convdet ARGV...` in a child process (bytes arguments pass file names as they are), so
     a crash shows as a return code instead of taking the test run down."""
     command = [sys.executable, "-m", "convdet", *argv]

@@ -432,8 +432,8 @@ def _targets(args: argparse.Namespace, source: Any) -> Targets:
     save = None if args.save is None else Path(args.save)
     folder = None if save is None else fresh_folder(save)
     json = args.json
-    moves = folder != save and json not in (None, "-")
-    if moves and Path(json).resolve().is_relative_to(save.resolve()):
+    moved = folder != save and json not in (None, "-")
+    if moved and Path(json).resolve().is_relative_to(save.resolve()):
         if args.append:
             raise CommandError(
                 f"--append: --json {json} is inside --save {save}, which holds earlier results, "
