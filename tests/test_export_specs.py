@@ -27,6 +27,7 @@ from export.networks import build_classifier, convolutionalize  # noqa: E402
         ("deep", "max3", 6.0),
         ("deep", "max4", 10.0),
         ("separable", "max3", 6.0),
+        ("wide", "max3", 6.0),
     ],
 )
 def test_cell_offset_follows_the_padding_arithmetic(arch, pooling, expected):
@@ -43,6 +44,12 @@ def test_cell_offset_follows_the_padding_arithmetic(arch, pooling, expected):
 def test_unknown_names_are_value_errors(name, error):
     with pytest.raises(ValueError, match=error):
         get_spec(name) if error.startswith("unknown arch") else pooling_kernel(name)
+
+
+def test_train_command_names_every_spec():
+    from convdet.commands.train import ARCHS as TRAIN_ARCHS
+
+    assert TRAIN_ARCHS.split(",") == list(ARCHS)
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))

@@ -8,6 +8,8 @@ from pathlib import Path
 # The stage-2 styles, named here so that `convdet --help` does not load the scene generator
 # (tests check them against runtime.scenes.STYLES).
 STYLES = "mnist,paper,multiscale,notebook,strings,large,clutter,empty"
+# The architecture specs, for the same reason (tests check them against export.specs.ARCHS).
+ARCHS = "basic,deep,separable,wide"
 
 HELP = "train a classifier (digits + background) and convolutionalize it [needs convdet[train]]"
 
@@ -15,7 +17,7 @@ HELP = "train a classifier (digits + background) and convolutionalize it [needs 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet train`."""
     parser.add_argument(
-        "--arch", default="basic", help="architecture spec: basic, deep or separable"
+        "--arch", default="basic", help=f"architecture spec: {ARCHS.replace(',', ', ')}"
     )
     parser.add_argument(
         "--data", type=Path, help="Keras-layout mnist .npz (default: keras.datasets download)"
