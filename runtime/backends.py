@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from runtime.modelinfo import ModelContractError, ModelInfo, sidecar_path
+from runtime.models import resolve_model
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 MAX_DEFAULT_THREADS = 4  # the seed models' small convolutions gain little from more
@@ -268,13 +269,14 @@ def open_backend(
     threads: int | None = None,
     providers: list[str] | None = None,
 ) -> Backend:
-    """Load a detector file with the backend its extension names, checking the model contract.
+    """Load a detector file (a path or a shipped model's name, see `resolve_model`) with the
+    backend its extension names, checking the model contract.
 
     `providers` applies to ONNX models only. Raises ModelContractError (a ValueError) naming the
     file and what is wrong: missing file, unknown extension, unreadable file, wrong shapes or
     missing metadata.
     """
-    path = Path(path)
+    path = resolve_model(path)
     backend = BACKENDS.get(path.suffix.lower())
     if backend is None:
         raise ModelContractError(
@@ -282,7 +284,7 @@ def open_backend(
             f"expected {' or '.join(BACKENDS)}"
         )
     if not path.is_file():
-        raise ModelContractError(f"{path}: model file not found")
+        raise ModelContractError(f"{path}: not a file")
     if backend is OnnxBackend:
         return OnnxBackend(path, threads=threads, providers=providers)
     return LiteRTBackend(path, threads=threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -60,7 +61,8 @@ def pyramid_scales(height: int, width: int) -> tuple[float, ...]:
 class Detector:
     """A loaded model plus its pre- and post-processing settings; call it on frames.
 
-    `model` is a .onnx or .tflite path (default: the shipped default model); `conf` is the
+    `model` is a .onnx or .tflite path or a shipped model's name, with or without its
+    extension (`runtime.models.resolve_model`; default: the shipped default model); `conf` is the
     minimum digit probability of a cell; `scales` resize the frame before inference: None or
     "auto" (default) for the pyramid, whose scales `pyramid_scales` chooses per frame size
     (digits of about 16 px up to a third of the frame's shorter side), or a sequence run as
@@ -69,6 +71,7 @@ class Detector:
     paper-style F1 0.25 -> 0.67 with an early model, MNIST-style unchanged);
     `threads`/`providers` go to the backend. The `scales` attribute is a tuple: the given
     scales, or with `pyramid` True all of PYRAMID, of which each frame runs those it can hold.
+    One instance may be called from several threads.
     """
 
     def __init__(
@@ -104,6 +107,9 @@ class Detector:
         self.scales = PYRAMID if scales is None else tuple(float(scale) for scale in scales)
         self.grouping = grouping or Grouping()
         self.preprocessor = Preprocessor(self.info, invert=invert, normalize=normalize)
+        # One thread at a time fills the reused input buffer and runs the backend (a LiteRT
+        # interpreter is not thread-safe), so threads sharing a detector get their own results.
+        self._inference = threading.Lock()
 
     @property
     def model_path(self) -> Path:
@@ -133,10 +139,11 @@ class Detector:
             for scale in self.scales_for(height, width):
                 start = time.perf_counter()
                 images = [self.preprocessor.scaled(prepared[i][0], scale) for i in indices]
-                batch = self._batch(images)
-                middle = time.perf_counter()
-                scores = self.backend.run(batch)
-                end = time.perf_counter()
+                with self._inference:
+                    batch = self._batch(images)
+                    middle = time.perf_counter()
+                    scores = self.backend.run(batch)
+                    end = time.perf_counter()
                 geometry = GridGeometry.from_info(self.info, scale)
                 for position, index in enumerate(indices):
                     strokes = self.preprocessor.strokes(images[position])

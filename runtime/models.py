@@ -1,4 +1,5 @@
-"""Where the shipped detectors live and which one the runtime uses when none is given."""
+"""Where the shipped detectors live, which one the runtime uses when none is given, and how a
+model name (a path, or a shipped file's name with or without its extension) becomes a file."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import importlib.util
 from importlib.resources import files
 from pathlib import Path
 
+from runtime.modelinfo import ModelContractError
+
 # The architecture shipped as the default detector (chosen by the quality/performance figures).
 DEFAULT_ARCH = "deep"
+MODEL_SUFFIXES = (".onnx", ".tflite")
+# Shipped files with this stem ending are the 28x28 classifiers (sliding-window comparisons).
+CLASSIFIER_SUFFIX = "_classifier"
 
 
 def models_dir() -> Path:
@@ -15,24 +21,57 @@ def models_dir() -> Path:
     return Path(str(files("convdet_models")))
 
 
+def shipped_models() -> list[Path]:
+    """The detector files in `models_dir()`, sorted by name: found in the folder, so a model
+    added there is a shipped one without any list to update."""
+    return sorted(
+        path
+        for path in models_dir().iterdir()
+        if path.suffix in MODEL_SUFFIXES
+        and not path.stem.endswith(CLASSIFIER_SUFFIX)
+        and path.is_file()
+    )
+
+
 def default_model_path(backend: str = "auto") -> Path:
     """The default detector for `backend`: `<DEFAULT_ARCH>.onnx` for "onnx", the int8 TFLite
     model of the same architecture for "tflite" (boards with LiteRT only); "auto" picks ONNX if
     onnxruntime is installed."""
-    if backend == "onnx" or (backend == "auto" and _installed("onnxruntime")):
-        return models_dir() / f"{DEFAULT_ARCH}.onnx"
-    return models_dir() / f"{DEFAULT_ARCH}_int8.tflite"
+    return resolve_model(DEFAULT_ARCH, backend)
 
 
-def resolve_model(name: str) -> Path:
-    """`name` as a path, or the shipped model of that file name when no such path exists."""
+def resolve_model(name: str | Path, backend: str = "auto") -> Path:
+    """The model file `name` stands for: an existing path as it is, else the shipped file of
+    that name, with or without its extension. A name without one tries `<name>.onnx` first
+    when `backend` is "onnx" or ("auto" and) onnxruntime is installed, else `<name>.tflite`
+    then `<name>_int8.tflite`, so an architecture name means what `default_model_path` would
+    pick for it. Raises ModelContractError listing the shipped models when nothing matches."""
     path = Path(name)
-    if not path.exists() and path.name == name and (models_dir() / name).is_file():
-        return models_dir() / name
-    return path
+    if path.exists():
+        return path
+    if path.name == str(name):
+        shipped = {model.name: model for model in shipped_models()}
+        for candidate in _candidate_names(path, backend):
+            if candidate in shipped:
+                return shipped[candidate]
+    listed = ", ".join(model.name for model in shipped_models()) or "none"
+    raise ModelContractError(f"{name}: model file not found (shipped models: {listed})")
 
 
-def _installed(module: str) -> bool:
+def _candidate_names(path: Path, backend: str) -> list[str]:
+    """Shipped file names `path` may mean for `backend`, the preferred first."""
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        return [path.name]
+    onnx = [f"{path.name}.onnx"]
+    tflite = [f"{path.name}.tflite", f"{path.name}_int8.tflite"]
+    if backend == "onnx":
+        return onnx
+    if backend == "tflite":
+        return tflite
+    return onnx + tflite if installed("onnxruntime") else tflite + onnx
+
+
+def installed(module: str) -> bool:
     """Whether `module` can be found without importing it; a finder that refuses it (an import
     hook blocking the package, a broken install) counts as not installed."""
     try:

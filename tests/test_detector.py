@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -288,3 +289,39 @@ def test_runtime_runs_without_tensorflow(models_dir) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("model", [f"{DEFAULT_ARCH}.onnx", f"{DEFAULT_ARCH}_int8.tflite"])
+def test_one_detector_called_from_four_threads_gives_each_frame_its_own_result(
+    models_dir, mnist, model
+) -> None:
+    """Threads sharing one Detector once read each other's frames from its reused input
+    buffer; each result must equal the single-threaded one for the same frame."""
+    if model.endswith(".tflite"):
+        pytest.importorskip("ai_edge_litert")
+    shared = Detector(models_dir / model)
+    frames = []
+    for k in range(8):
+        frame = np.zeros((96, 128), np.uint8)
+        place(frame, mnist["x_test"][k], (24 + 10 * k, 40))
+        frames.append(frame)
+    expected = [shared(frame) for frame in frames]
+    assert len({result.detections.class_id.tobytes() for result in expected}) > 1
+
+    def detect(index: int) -> list[Result]:
+        return [shared(frames[index]) for _ in range(12)]
+
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(detect, range(len(frames))))
+    for index, results in enumerate(found):
+        for result in results:
+            np.testing.assert_array_equal(result.scores, expected[index].scores)
+            np.testing.assert_array_equal(result.detections.xyxy, expected[index].detections.xyxy)
+
+
+@pytest.mark.parametrize("name", [DEFAULT_ARCH, f"{DEFAULT_ARCH}.onnx", f"{DEFAULT_ARCH}_int8"])
+def test_detector_takes_shipped_names_with_or_without_extension(models_dir, name) -> None:
+    expected = f"{DEFAULT_ARCH}_int8.tflite" if name.endswith("_int8") else f"{DEFAULT_ARCH}.onnx"
+    if expected.endswith(".tflite"):
+        pytest.importorskip("ai_edge_litert")
+    assert Detector(name).model_path == models_dir / expected
