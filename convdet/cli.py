@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 # Subcommand name -> module in convdet.commands. Order is the order shown by --help.
 COMMANDS: tuple[str, ...] = ("train", "export", "detect", "scenes", "evaluate", "benchmark", "info")
 
-# Optional dependency (top-level module name) -> the extra that installs it.
-EXTRAS = {
-    "tensorflow": "train",
-    "keras": "train",
-    "tf2onnx": "train",
-    "onnx": "train",
-    "ai_edge_litert": "tflite",
-    "tflite_runtime": "tflite",
+# Optional dependency (top-level module name) -> what to `pip install` for it. onnxruntime is a
+# dependency, but a LiteRT-only board installs convdet with --no-deps and goes without it.
+INSTALL = {
+    "tensorflow": "'convdet[train]'",
+    "keras": "'convdet[train]'",
+    "tf2onnx": "'convdet[train]'",
+    "onnx": "'convdet[train]'",
+    "ai_edge_litert": "'convdet[tflite]'",
+    "tflite_runtime": "'convdet[tflite]'",
+    "onnxruntime": "onnxruntime",
 }
 
 EXIT_USAGE = 2
@@ -38,22 +43,53 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convdet",
         description="Convolutionalized digit detector: train, export and run it.",
     )
+    parser.add_argument("--version", action="version", version=f"convdet {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"convdet.commands.{name}")
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
-        sub.set_defaults(handler=module.run)
+        sub.set_defaults(handler=module.run, command_parser=sub)
     return parser
 
 
+def _version() -> str:
+    """The installed convdet's version (`unknown` when run from a tree never installed)."""
+    try:
+        return version("convdet")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def install_hint(module: str | None) -> str | None:
+    """`pip install ...` for an optional dependency (a module name, as a ModuleNotFoundError
+    gives it), None for other modules."""
+    what = INSTALL.get((module or "").split(".")[0])
+    return None if what is None else f"pip install {what}"
+
+
 def missing_extra_message(error: ModuleNotFoundError, command: str) -> str | None:
-    """One line naming the extra to install when an optional dependency is missing."""
-    top = (error.name or "").split(".")[0]
-    extra = EXTRAS.get(top)
-    if extra is None:
+    """One line naming what to install when an optional dependency is missing."""
+    hint = install_hint(error.name)
+    if hint is None:
         return None
-    return f"convdet {command} needs {top}, which is not installed: pip install 'convdet[{extra}]'"
+    top = (error.name or "").split(".")[0]
+    return f"convdet {command} needs {top}, which is not installed: {hint}"
+
+
+def _refuse_unknown(parser: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """Exit with argparse's usage error for arguments no option takes, suggesting the closest
+    option for a misspelt one (`--cof` -> `--conf`); Python 3.14's suggest_on_error does not
+    cover options, and older versions suggest nothing."""
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    options = [option for action in parser._actions for option in action.option_strings]
+    for argument in unknown:
+        if argument.startswith("-"):
+            close = difflib.get_close_matches(argument.split("=", 1)[0], options, n=1)
+            if close:
+                message += f" (did you mean {close[0]}?)"
+                break
+    parser.error(message)
 
 
 def printable(text: str) -> str:
@@ -79,11 +115,26 @@ def _never_fail_to_print() -> None:
             reconfigure(errors="backslashreplace")
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush into a closed pipe does not
+    print an error of its own after the run has ended quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand; return its exit status (0 ok, 1 partial failure, 2 usage, 130 Ctrl-C)."""
+    """Run one subcommand; return its exit status (0 ok, 1 partial failure, 2 usage, 130 Ctrl-C).
+    A reader that closes stdout early (`| head`) ends the run quietly with status 0."""
     _never_fail_to_print()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(args.command_parser, unknown)
     try:
         return int(args.handler(args) or 0)
     except CommandError as error:
@@ -95,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"convdet {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
     except (ValueError, OSError) as error:
         print(f"convdet {args.command}: error: {printable(str(error))}", file=sys.stderr)
         return EXIT_USAGE

@@ -610,10 +610,12 @@ class Figures:
 
 def machine() -> dict[str, Any]:
     """CPU, core count, load and library versions: what the figures depend on."""
-    import onnxruntime
-
     versions = {"python": platform.python_version(), "numpy": np.__version__}
-    versions |= {"opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__}
+    versions["opencv"] = cv2.__version__
+    with contextlib.suppress(ModuleNotFoundError):  # a LiteRT-only board has no onnxruntime
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
     with contextlib.suppress(Exception):
         from importlib.metadata import version
 

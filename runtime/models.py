@@ -44,8 +44,9 @@ def resolve_model(name: str | Path, backend: str = "auto") -> Path:
     """The model file `name` stands for: an existing path as it is, else the shipped file of
     that name, with or without its extension. A name without one tries `<name>.onnx` first
     when `backend` is "onnx" or ("auto" and) onnxruntime is installed, else `<name>.tflite`
-    then `<name>_int8.tflite`, so an architecture name means what `default_model_path` would
-    pick for it. Raises ModelContractError listing the shipped models when nothing matches."""
+    then `<name>_int8.tflite` first, so an architecture name means what `default_model_path`
+    picks for it; the caller refuses a file its backend does not run. Raises
+    ModelContractError listing the shipped models when nothing matches."""
     path = Path(name)
     if path.exists():
         return path
@@ -64,11 +65,8 @@ def _candidate_names(path: Path, backend: str) -> list[str]:
         return [path.name]
     onnx = [f"{path.name}.onnx"]
     tflite = [f"{path.name}.tflite", f"{path.name}_int8.tflite"]
-    if backend == "onnx":
-        return onnx
-    if backend == "tflite":
-        return tflite
-    return onnx + tflite if installed("onnxruntime") else tflite + onnx
+    onnx_first = backend == "onnx" or (backend == "auto" and installed("onnxruntime"))
+    return onnx + tflite if onnx_first else tflite + onnx
 
 
 def installed(module: str) -> bool:

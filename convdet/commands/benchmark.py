@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from convdet.cli import CommandError
+from convdet.cli import CommandError, install_hint
 from convdet.commands.scenes import parse_size
 
 if TYPE_CHECKING:
@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--models",
         default="separable,deep,basic",
         metavar="LIST",
-        help="comma-separated architectures (all their shipped files) or model files "
-        "(default: separable,deep,basic)",
+        help="comma-separated architectures (all their shipped files this install can run) "
+        "or model files, paths or shipped names like deep_int8 (default: separable,deep,basic)",
     )
     parser.add_argument(
         "--sizes",
@@ -96,25 +96,37 @@ def _sizes(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def _models(text: str) -> tuple[Path, ...]:
-    """Model files named by --models: an architecture stands for its shipped .onnx and .tflite
-    files (the .tflite ones only when LiteRT is installed); a file is taken as it is."""
+    """Model files named by --models: an architecture stands for its shipped files that this
+    install can run (.onnx with onnxruntime, .tflite with LiteRT); a file or a shipped model's
+    name (`resolve_model`) is taken as it is, CommandError saying what to install when its
+    engine is missing."""
     from runtime.benchmark import VARIANTS
-    from runtime.models import models_dir, resolve_model
+    from runtime.modelinfo import ModelContractError
+    from runtime.models import installed, models_dir, resolve_model
 
-    litert = any(importlib.util.find_spec(name) for name in ("ai_edge_litert", "tflite_runtime"))
+    engines = {
+        ".onnx": installed("onnxruntime"),
+        ".tflite": installed("ai_edge_litert") or installed("tflite_runtime"),
+    }
     files: list[Path] = []
     for item in (part.strip() for part in text.split(",") if part.strip()):
-        path = resolve_model(item)
-        if path.suffix in (".onnx", ".tflite"):
-            if not path.is_file():
-                raise CommandError(f"--models: model file not found: {item}")
+        shipped = [models_dir() / f"{item}{variant}" for variant in VARIANTS]
+        shipped = [path for path in shipped if path.is_file()]
+        if not shipped:
+            try:
+                path = resolve_model(item)
+            except ModelContractError as error:
+                raise CommandError(f"--models: {error}") from None
+            if path.suffix in engines and not engines[path.suffix]:
+                module = "onnxruntime" if path.suffix == ".onnx" else "ai_edge_litert"
+                hint = install_hint(module)
+                raise CommandError(f"--models {item}: {module} is not installed: {hint}")
             files.append(path)
             continue
-        shipped = [models_dir() / f"{item}{variant}" for variant in VARIANTS]
-        shipped = [p for p in shipped if p.is_file() and (litert or p.suffix == ".onnx")]
-        if not shipped:
-            raise CommandError(f"--models: no shipped model files for {item!r} in {models_dir()}")
-        files += shipped
+        runnable = [path for path in shipped if engines[path.suffix]]
+        if not runnable:
+            raise CommandError(f"--models {item}: no engine installed for its shipped files")
+        files += runnable
     if not files:
         raise CommandError("--models: expected architectures or model files, got nothing")
     return tuple(dict.fromkeys(files))
