@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
+import stat
 import struct
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice, takewhile
@@ -95,6 +96,7 @@ class Capture(Protocol):
     def grab(self) -> bool: ...
     def retrieve(self) -> tuple[bool, np.ndarray | None]: ...
     def release(self) -> None: ...
+    def set(self, prop: int, value: float) -> bool: ...
 
 
 @contextlib.contextmanager
@@ -455,9 +457,26 @@ def display_name(target: int | str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def is_video_device(spec: str) -> bool:
+    """Whether `spec` is a camera's device path: a character device named video* (/dev/video0,
+    or a link to one such as /dev/v4l/by-id/...)."""
+    path = Path(spec)
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) and "video" in (path.name[:5], path.resolve().name[:5])
+
+
+def is_camera(target: int | str) -> bool:
+    """Whether a live source's `target` is a camera (an index or a device path), not a stream."""
+    return isinstance(target, int) or is_video_device(target)
+
+
 def open_capture(target: int | str) -> cv2.VideoCapture:
-    """Open a webcam index or stream URL with OpenCV, or raise SourceError naming it."""
-    what = f"camera {target}" if isinstance(target, int) else f"stream {display_name(target)}"
+    """Open a webcam index, camera device path or stream URL with OpenCV, or raise SourceError
+    naming it."""
+    what = f"camera {target}" if is_camera(target) else f"stream {display_name(target)}"
     if isinstance(target, str) and opencv_path(target) is None:
         raise SourceError(f"cannot open {what}: OpenCV needs a UTF-8 URL")
     with quiet_opencv():
@@ -473,7 +492,9 @@ class LiveSource(Source):
 
     When inference is slower than the camera, frames in between are dropped (and counted)
     instead of queueing, so what is processed is never more than about one frame old.
-    A capture that stops delivering raises StreamStopped from the iteration.
+    A capture that stops delivering raises StreamStopped from the iteration. `size` (width,
+    height) and `fps` are asked of the capture when it opens (cameras; the driver may pick the
+    nearest mode it has, which the frames then show).
     """
 
     kind = "live"
@@ -484,11 +505,18 @@ class LiveSource(Source):
         *,
         vid_stride: int = 1,
         opener: Callable[[int | str], Capture] | None = None,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
     ) -> None:
         self.target = target
         self.name = display_name(target)
         self.vid_stride = vid_stride
         self.opener = opener or open_capture
+        self.requested = {
+            cv2.CAP_PROP_FRAME_WIDTH: None if size is None else size[0],
+            cv2.CAP_PROP_FRAME_HEIGHT: None if size is None else size[1],
+            cv2.CAP_PROP_FPS: fps,
+        }
         self.read_count = 0  # frames grabbed from the device, strided or not
         self._capture: Capture | None = None
         self._latest: Frame | None = None
@@ -500,6 +528,9 @@ class LiveSource(Source):
 
     def __enter__(self) -> LiveSource:
         self._capture = self.opener(self.target)
+        for prop, value in self.requested.items():
+            if value is not None:
+                self._capture.set(prop, value)
         fps = getattr(self._capture, "get", lambda _prop: 0.0)(cv2.CAP_PROP_FPS)
         self.fps = fps / self.vid_stride if fps and fps > 0 else None
         self._thread = threading.Thread(target=self._read_loop, name="convdet-capture", daemon=True)
@@ -604,14 +635,19 @@ def resolve_source(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 4,
     exclude: Path | None = None,
+    camera_size: tuple[int, int] | None = None,
+    camera_fps: float | None = None,
 ) -> Source:
-    """The source SOURCE names: a webcam index, a stream URL, a video, an image, a folder,
-    a glob or a text file listing images. Raises SourceError when it names nothing usable.
-    `loops` applies to video files (see VideoSource). `exclude` is the --save folder: a folder,
-    glob or list skips files in it and in its numbered run folders (earlier runs' outputs).
+    """The source SOURCE names: a webcam index or device path (/dev/video0), a stream URL, a
+    video, an image, a folder, a glob or a text file listing images. Raises SourceError when
+    it names nothing usable. `loops` applies to video files (see VideoSource), `camera_size`
+    (width, height) and `camera_fps` to cameras (see LiveSource). `exclude` is the --save
+    folder: a folder, glob or list skips files in it and in its numbered run folders (earlier
+    runs' outputs).
     """
-    if spec.isdigit():
-        return LiveSource(int(spec), vid_stride=vid_stride)
+    if spec.isdigit() or is_video_device(spec):
+        target = int(spec) if spec.isdigit() else spec
+        return LiveSource(target, vid_stride=vid_stride, size=camera_size, fps=camera_fps)
     if urlsplit(spec).scheme.lower() in STREAM_SCHEMES:
         return LiveSource(spec, vid_stride=vid_stride)
     path = Path(spec)
@@ -638,3 +674,29 @@ def resolve_source(
     if not files:
         raise SourceError(f"no images in {spec}{hint}")
     return ImageBatch(files, name=spec, max_pixels=max_pixels, workers=workers)
+
+
+def resolve_sources(specs: Sequence[str], **options: Any) -> Source:
+    """The source several SOURCE arguments name together (`options` as for `resolve_source`):
+    one is that source; several images, folders, globs and lists (an unquoted glob the shell
+    expanded) are one batch of all their images, in the order given. A video, camera or
+    stream must be the only SOURCE: its outputs (a saved video, live statistics) are one
+    stream's."""
+    sources = [resolve_source(spec, **options) for spec in specs]
+    if len(sources) == 1:
+        return sources[0]
+    batches: list[ImageBatch] = []
+    for spec, source in zip(specs, sources, strict=True):
+        if not isinstance(source, ImageBatch):
+            what = "video" if source.kind == "video" else "camera or stream"
+            raise SourceError(
+                f"{spec} is a {what}, which must be the only SOURCE; "
+                "several SOURCEs may be images, folders, globs and lists"
+            )
+        batches.append(source)
+    return ImageBatch(
+        [file for batch in batches for file in batch.files],
+        name=" ".join(specs),
+        max_pixels=batches[0].max_pixels,
+        workers=batches[0].workers,
+    )

@@ -1,4 +1,4 @@
-"""`convdet detect SOURCE`: run the detector on images, folders, videos, webcams and streams.
+"""`convdet detect SOURCE...`: run the detector on images, folders, videos, webcams and streams.
 
 Outputs: `--json` JSON Lines (or `-` for stdout), `--save DIR` annotated images or video
 (in a fresh DIR-2, DIR-3, ... when DIR holds results, so nothing is overwritten),
@@ -35,16 +35,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet detect`; values are checked in `run` so errors stay one line."""
     parser.add_argument(
         "source",
+        nargs="+",
         metavar="SOURCE",
-        help="image, folder, glob, text file listing images, video file, "
-        "webcam index (0, 1, ...) or stream URL (rtsp://, http://, ...)",
+        help="image, folder, glob, text file listing images, video file, webcam index "
+        "(0, 1, ...) or device (/dev/video0), or stream URL (rtsp://, http://, ...); several "
+        "images, folders, globs and lists run as one batch, a video, camera or stream alone",
     )
     model = parser.add_argument_group("model")
     model.add_argument(
         "--model",
         metavar="PATH",
-        help="a .onnx or .tflite detector, or the name of a shipped one "
-        "(default: the shipped default model)",
+        help="a .onnx or .tflite detector, or a shipped one's name with or without its "
+        "extension (deep, deep_int8, separable.onnx; `convdet info` lists them; "
+        "default: the shipped default model)",
     )
     model.add_argument(
         "--backend",
@@ -89,6 +92,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="video files: play the file N times, 0 endlessly, frame indices counting on "
         "(a demo that never ends, a soak test of a long run; default: 1)",
+    )
+    inputs.add_argument(
+        "--camera-size",
+        metavar="WxH",
+        help="cameras: ask for frames of this size, e.g. 1280x720 (default: the driver's)",
+    )
+    inputs.add_argument(
+        "--camera-fps",
+        metavar="N",
+        help="cameras: ask for this frame rate (default: the driver's)",
     )
     inputs.add_argument(
         "--max-pixels",
@@ -183,10 +196,27 @@ def _check_options(args: argparse.Namespace) -> None:
     args.max_pixels = _number(args.max_pixels, "--max-pixels", int, 1)
     args.io_threads = _number(args.io_threads, "--io-threads", int, 0, 64)
     args.save_interval = _number(args.save_interval, "--save-interval", int, 1)
+    args.camera_size = _camera_size(args.camera_size)
+    args.camera_fps = _number(args.camera_fps, "--camera-fps", float, 0.1, 1000.0)
     if args.save_interval is not None and args.save is None:
         raise CommandError("--save-interval needs --save DIR")
     if args.append and args.json in (None, "-"):
         raise CommandError("--append needs --json FILE")
+
+
+def _camera_size(text: str | None) -> tuple[int, int] | None:
+    """'1280x720' -> (1280, 720), each side 1..16384 px; None if not given, else CommandError."""
+    from convdet.commands.scenes import parse_size
+
+    if text is None:
+        return None
+    try:
+        size = parse_size(text)
+    except argparse.ArgumentTypeError as error:
+        raise CommandError(f"--camera-size: {error}") from None
+    if not all(1 <= side <= 16384 for side in size):
+        raise CommandError(f"--camera-size: expected sides of 1 to 16384 px, got {text!r}")
+    return size
 
 
 def _model_path(model: str | None, backend: str) -> Path | None:
@@ -196,7 +226,7 @@ def _model_path(model: str | None, backend: str) -> Path | None:
 
     if model is None:
         return None if backend == "auto" else default_model_path(backend)
-    path = resolve_model(model)
+    path = resolve_model(model, backend)
     if backend != "auto" and path.suffix.lower() != BACKEND_SUFFIXES[backend]:
         suffix = BACKEND_SUFFIXES[backend]
         raise CommandError(f"--backend {backend} runs {suffix} models, got {model}")
@@ -426,9 +456,8 @@ def _targets(args: argparse.Namespace, source: Any) -> Targets:
     writes, or --append a --json FILE that had to move."""
     from runtime.paths import fresh_folder
 
-    spec = Path(args.source)
     inputs = [path for path, _relpath in getattr(source, "files", [])]
-    inputs += [spec] if spec.is_file() else []  # a video, or a file listing images
+    inputs += [Path(spec) for spec in args.source if Path(spec).is_file()]  # videos, lists
     save = None if args.save is None else Path(args.save)
     folder = None if save is None else fresh_folder(save)
     json = args.json
@@ -481,8 +510,12 @@ def _check_json(
 
 
 def _live_name(name: str) -> str:
-    """A file name for a live source: camera0, or `stream` for URLs."""
-    return f"camera{name}" if name.isdigit() else "stream"
+    """A file name for a live source: camera0, video0 for /dev/video0, or `stream` for URLs."""
+    from runtime.sources import is_video_device
+
+    if name.isdigit():
+        return f"camera{name}"
+    return Path(name).name if is_video_device(name) else "stream"
 
 
 @contextlib.contextmanager
@@ -529,14 +562,20 @@ def run(args: argparse.Namespace) -> int:
     _check_options(args)
     from runtime import Detector
     from runtime.sinks import RecordError
-    from runtime.sources import DEFAULT_MAX_PIXELS, StreamStopped, quiet_opencv, resolve_source
+    from runtime.sources import (
+        DEFAULT_MAX_PIXELS,
+        StreamStopped,
+        is_camera,
+        quiet_opencv,
+        resolve_sources,
+    )
 
     save = Path(args.save) if args.save is not None else None
-    if save is not None and save.resolve() == Path(args.source).resolve():
+    if save is not None and any(save.resolve() == Path(spec).resolve() for spec in args.source):
         raise CommandError(
             f"--save {args.save} is the source folder; annotated images would overwrite the inputs"
         )
-    source = resolve_source(
+    source = resolve_sources(
         args.source,
         recursive=args.recursive,
         vid_stride=args.vid_stride,
@@ -544,7 +583,12 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
         workers=min(4, os.cpu_count() or 1) if args.io_threads is None else args.io_threads,
         exclude=save,
+        camera_size=args.camera_size,
+        camera_fps=args.camera_fps,
     )
+    camera = source.kind == "live" and is_camera(getattr(source, "target", ""))
+    if (args.camera_size or args.camera_fps) and not camera:
+        raise CommandError("--camera-size and --camera-fps apply to cameras (0, /dev/video0)")
     if args.save_interval is not None and source.kind == "images":
         raise CommandError("--save-interval applies to video and camera sources")
     if args.loop != 1 and source.kind != "video":
