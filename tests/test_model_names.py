@@ -109,12 +109,12 @@ def test_detect_and_evaluate_take_names_without_extension(tmp_path, mnist, capsy
         ["info", f"{DEFAULT_ARCH}.onnx"],
         ["detect", "samples/digits.png", "--backend", "onnx"],
         ["detect", "samples/digits.png", "--model", "separable.onnx"],
-        ["benchmark", "--quick", "--models", "separable.onnx"],
+        ["benchmark", "--quick", "--data", "{mnist}", "--models", "separable.onnx"],
     ],
 )
-def test_litert_only_board_says_to_install_onnxruntime(argv) -> None:
+def test_litert_only_board_says_to_install_onnxruntime(mnist_npz, argv) -> None:
     repo = Path(__file__).resolve().parents[1]
-    command = [sys.executable, "-c", RUN_CLI, *argv]
+    command = [sys.executable, "-c", RUN_CLI, *(arg.format(mnist=mnist_npz) for arg in argv)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=repo)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().endswith("pip install onnxruntime"), done.stderr
