@@ -38,7 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"COCO folders: which fixed split of the images to score (default: {DEFAULT_SPLIT}, "
         "for choosing settings). test is the held-out part: report it, never tune on it",
     )
-    parser.add_argument("--model", type=Path, default=None, help="model file (default: shipped)")
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a .onnx or .tflite detector, or a shipped one's name with or without its "
+        "extension (convdet info lists them; default: the shipped default model)",
+    )
     parser.add_argument(
         "--conf", type=float, default=DEFAULT_CONF, help=f"confidence threshold ({DEFAULT_CONF})"
     )
