@@ -2,7 +2,8 @@
 
 Set CONVDET_REQUIRE_EXTRAS=1 (as .ci/run does) to turn every skipped test into a failure:
 a test that needs TensorFlow or LiteRT must run in CI, while users without the extra may skip.
-Tests marked `needs_root` (they mount a filesystem) are the exception: they skip without root.
+Tests marked `needs_root` (they mount a filesystem) are the exception: they skip without root;
+so are tests marked `needs_display`, which skip without Xvfb and a window manager.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ _skipped: list[str] = []
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped and "needs_root" not in report.keywords:
+    if report.skipped and not {"needs_root", "needs_display"} & set(report.keywords):
         _skipped.append(report.nodeid)
 
 

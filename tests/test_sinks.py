@@ -1,12 +1,18 @@
 """Sinks: JSON Lines that never destroy earlier results, savers that stay inside their folder
-and never overwrite inputs, annotated videos, and the window's no-display path."""
+and never overwrite inputs, annotated videos, and the window: its no-display path, its size,
+images held until a key, and the user closing it (on a stand-in for OpenCV's Qt windows)."""
 
 from __future__ import annotations
 
 import errno
 import io
 import json
+import math
 import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path, PurePath
 
 import cv2
@@ -24,6 +30,7 @@ from runtime.sinks import (
     Window,
     detection_record,
     display_unavailable,
+    fit_window,
     safe_relative,
 )
 
@@ -285,6 +292,149 @@ def test_window_on_an_unreachable_display_is_refused_not_fatal(monkeypatch):
     monkeypatch.setenv("DISPLAY", ":4321")  # no X server there: OpenCV's Qt would abort
     reason = display_unavailable()
     assert reason is not None and reason.startswith("cannot open a window on display :4321")
+
+
+class FakeQt:
+    """OpenCV's window functions as the Qt backend behaves for a user: after `close_after`
+    images the user closes the window, and from then on its functions raise "NULL guiReceiver"
+    (as cv2.getWindowProperty and cv2.destroyWindow do once Qt's last window is gone);
+    waitKey returns `keys` in turn, then -1 (no key)."""
+
+    def __init__(self, monkeypatch, keys: tuple[int, ...] = (), close_after: int | None = None):
+        self.keys = list(keys)
+        self.close_after = close_after
+        self.closed = self.destroyed = False
+        self.shown: list[tuple[int, ...]] = []
+        self.sizes: list[tuple[int, int]] = []
+        self.waits: list[int] = []
+        monkeypatch.setattr("runtime.sinks.display_unavailable", lambda: None)
+        monkeypatch.setattr("runtime.sinks.screen_size", lambda: (1280, 1024))
+        for name, function in {
+            "namedWindow": self.named_window,
+            "resizeWindow": self.resize_window,
+            "imshow": self.imshow,
+            "waitKey": self.wait_key,
+            "getWindowProperty": self.get_window_property,
+            "destroyWindow": self.destroy_window,
+        }.items():
+            monkeypatch.setattr(cv2, name, function)
+
+    def _raise_if_closed(self, function: str) -> None:
+        if self.closed:
+            raise cv2.error(f"NULL guiReceiver (please create a window) in function '{function}'")
+
+    def named_window(self, _title, _flags=0) -> None:
+        self._raise_if_closed("namedWindow")
+
+    def resize_window(self, _title, width, height) -> None:
+        self._raise_if_closed("resizeWindow")
+        self.sizes.append((width, height))
+
+    def imshow(self, _title, image) -> None:
+        self._raise_if_closed("imshow")
+        self.shown.append(image.shape)
+
+    def wait_key(self, delay=0) -> int:
+        self.waits.append(delay)
+        if self.close_after is not None and len(self.shown) >= self.close_after:
+            self.closed = True
+        return self.keys.pop(0) if self.keys else -1
+
+    def get_window_property(self, _title, _prop) -> float:
+        self._raise_if_closed("cvGetPropVisible_QT")
+        return 1.0
+
+    def destroy_window(self, _title) -> None:
+        self._raise_if_closed("destroyWindowImpl")
+        self.destroyed = True
+
+
+def test_closing_the_window_ends_showing_quietly(monkeypatch):
+    qt = FakeQt(monkeypatch, close_after=2)
+    image = np.zeros((480, 640, 3), np.uint8)
+    with Window() as window:  # exiting must not raise either
+        assert window.show(image)
+        assert not window.show(image)  # the user closed it while this frame was up
+    assert len(qt.shown) == 2 and not qt.destroyed
+
+
+def test_q_and_esc_end_showing_and_the_window_is_destroyed(monkeypatch):
+    for key in (ord("q"), 27):
+        qt = FakeQt(monkeypatch, keys=(-1, key))
+        with Window() as window:
+            assert window.show(np.zeros((4, 4, 3), np.uint8))
+            assert not window.show(np.zeros((4, 4, 3), np.uint8))
+        assert qt.destroyed
+
+
+def test_the_window_takes_the_image_size_fitted_to_the_screen(monkeypatch):
+    qt = FakeQt(monkeypatch)
+    with Window() as window:
+        for shape in [(480, 640, 3), (480, 640, 3), (3000, 4000, 3), (2000, 1000, 3)]:
+            window.show(np.zeros(shape, np.uint8))
+    assert qt.sizes == [(640, 480), (1152, 864), (461, 922)]  # once per size, 90% of 1280x1024
+    assert fit_window((640, 480), None) == (640, 480)
+    assert fit_window((100, 20000), (1920, 1080)) == (5, 972)
+
+
+def test_images_are_held_until_a_key_or_the_timeout(monkeypatch):
+    image = np.zeros((4, 4, 3), np.uint8)
+    qt = FakeQt(monkeypatch, keys=(-1, -1, ord(" ")))
+    with Window() as window:
+        assert window.show(image, hold=math.inf)  # any key but q/Esc: go on
+        assert qt.waits == [50, 50, 50]
+        started = time.monotonic()
+        assert window.show(image, hold=0.3)  # no key: the timeout
+        assert time.monotonic() - started >= 0.3
+        assert window.show(image)  # no hold: one event-loop turn (video and camera frames)
+    assert qt.waits[-1] == 1
+
+
+XVFB_TOOLS = ("Xvfb", "openbox", "wmctrl", "xwininfo")
+
+
+@pytest.fixture
+def x_display(monkeypatch) -> Iterator[str]:
+    """A virtual X screen (Xvfb, 1280x1024) with a window manager (openbox), both stopped
+    afterwards; its name is also set as DISPLAY."""
+    missing = [tool for tool in XVFB_TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (apt-get install xvfb openbox wmctrl x11-utils)")
+    read, write = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        pass_fds=[write],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write)
+    with os.fdopen(read) as numbers:
+        display = f":{numbers.readline().strip()}"
+    monkeypatch.setenv("DISPLAY", display)
+    manager = subprocess.Popen(["openbox"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: run_x(["wmctrl", "-m"]).returncode == 0, "openbox to start")
+        yield display
+    finally:
+        for process in (manager, server):
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def run_x(command: list[str]) -> subprocess.CompletedProcess:
+    """An X client command on DISPLAY, output captured."""
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+
+
+def wait_for(condition, what: str, timeout: float = 60.0):
+    """Poll `condition` until it returns something true (returned), else fail saying `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"waited {timeout:.0f} s for {what}")
 
 
 def test_json_sink_creates_missing_parent_folders(tmp_path):
