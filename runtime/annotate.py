@@ -8,7 +8,7 @@ maps and OpenCV calls, never a Python loop over grid cells.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -16,17 +16,44 @@ import numpy as np
 from runtime.detector import Result
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-HSV_STEPS = 12
+# Ten saturated colours for the digits (RGB hex), at least 25 apart in CIE Lab (ΔE76) so no
+# two classes look alike: red, orange, yellow, green, cyan, blue, purple, magenta, lime, teal.
+PALETTE = (
+    "e6194b", "f58231", "ffe119", "3cb44b", "42d4f4",
+    "4363d8", "911eb4", "f032e6", "bfef45", "469990",
+)  # fmt: skip
+BACKGROUND_COLOR = (128, 128, 128)  # BGR: the grey `background_alpha` tints background cells
+BLACK, WHITE = (0, 0, 0), (255, 255, 255)
 
 
-def class_colors(count: int) -> np.ndarray:
-    """BGR uint8 colours (count, 3) for classes 0..count-1: the hsv colour map resampled to 12
-    entries (as the seed drew its grid; entry k has hue k/11 of the circle), so 11 classes get
-    11 clearly different hues."""
-    steps = max(HSV_STEPS, count + 1)
-    hue = np.round(np.arange(count) * 180 / (steps - 1))  # OpenCV hue is 0..179
-    hsv = np.stack([hue, np.full(count, 255), np.full(count, 255)], axis=1).astype(np.uint8)
-    return cv2.cvtColor(hsv[None], cv2.COLOR_HSV2BGR)[0]
+def class_colors(count: int, background: int | None = None) -> np.ndarray:
+    """BGR uint8 colours (count, 3) for classes 0..count-1: the palette in class order
+    (repeating after ten classes) and grey for the `background` class, if given."""
+    rgb = [tuple(int(hex_[i : i + 2], 16) for i in (0, 2, 4)) for hex_ in PALETTE]
+    colors = np.array([rgb[k % len(rgb)][::-1] for k in range(count)], np.uint8).reshape(-1, 3)
+    if background is not None:
+        colors[background] = BACKGROUND_COLOR
+    return colors
+
+
+def relative_luminance(bgr: Sequence[int]) -> float:
+    """WCAG 2 relative luminance (0 black .. 1 white) of a BGR uint8 colour."""
+    blue, green, red = (
+        c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in np.divide(bgr, 255)
+    )
+    return float(0.2126 * red + 0.7152 * green + 0.0722 * blue)
+
+
+def contrast_ratio(first: Sequence[int], second: Sequence[int]) -> float:
+    """WCAG 2 contrast ratio (1..21) of two BGR colours; text needs 4.5 to read well."""
+    lighter, darker = sorted(map(relative_luminance, (first, second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def label_ink(background: Sequence[int]) -> tuple[int, int, int]:
+    """Black or white, whichever contrasts more with `background` (always at least 4.58:1)."""
+    black, white = contrast_ratio(BLACK, background), contrast_ratio(WHITE, background)
+    return BLACK if black >= white else WHITE
 
 
 def as_bgr(frame: np.ndarray) -> np.ndarray:
@@ -44,6 +71,12 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+def label_size(text: str, scale: float = 0.5) -> tuple[int, int]:
+    """Width and height in pixels of the box `put_label` draws for `text`."""
+    (width, height), baseline = cv2.getTextSize(text, FONT, scale, 1)
+    return width + 4, height + baseline + 4
+
+
 def put_label(
     frame: np.ndarray,
     text: str,
@@ -51,19 +84,22 @@ def put_label(
     background: tuple[int, ...],
     scale: float = 0.5,
 ) -> None:
-    """Draw `text` with its top-left at `origin` on a filled box of colour `background`, in
-    black or white, whichever reads better on it."""
-    (width, height), baseline = cv2.getTextSize(text, FONT, scale, 1)
-    x, y = origin
-    cv2.rectangle(frame, (x, y), (x + width + 4, y + height + baseline + 4), background, -1)
-    ink = (0, 0, 0) if sum(background) > 380 else (255, 255, 255)
-    cv2.putText(frame, text, (x + 2, y + height + 2), FONT, scale, ink, 1, cv2.LINE_AA)
+    """Draw `text` on a filled box of colour `background` with its top-left at `origin`, moved
+    into the frame where it would stick out, in black or white, whichever contrasts more."""
+    width, height = label_size(text, scale)
+    x = max(min(origin[0], frame.shape[1] - width), 0)
+    y = max(min(origin[1], frame.shape[0] - height), 0)
+    cv2.rectangle(frame, (x, y), (x + width - 1, y + height - 1), background, -1)
+    ascent = cv2.getTextSize(text, FONT, scale, 1)[0][1]
+    cv2.putText(
+        frame, text, (x + 2, y + ascent + 2), FONT, scale, label_ink(background), 1, cv2.LINE_AA
+    )
 
 
 class GridAnnotator:
-    """The seed's coloured detection grid: each cell's class colour (hsv map), drawn as a
-    stride-sized tile centred on the cell's window, alpha-blended over the frame; background
-    cells get `background_alpha` (0: transparent); coloured cells show their edges.
+    """The seed's coloured detection grid: each cell's class colour (`class_colors`), drawn as
+    a stride-sized tile centred on the cell's window, alpha-blended over the frame; background
+    cells get grey at `background_alpha` (0: transparent); coloured cells show their edges.
 
     One fused lookup per frame: a table maps each class to its colour and a digit flag packed
     in 32 bits, gathered from cells to pixels in one pass; OpenCV blends under that flag.
@@ -105,7 +141,7 @@ class GridAnnotator:
         """(count,) uint32: each class's B, G, R and a digit flag (255, 0 for background)."""
         if self._table is None or self._table[0] != (count, background):
             table = np.zeros((count, 4), np.uint8)
-            table[:, :3] = class_colors(count)
+            table[:, :3] = class_colors(count, background)
             table[:, 3] = 255
             table[background, 3] = 0
             self._table = ((count, background), table.view(np.uint32)[:, 0])
@@ -128,7 +164,8 @@ class GridAnnotator:
 
 
 class BoxAnnotator:
-    """Detection boxes in their class colour with a "label score" tag above each."""
+    """Detection boxes in their class colour with a "label score" tag above each (below the box
+    when the frame ends above it), every tag kept inside the frame."""
 
     def __init__(self, thickness: int = 2, text_scale: float = 0.5, show_score: bool = True):
         self.thickness = thickness
@@ -147,8 +184,8 @@ class BoxAnnotator:
             color = tuple(int(c) for c in colors[class_id])
             cv2.rectangle(frame, (x1, y1), (x2, y2), color, self.thickness)
             text = result.labels[class_id] + (f" {score:.2f}" if self.show_score else "")
-            (_, text_height), baseline = cv2.getTextSize(text, FONT, self.text_scale, 1)
-            top = max(y1 - text_height - baseline - 4, 0)
+            height = label_size(text, self.text_scale)[1]
+            top = y1 - height if y1 >= height else y2 + 1
             put_label(frame, text, (x1, top), color, self.text_scale)
         return frame
 
@@ -172,90 +209,122 @@ class LinesAnnotator:
     def annotate(self, frame: np.ndarray, result: Result) -> np.ndarray:
         """Draw the lines of `result` that have at least `min_digits` digits."""
         frame = as_bgr(frame)
-        height, width = frame.shape[:2]
+        height = frame.shape[0]
         for line in result.lines:
             if len(line.detections) < self.min_digits:
                 continue
             x1, y1, x2, y2 = (round(v) for v in line.box)
             cv2.rectangle(frame, (x1, y1), (x2, y2), self.color, 1)
-            (text_width, text_height), baseline = cv2.getTextSize(
-                line.text, FONT, self.text_scale, 1
-            )
-            label = text_height + baseline + 4  # put_label's box height
+            label = label_size(line.text, self.text_scale)[1]
             below = min(y2 + 2, height - label)
             above = max(y1 - 2 - label, 0)
             covered_below = max(y2 - below, 0)
             covered_above = max(above + label - y1, 0)
             top = below if covered_below <= covered_above else above
-            left = max(min(x1, width - text_width - 4), 0)
-            put_label(frame, line.text, (left, max(top, 0)), self.color, self.text_scale)
+            put_label(frame, line.text, (x1, top), self.color, self.text_scale)
         return frame
 
 
-class LegendAnnotator:
-    """A legend panel of class colours and names in a corner of the frame."""
+LEGEND_CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+PANEL_COLOR = (32, 32, 32)  # BGR: the strips the legend and the stats bar are drawn on
 
-    def __init__(self, corner: str = "top-right", swatch: int = 14, text_scale: float = 0.45):
-        if corner not in ("top-left", "top-right", "bottom-left", "bottom-right"):
-            raise ValueError(
-                f"corner: expected top-left/top-right/bottom-left/bottom-right, got {corner!r}"
-            )
+
+class LegendAnnotator:
+    """The class colours and names (the background class, never drawn, is left out).
+
+    By default on a dark strip added to the right of the frame, so it covers nothing (the
+    returned frame is wider, image coordinates unchanged); with `corner`, on a darkened
+    panel inside the frame, covering what is there.
+    """
+
+    def __init__(
+        self, corner: str | None = None, swatch: int = 14, text_scale: float = 0.45
+    ) -> None:
+        if corner is not None and corner not in LEGEND_CORNERS:
+            raise ValueError(f"corner: expected {'/'.join(LEGEND_CORNERS)} or None, got {corner!r}")
         self.corner = corner
         self.swatch = swatch
         self.text_scale = text_scale
 
     def annotate(self, frame: np.ndarray, result: Result) -> np.ndarray:
-        """Draw the legend for `result.labels`."""
+        """Draw the legend for the digit classes of `result.labels`."""
         frame = as_bgr(frame)
         colors = class_colors(len(result.labels))
-        line = self.swatch + 4
-        text_width = max(
-            cv2.getTextSize(label, FONT, self.text_scale, 1)[0][0] for label in result.labels
-        )
-        panel_width = self.swatch + text_width + 16
-        panel_height = line * len(result.labels) + 6
+        entries = [
+            (label, tuple(int(c) for c in color))
+            for index, (label, color) in enumerate(zip(result.labels, colors, strict=True))
+            if index != result.background
+        ]
+        row = self.swatch + 4
+        text = max(cv2.getTextSize(label, FONT, self.text_scale, 1)[0][0] for label, _ in entries)
+        column = self.swatch + 14 + text
         height, width = frame.shape[:2]
+        if self.corner is None:  # as many columns as the frame's height needs
+            per_column = max((height - 4) // row, 1)
+            columns = -(-len(entries) // per_column)
+            strip = np.full((height, columns * column + 4, 3), PANEL_COLOR, np.uint8)
+            self._draw(strip, entries, 0, 0, per_column, column)
+            return cv2.hconcat([frame, strip])
+        panel_width, panel_height = column + 4, row * len(entries) + 4
         x = width - panel_width - 4 if self.corner.endswith("right") else 4
         y = height - panel_height - 4 if self.corner.startswith("bottom") else 4
         x, y = max(x, 0), max(y, 0)
         panel = frame[y : y + panel_height, x : x + panel_width]
         panel[:] = panel // 3  # darken behind the legend so it reads on any frame
-        for index, (label, color) in enumerate(zip(result.labels, colors, strict=True)):
-            top = y + 4 + index * line
-            bgr = tuple(int(c) for c in color)
-            cv2.rectangle(frame, (x + 4, top), (x + 4 + self.swatch, top + self.swatch), bgr, -1)
+        self._draw(frame, entries, x, y, len(entries), column)
+        return frame
+
+    def _draw(
+        self,
+        canvas: np.ndarray,
+        entries: list[tuple[str, tuple[int, ...]]],
+        x: int,
+        y: int,
+        per_column: int,
+        column: int,
+    ) -> None:
+        """Swatch and name of each entry, `per_column` to a column `column` px wide, from x, y."""
+        for index, (label, color) in enumerate(entries):
+            left = x + 4 + (index // per_column) * column
+            top = y + 4 + (index % per_column) * (self.swatch + 4)
+            cv2.rectangle(canvas, (left, top), (left + self.swatch, top + self.swatch), color, -1)
             cv2.putText(
-                frame,
+                canvas,
                 label,
-                (x + self.swatch + 10, top + self.swatch - 2),
+                (left + self.swatch + 6, top + self.swatch - 2),
                 FONT,
                 self.text_scale,
-                (255, 255, 255),
+                WHITE,
                 1,
                 cv2.LINE_AA,
             )
-        return frame
 
 
 class StatsAnnotator:
     """FPS (smoothed over the intervals between calls), per-stage latency of the result, and the
-    dropped-frame count the caller keeps in `dropped` (e.g. from a live camera reader)."""
+    dropped-frame count the caller keeps in `dropped` (e.g. from a live camera reader).
+
+    Drawn at the top left of the frame, or with `bar=True` on a dark bar added below it, so it
+    covers nothing (the returned frame is then a new, taller array: the input is left as is).
+    """
 
     def __init__(
         self,
         smoothing: float = 0.9,
         text_scale: float = 0.5,
         clock: Callable[[], float] = time.perf_counter,
+        bar: bool = False,
     ) -> None:
         self.smoothing = smoothing
         self.text_scale = text_scale
         self.clock = clock
+        self.bar = bar
         self.dropped = 0
         self.fps: float | None = None
         self._last: float | None = None
 
     def annotate(self, frame: np.ndarray, result: Result) -> np.ndarray:
-        """Update the FPS estimate and draw the stats lines at the top left."""
+        """Update the FPS estimate and draw the stats lines."""
         frame = as_bgr(frame)
         now = self.clock()
         if self._last is not None and now > self._last:
@@ -272,8 +341,12 @@ class StatsAnnotator:
             f"latency {sum(result.timings.values()):.1f} ms ({stages})",
             f"dropped {self.dropped}",
         ]
-        (_, text_height), baseline = cv2.getTextSize("Ag", FONT, self.text_scale, 1)
+        row = label_size("Ag", self.text_scale)[1] + 2
+        top = 4
+        if self.bar:
+            top = frame.shape[0] + 2
+            bar = np.full((len(lines) * row + 4, frame.shape[1], 3), PANEL_COLOR, np.uint8)
+            frame = cv2.vconcat([frame, bar])
         for index, text in enumerate(lines):
-            origin = (4, 4 + index * (text_height + baseline + 6))
-            put_label(frame, text, origin, (32, 32, 32), self.text_scale)
+            put_label(frame, text, (4, top + index * row), PANEL_COLOR, self.text_scale)
         return frame

@@ -1,4 +1,5 @@
-"""Annotators on a hand-made Result: class colours where the cells fire, and a golden image."""
+"""Annotators on a hand-made Result: class colours where the cells fire, distinct colours with
+readable labels kept inside the frame, the legend and stats beside the frame, a golden image."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from runtime.annotate import (
+    PANEL_COLOR,
     BoxAnnotator,
     GridAnnotator,
     LegendAnnotator,
@@ -17,6 +19,9 @@ from runtime.annotate import (
     StatsAnnotator,
     as_bgr,
     class_colors,
+    contrast_ratio,
+    label_size,
+    put_label,
 )
 from runtime.detections import Detections
 from runtime.detector import Result
@@ -57,12 +62,44 @@ def frame(shape: tuple[int, int] = (120, 160)) -> np.ndarray:
     return np.full((*shape, 3), 60, np.uint8)
 
 
-def test_class_colors_are_distinct_hsv_hues() -> None:
-    colors = class_colors(11)
+def test_class_colours_are_distinct_and_background_is_grey() -> None:
+    colors = class_colors(11, background=BACKGROUND)
     assert colors.shape == (11, 3) and colors.dtype == np.uint8
-    assert len({tuple(c) for c in colors}) == 11
-    assert tuple(colors[0]) == (0, 0, 255)  # hsv starts at red (BGR)
-    assert (colors.max(axis=1) == 255).all()  # full value, full saturation
+    assert tuple(colors[BACKGROUND]) == (128, 128, 128)
+    lab = cv2.cvtColor(colors[None, :10].astype(np.float32) / 255, cv2.COLOR_BGR2Lab)[0]
+    distance = np.linalg.norm(lab[:, None] - lab[None, :], axis=2) + np.eye(10) * 1000
+    assert distance.min() >= 25, f"classes {np.unravel_index(distance.argmin(), distance.shape)}"
+    np.testing.assert_array_equal(class_colors(12)[10:], class_colors(2))  # repeats after ten
+
+
+@pytest.mark.parametrize("class_id", range(10))
+def test_every_class_label_reads_at_wcag_contrast(class_id: int) -> None:
+    """The tag BoxAnnotator draws: its text (the extreme pixels) against its fill >= 4.5:1."""
+    detections = Detections(np.array([[60.0, 60, 80, 90]]), [class_id], [0.97])
+    result = Result(**{**synthetic_result().__dict__, "detections": detections})
+    out = BoxAnnotator().annotate(frame(), result)
+    fill = tuple(int(c) for c in class_colors(11)[class_id])
+    width, height = label_size("0 0.97")
+    tag = out[60 - height : 60, 60 : 60 + width].reshape(-1, 3)
+    assert (tag == fill).all(axis=1).mean() > 0.5, "the tag is not filled with the class colour"
+    inks = {tuple(int(c) for c in pixel) for pixel in tag} & {(0, 0, 0), (255, 255, 255)}
+    assert len(inks) == 1, f"text in {inks}"
+    assert contrast_ratio(inks.pop(), fill) >= 4.5
+
+
+def test_labels_stay_inside_the_frame() -> None:
+    out = frame()
+    put_label(out, "8 0.99", (150, 110), (255, 255, 255))  # would stick out right and below
+    width, height = label_size("8 0.99")
+    rows, cols = np.nonzero((out != 60).any(axis=2))
+    assert (cols.min(), cols.max(), rows.min(), rows.max()) == (160 - width, 159, 120 - height, 119)
+    assert (out[120 - height :, 160 - width :] == 255).mean() > 0.5  # filled: the text is on it
+    # A box at the top edge gets its tag below it, so the digit stays visible.
+    detections = Detections(np.array([[100.0, 0, 130, 30]]), [8], [0.9])
+    result = Result(**{**synthetic_result().__dict__, "detections": detections})
+    tagged = BoxAnnotator(thickness=1).annotate(frame(), result)
+    assert (tagged[2:29, 102:129] == 60).all()  # inside the box: untouched
+    assert (tagged[31 : 31 + height, 100 : 100 + width] != 60).all(axis=2).mean() > 0.9
 
 
 def test_grid_colours_cells_where_digits_fire() -> None:
@@ -89,7 +126,7 @@ def test_grid_faint_background_and_scale() -> None:
     half = Result(**{**result.__dict__, "geometry": GridGeometry(8, 4.0, 28, scale=2.0)})
     out = GridAnnotator(edges=False).annotate(frame((60, 80)), half)
     # At scale 2 the tiles are 4 px: cell (4, 5) covers y 16..19, x 20..23.
-    assert (out[16:20, 20:24] != 60).all() and (out[16:20, 16:20] == 60).all()
+    assert (out[16:20, 20:24] != 60).any(axis=2).all() and (out[16:20, 16:20] == 60).all()
 
 
 def test_annotators_convert_gray_and_float_frames() -> None:
@@ -145,12 +182,42 @@ def test_lines_annotator_without_detections_and_single_digits_draws_nothing() ->
     assert (LinesAnnotator(min_digits=1).annotate(frame(), single)[:50] != 60).any()
 
 
-def test_legend_shows_every_class_colour() -> None:
-    out = LegendAnnotator().annotate(frame((240, 320)), synthetic_result((240, 320)))
-    found = {tuple(c) for c in out.reshape(-1, 3)}
-    assert all(tuple(c) in found for c in class_colors(11))
+def digit_colours(image: np.ndarray) -> set[tuple[int, ...]]:
+    """The digit class colours (0-9) found in `image`."""
+    found = {tuple(c) for c in image.reshape(-1, 3)}
+    return {tuple(c) for c in class_colors(10)} & found
+
+
+def test_legend_is_a_strip_beside_the_frame_covering_nothing() -> None:
+    original = frame((240, 320))
+    original[100:140, 300:320] = 200  # something in the top-right corner of the frame
+    out = LegendAnnotator().annotate(original.copy(), synthetic_result((240, 320)))
+    assert out.shape[0] == 240 and out.shape[1] > 320
+    np.testing.assert_array_equal(out[:, :320], original)  # the frame itself untouched
+    strip = out[:, 320:]
+    assert len(digit_colours(strip)) == 10
+    assert (strip[4 + 10 * 18 :] == PANEL_COLOR).all()  # ten rows: no background entry
+    assert tuple(strip[-1, -1]) == PANEL_COLOR
+    # A frame too short for ten rows gets the legend in columns, every class still in it.
+    short = LegendAnnotator().annotate(frame((60, 80)), synthetic_result())
+    assert short.shape[0] == 60 and len(digit_colours(short[:, 80:])) == 10
+
+
+def test_legend_in_a_corner_stays_in_the_frame() -> None:
+    out = LegendAnnotator(corner="bottom-left").annotate(
+        frame((240, 320)), synthetic_result((240, 320))
+    )
+    assert out.shape == (240, 320, 3) and len(digit_colours(out[:, :160])) == 10
     with pytest.raises(ValueError, match="corner: expected"):
         LegendAnnotator(corner="middle")
+
+
+def test_stats_bar_goes_below_the_frame_and_leaves_it_alone() -> None:
+    original = frame()
+    out = StatsAnnotator(bar=True).annotate(original, synthetic_result())
+    assert out.shape[0] > 120 and out.shape[1] == 160
+    assert (original == 60).all() and (out[:120] == 60).all()
+    assert (out[120:] != PANEL_COLOR).any(axis=2).any()  # the text
 
 
 def test_stats_fps_latency_and_dropped() -> None:

@@ -1,5 +1,6 @@
 """`convdet detect` end to end: bad files reported once each, video frame indices, a live
-stand-in camera that fails mid-run, --save confinement, kills mid-batch, no display, bad options,
+stand-in camera that fails mid-run, --save confinement, kills mid-batch, no display, the window
+closed by the user and still images held in it, drawing layers turned off, bad options,
 and a LiteRT-only board (onnxruntime refused): .tflite and default models, JSON Lines on stdout.
 
 Uses the shipped models; no assertion depends on a training run's scores.
@@ -20,7 +21,13 @@ from pathlib import Path
 
 import cv2
 import pytest
-from test_sinks import disk_filling_up
+from test_sinks import (
+    FakeQt,
+    disk_filling_up,
+    run_x,
+    wait_for,
+    x_display,  # noqa: F401 (a fixture)
+)
 from test_sources import MIXED_FILES, StandInCamera, digit_page, write_mixed_folder, write_video
 
 from convdet.cli import main, printable
@@ -201,7 +208,8 @@ def test_save_mirrors_nested_folders_and_never_escapes(tmp_path, mnist, model):
     written = sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*.png"))
     far = (tmp_path / "elsewhere/far.png").relative_to("/").as_posix()
     assert written == sorted(["top.png", "a/b/deep.png", "elsewhere/far.png", far])
-    assert cv2.imread(str(saved / "a/b/deep.png")).shape == (48, 64, 3)
+    height, width = cv2.imread(str(saved / "a/b/deep.png")).shape[:2]
+    assert height == 48 and width > 64  # the 64x48 frame and its legend strip
 
 
 def test_save_into_the_source_folder_is_refused(tmp_path, mnist, model, capsys):
@@ -477,6 +485,129 @@ def test_no_display_one_line_and_the_run_goes_on(tmp_path, mnist, model, monkeyp
     assert len(records(out)) == 1
 
 
+def test_closing_the_window_ends_the_run_like_q(tmp_path, mnist, model, monkeypatch, capsys):
+    qt = FakeQt(monkeypatch, close_after=3)  # the title-bar X on the third frame
+    video = write_video(tmp_path / "clip.avi", mnist, frames=10)
+    out = tmp_path / "out.jsonl"
+    assert main(["detect", str(video), "--model", str(model), "--show", "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert error_lines(captured.err) == [] and "Traceback" not in captured.err
+    assert [row["frame"] for row in records(out)] == [0, 1, 2]
+    assert captured.out.startswith("3 frames processed")
+    assert len(qt.shown) == 3 and not qt.destroyed
+
+
+def test_images_stay_in_the_window_until_a_key(tmp_path, mnist, model, monkeypatch, capsys):
+    for index in range(2):
+        cv2.imwrite(str(tmp_path / f"page{index}.png"), digit_page(mnist, index))
+    qt = FakeQt(monkeypatch, keys=(-1, -1, ord(" "), -1, ord("n")))
+    assert main(["detect", str(tmp_path), "--model", str(model), "--show"]) == 0
+    assert len(qt.shown) == 2 and qt.waits == [50] * 5  # held until each key
+    assert capsys.readouterr().out.startswith("2 images processed")
+    qt = FakeQt(monkeypatch)
+    started = time.monotonic()
+    assert main(["detect", str(tmp_path), "--model", str(model), "--show", "--wait", "0.3"]) == 0
+    assert time.monotonic() - started >= 0.6 and len(qt.shown) == 2
+
+
+def changed_pixels(path: Path, page) -> int:
+    """How many pixels of the saved image at `path` differ from the input `page`."""
+    saved = cv2.imread(str(path))
+    assert saved.shape[:2] == page.shape[:2], "the legend strip was drawn"
+    return int((saved != cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)).any(axis=2).sum())
+
+
+def test_drawing_layers_can_be_turned_off(tmp_path, mnist, model):
+    page = digit_page(mnist, 2, size=(96, 128))  # a digit whose grid cells fire
+    cv2.imwrite(str(tmp_path / "page.png"), page)
+    args = ["detect", str(tmp_path / "page.png"), "--model", str(model), "--save"]
+    assert main([*args, str(tmp_path / "default")]) == 0
+    saved = cv2.imread(str(tmp_path / "default" / "page.png"))
+    assert saved.shape[1] > 128 and saved.shape[0] == 96  # the legend strip beside the frame
+    assert saved[0, -1].tolist() == [32, 32, 32]  # the strip's dark grey
+    changed = {}
+    for name, options in {
+        "legend off": ["--no-legend"],
+        "grid off": ["--no-legend", "--no-grid"],
+        "no scores": ["--no-legend", "--no-grid", "--hide-conf"],
+        "wide lines": ["--no-legend", "--no-grid", "--line-width", "4"],
+    }.items():
+        assert main([*args, str(tmp_path / name), *options]) == 0
+        changed[name] = changed_pixels(tmp_path / name / "page.png", page)
+    assert changed["grid off"] > 0
+    assert changed["legend off"] > changed["grid off"]  # the grid's tiles
+    assert changed["no scores"] < changed["grid off"] < changed["wide lines"]
+
+
+def test_stats_are_saved_only_when_asked(tmp_path, mnist, model):
+    video = write_video(tmp_path / "clip.avi", mnist, frames=3)
+    args = ["detect", str(video), "--model", str(model), "--no-legend", "--save"]
+    heights = {}
+    for name, options in {"default": [], "stats": ["--stats"]}.items():
+        assert main([*args, str(tmp_path / name), *options]) == 0
+        capture = cv2.VideoCapture(str(tmp_path / name / "clip.mp4"))
+        ok, frame = capture.read()
+        assert ok
+        heights[name] = frame.shape[0]
+    assert heights["default"] == 48 and heights["stats"] > 48  # the bar below the frame
+
+
+def window_size(title: str) -> tuple[int, int] | None:
+    """Width and height of the X window named `title`, None while there is none."""
+    info = run_x(["xwininfo", "-name", title]).stdout
+    sizes = re.findall(r"^\s*(Width|Height): (\d+)$", info, re.MULTILINE)
+    return (int(sizes[0][1]), int(sizes[1][1])) if len(sizes) == 2 else None
+
+
+@pytest.mark.needs_display
+@pytest.mark.usefixtures("x_display")
+@pytest.mark.parametrize("kind", ["video", "image"])
+def test_on_a_real_screen_the_window_fits_the_frame_and_closing_it_ends_the_run(
+    tmp_path, mnist, model, kind
+):
+    """On Xvfb with a window manager: the window opens at the annotated frame's size, an
+    image stays up, and closing the window as its title-bar X does ends the run with 0."""
+    from runtime import Detector, LegendAnnotator, StatsAnnotator
+
+    page = cv2.cvtColor(digit_page(mnist, 3, size=(240, 320)), cv2.COLOR_GRAY2BGR)
+    if kind == "video":
+        source = tmp_path / "clip.avi"
+        writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
+        for _frame in range(5):
+            writer.write(page)
+        writer.release()
+        options = ["--loop", "0"]  # endless: only closing the window ends it
+    else:
+        source = tmp_path / "page.png"
+        cv2.imwrite(str(source), page)
+        options = []
+    result = Detector(model)(page)
+    expected = LegendAnnotator().annotate(page.copy(), result)
+    if kind == "video":
+        expected = StatsAnnotator(bar=True).annotate(expected, result)
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "convdet", "detect", str(source), "--model", str(model)]
+    command += ["--show", "--json", str(out), *options]
+    title = f"convdet {source}"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        size = wait_for(lambda: window_size(title), "the window")
+        assert size == (expected.shape[1], expected.shape[0])
+        wait_for(lambda: out.is_file() and out.read_text(), "a record")
+        time.sleep(2)
+        assert process.poll() is None, "the run ended before the window was closed"
+        assert run_x(["wmctrl", "-c", title]).returncode == 0
+        stdout, stderr = process.communicate(timeout=60)
+    finally:  # a failed check must not leave the endless run behind
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "error" not in stderr
+    rows = records(out)
+    assert rows and stdout.startswith(f"{len(rows)} {'frames' if kind == 'video' else 'image'}")
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -492,6 +623,12 @@ def test_no_display_one_line_and_the_run_goes_on(tmp_path, mnist, model, monkeyp
         (["--backend", "tflite"], "--backend tflite runs .tflite models"),
         (["--save-interval", "3"], "--save-interval needs --save DIR"),
         (["--append"], "--append needs --json FILE"),
+        (["--wait", "2"], "--wait needs --show"),
+        (["--show", "--wait", "-1"], "--wait: expected at least 0"),
+        (["--line-width", "0"], "--line-width: expected at least 1"),
+        (["--stats"], "--stats needs --save DIR"),
+        (["--stats", "--no-stats", "--save", "{out}"], "--stats and --no-stats exclude each other"),
+        (["--stats", "--save", "{out}"], "--stats applies to video and camera sources"),
         (["--json", "{existing}"], "already holds results; pass --append"),
         (["--json", "{page}", "--append"], "--json {page} is an input file"),
         (

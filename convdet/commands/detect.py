@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -147,7 +148,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     outputs.add_argument(
         "--show",
         action="store_true",
-        help="a window with grid, legend, FPS and dropped frames; q/Esc quits",
+        help="a window at the frame's size (fitted to the screen) showing the annotated "
+        "frames and, for videos and cameras, FPS, latency and dropped frames below them; "
+        "q, Esc or closing the window ends the run; images stay until a key (see --wait)",
+    )
+    outputs.add_argument(
+        "--wait",
+        metavar="S",
+        help="--show with images: seconds each image stays in the window, 0 until a key "
+        "is pressed (q/Esc quits, any other key shows the next image; default: 0)",
+    )
+    drawing = parser.add_argument_group("drawing (--save, --show)")
+    drawing.add_argument(
+        "--no-grid", action="store_true", help="leave out the coloured tiles of the grid cells"
+    )
+    drawing.add_argument(
+        "--no-legend",
+        action="store_true",
+        help="leave out the legend, a strip right of the frame naming the class colours",
+    )
+    drawing.add_argument(
+        "--line-width", default="2", metavar="N", help="box line width in pixels (default: 2)"
+    )
+    drawing.add_argument(
+        "--hide-conf", action="store_true", help="label boxes with the digit alone, no score"
+    )
+    drawing.add_argument(
+        "--no-stats",
+        action="store_true",
+        help="no FPS/latency/dropped bar below the frames in the window",
+    )
+    drawing.add_argument(
+        "--stats",
+        action="store_true",
+        help="videos and cameras: the FPS/latency/dropped bar in saved videos and frames too "
+        "(by default only the window shows it)",
     )
 
 
@@ -202,6 +237,14 @@ def _check_options(args: argparse.Namespace) -> None:
         raise CommandError("--save-interval needs --save DIR")
     if args.append and args.json in (None, "-"):
         raise CommandError("--append needs --json FILE")
+    args.wait = _number(args.wait, "--wait", float, 0.0)
+    if args.wait is not None and not args.show:
+        raise CommandError("--wait needs --show")
+    args.line_width = _number(args.line_width, "--line-width", int, 1, 50)
+    if args.stats and args.no_stats:
+        raise CommandError("--stats and --no-stats exclude each other")
+    if args.stats and args.save is None:
+        raise CommandError("--stats needs --save DIR (the window shows the stats anyway)")
 
 
 def _camera_size(text: str | None) -> tuple[int, int] | None:
@@ -357,13 +400,11 @@ class Outputs:
                 f"{targets.json}: removed an incomplete last line ({self.json.repaired} bytes, "
                 "from a run that was killed or ran out of space) before appending"
             )
-        self.stats = StatsAnnotator() if source.kind != "images" else None
-        self.annotators = [
-            GridAnnotator(),
-            BoxAnnotator(),
+        self.layers = [
+            *([] if args.no_grid else [GridAnnotator()]),
+            BoxAnnotator(thickness=args.line_width, show_score=not args.hide_conf),
             LinesAnnotator(),
-            LegendAnnotator(),
-            *([self.stats] if self.stats else []),
+            *([] if args.no_legend else [LegendAnnotator()]),
         ]
         self.images = self.video = self.window = None
         self.interval = args.save_interval
@@ -397,6 +438,14 @@ class Outputs:
                 self.window = stack.enter_context(Window(f"convdet {printable(source.name)}"))
             except OSError as error:
                 reporter.message(f"--show: {error}; continuing without a window")
+        # Images stay in the window until a key (or --wait); video and camera frames flow on.
+        self.hold = 0.0 if source.kind != "images" else (args.wait or math.inf)
+        # FPS, latency and dropped frames: on a bar below the frame (covering nothing), shown
+        # in the window unless --no-stats, burned into saved frames only with --stats.
+        live = source.kind != "images"
+        self.saved_stats = live and args.stats
+        in_window = self.window is not None and not args.no_stats
+        self.stats = StatsAnnotator(bar=True) if live and (in_window or args.stats) else None
 
     @property
     def annotating(self) -> bool:
@@ -419,16 +468,20 @@ class Outputs:
             )
         if not self.annotating:
             return True
+        image = frame.image
+        for layer in self.layers:
+            image = layer.annotate(image, result)
         if self.stats is not None:
             self.stats.dropped = self.source.dropped
-        image = frame.image
-        for annotator in self.annotators:
-            image = annotator.annotate(image, result)
+            shown = self.stats.annotate(image, result)  # a new, taller array: image unchanged
+            image = shown if self.saved_stats else image
+        else:
+            shown = image
         if self.images is not None and (self.interval is None or processed % self.interval == 0):
             self.images.save(self._relpath(frame), image)
         if self.video is not None:
             self.video.write(image)
-        return self.window is None or self.window.show(image)
+        return self.window is None or self.window.show(shown, self.hold)
 
     def _relpath(self, frame: Any) -> PurePath:
         if frame.index is None:
@@ -593,6 +646,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--save-interval applies to video and camera sources")
     if args.loop != 1 and source.kind != "video":
         raise CommandError("--loop applies to video files")
+    if args.stats and source.kind == "images":
+        raise CommandError("--stats applies to video and camera sources")
+    if args.wait is not None and source.kind != "images":
+        raise CommandError("--wait applies to images (video and camera frames flow on)")
     targets = _targets(args, source)
     detector = Detector(
         _model_path(args.model, args.backend),
