@@ -118,8 +118,15 @@ def calibration_scenes(data: Mnist, count: int = CALIBRATION_SCENES) -> list[np.
     return scenes
 
 
-def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportReport:
-    """Export the detector in `run_dir` as `<name>.onnx` and `<name>_<precision>.tflite`."""
+def export_run(
+    run_dir: Path,
+    out_dir: Path,
+    name: str,
+    data: Mnist,
+    calibration: int = CALIBRATION_SCENES,
+) -> ExportReport:
+    """Export the detector in `run_dir` as `<name>.onnx` and `<name>_<precision>.tflite`, int8
+    ranges calibrated on `calibration` scenes (recorded in `<name>.export.json`)."""
     run = json.loads((run_dir / "run.json").read_text())
     detector = keras.models.load_model(run_dir / "detector.keras")
     info = model_info(run)
@@ -128,7 +135,8 @@ def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportRe
     to_onnx(detector, info, onnx_path)
     classifier = keras.models.load_model(run_dir / "classifier.keras")
     classifier_to_onnx(classifier, info, out_dir / f"{name}_classifier.onnx")
-    tflite_paths = to_tflite(detector, info, out_dir, name, calibration_scenes(data), PRECISIONS)
+    scenes = calibration_scenes(data, calibration)
+    tflite_paths = to_tflite(detector, info, out_dir, name, scenes, PRECISIONS)
     paths = [onnx_path, *tflite_paths]
 
     def reference(batch: np.ndarray) -> np.ndarray:
@@ -149,6 +157,7 @@ def export_run(run_dir: Path, out_dir: Path, name: str, data: Mnist) -> ExportRe
         json.dumps(
             {
                 "files": report.files,
+                "calibration_scenes": calibration,
                 "digit_accuracy": accuracy,
                 "parity": [asdict(row) for row in parity],
                 "window_agreement": asdict(agreement),

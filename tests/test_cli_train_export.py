@@ -28,11 +28,13 @@ from convdet.cli import main
         (["train", "--init", "no-run", "--out", "x"], "--init no-run: not a convdet train run"),
         (["train", "--init", "{run}", "--out", "x"], "need 'basic'"),
         (["export", "no-such-run"], "not a training run"),
+        (["export", "{run}", "--calibration-scenes", "0"], "at least 3"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, mnist_npz, tmp_path):
     (tmp_path / "classifier.keras").touch()  # a teacher run, as far as the checks go
     (tmp_path / "run.json").write_text('{"arch": "deep"}')  # a deep run for --init
+    (tmp_path / "detector.keras").touch()  # and a run to export, as far as the checks go
     argv = [arg.format(npz=mnist_npz, run=tmp_path) for arg in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

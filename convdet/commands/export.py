@@ -16,6 +16,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", type=Path, help="mnist .npz for calibration and checks (default: keras download)"
     )
+    parser.add_argument(
+        "--calibration-scenes",
+        type=int,
+        default=48,
+        metavar="N",
+        help="320x240 scenes of training digits that set the int8 ranges (default: 48; more "
+        "takes longer and can agree better with float: wide passed parity at 96, not at 48)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.run}: not a training run (no {required})")
     if args.data is not None and not args.data.is_file():
         raise CommandError(f"--data {args.data}: no such file")
+    if args.calibration_scenes < 3:
+        count = args.calibration_scenes
+        raise CommandError(f"--calibration-scenes must be at least 3, got {count}")
 
     import json
 
@@ -35,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from export.parity import INT8_AGREEMENT, pooled_agreements
 
     name = args.name or json.loads((args.run / "run.json").read_text())["arch"]
-    report = export_run(args.run, args.out, name, load_mnist(args.data))
+    report = export_run(args.run, args.out, name, load_mnist(args.data), args.calibration_scenes)
     for row in report.parity:
         print(row.describe())
     for backend, pooled in pooled_agreements(report.parity).items():
