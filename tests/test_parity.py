@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.parity import INT8_AGREEMENT, check_parity
+from export.parity import INT8_AGREEMENT, PARITY_MAX_DIGITS, PARITY_SIZES, check_parity
+from runtime.scenes import SceneParams, generate_scenes
 
 BACKGROUND = 10
 
@@ -79,3 +80,17 @@ def test_float_rows_stay_judged_scene_by_scene() -> None:
 
     rows = check_parity(reference, {"onnxruntime m.onnx": onnx}, scenes, BACKGROUND)
     assert [row.passed for row in rows] == [True, False]
+
+
+def test_large_parity_scenes_hold_enough_digits_to_judge_int8(mnist) -> None:
+    # About 45 digits each on the two large sizes (12 a scene before): with the smaller sizes
+    # some 230 digit cells pooled, so one disagreeing int8 cell is under half a point.
+    images, labels = mnist["x_test"], mnist["y_test"]
+    placed = 0
+    for height, width in PARITY_SIZES[-2:]:
+        params = SceneParams(
+            "mnist", count=1, seed=0, size=(width, height), max_digits=PARITY_MAX_DIGITS
+        )
+        (scene,) = generate_scenes(images, labels, params)
+        placed += len(scene.truth.classes)
+    assert placed >= 80

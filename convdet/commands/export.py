@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=48,
         metavar="N",
-        help="320x240 scenes of training digits that set the int8 ranges (default: 48; more "
-        "takes longer and can agree better with float: wide passed parity at 96, not at 48)",
+        help="320x240 scenes of training digits that set the int8 ranges (default: 48, as the "
+        "shipped files were made; more take longer)",
     )
 
 
