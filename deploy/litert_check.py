@@ -1,4 +1,5 @@
-"""Check a LiteRT-only install (numpy, opencv-python-headless, ai-edge-litert, convdet --no-deps).
+"""Check a LiteRT-only install (numpy, opencv-python-headless, ai-edge-litert, tqdm, convdet
+--no-deps).
 
 Run it with that environment's Python from the repository root (`make litert-check` does). It
 checks that onnxruntime, GUI OpenCV and TensorFlow are absent and that convdet is the installed
@@ -24,6 +25,7 @@ import numpy as np
 # Distributions a board must not need; any of them installed means the check proves nothing.
 ABSENT = ("onnxruntime", "opencv-python", "tensorflow", "tensorflow-cpu", "tflite-runtime")
 RECORD_KEYS = {"source", "frame", "width", "height", "detections", "lines"}
+STAMP_KEYS = {"run", "time"}  # the run id on every record, the time on videos' and cameras'
 DETECTION_KEYS = {"class_id", "label", "score", "box"}
 LINE_KEYS = {"text", "box", "detections", "score"}
 SAMPLE = Path("samples/digits.png")
@@ -52,7 +54,7 @@ def json_records(stdout: str) -> list[dict]:
             row = json.loads(line)
         except ValueError:
             raise CheckFailed(f"stdout line {number} is not JSON: {line!r}") from None
-        if not isinstance(row, dict) or set(row) != RECORD_KEYS:
+        if not isinstance(row, dict) or "run" not in row or set(row) - STAMP_KEYS != RECORD_KEYS:
             raise CheckFailed(f"stdout line {number} is not a detection record: {line!r}")
         for detection in row["detections"]:
             if set(detection) != DETECTION_KEYS or len(detection["box"]) != 4:

@@ -12,12 +12,14 @@ import ctypes
 import ctypes.util
 import json
 import os
+import struct
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from typing import Any, TextIO
 
@@ -53,6 +55,26 @@ def detection_record(
         "detections": detections.to_records(labels),
         "lines": [line.to_record() for line in lines],
     }
+
+
+def failure_record(source: str, frame: int | None, error: str) -> dict[str, Any]:
+    """The JSON Lines record of a file or frame that could not be processed, saying why, so a
+    reader of the records alone sees every input (schema in README.md)."""
+    return {"source": source, "frame": frame, "error": error}
+
+
+def utc_time(compact: bool = False) -> str:
+    """The wall-clock time now in ISO 8601 UTC with milliseconds, '2026-12-01T16:40:00.123Z'
+    (compact: '20261201T164000.123Z'), which places live records in time."""
+    now = datetime.now(timezone.utc)
+    stamp = "%Y%m%dT%H%M%S." if compact else "%Y-%m-%dT%H:%M:%S."
+    return now.strftime(stamp) + f"{now.microsecond // 1000:03d}Z"
+
+
+def run_id() -> str:
+    """An id of this run, its start and the process id ('20261201T164000.123Z-4242'), so the
+    records of one run, and a restart between two, show in an appended file."""
+    return f"{utc_time(compact=True)}-{os.getpid()}"
 
 
 class RecordError(OSError):
@@ -302,11 +324,29 @@ class AnnotatedImageSaver:
 VIDEO_CODECS = {".avi": "MJPG", ".mp4": "mp4v"}
 
 
+def set_avi_rate(path: Path, fps: float) -> None:
+    """Rewrite the frame rate in an AVI's headers (main and video stream), so a video whose
+    rate is known only at the end plays at it; OSError if the headers are not found."""
+    with open(path, "r+b") as file:
+        head = file.read(1 << 16)
+        main = head.find(b"avih")
+        stream = head.find(b"strh")
+        if main < 0 or stream < 0 or head[stream + 8 : stream + 12] != b"vids":
+            raise OSError(f"{path}: no AVI video header to set the frame rate in")
+        file.seek(main + 8)  # dwMicroSecPerFrame
+        file.write(struct.pack("<I", round(1e6 / fps)))
+        file.seek(stream + 28)  # dwScale, dwRate: rate = dwRate / dwScale frames per second
+        file.write(struct.pack("<II", 1000, max(round(fps * 1000), 1)))
+
+
 class VideoSaver:
     """An annotated video, opened at the first frame's size; `.avi` (MJPG) or `.mp4` (mp4v).
 
     Frames are encoded in one background thread (order kept). AVI survives a killed run better
-    than MP4, whose index is written only at the end.
+    than MP4, whose index is written only at the end. With `measured=True` (`.avi` only, for
+    live sources whose frames come when inference is done) the rate written at the end is the
+    one frames were really given at, so the video lasts as long as the run; `fps` is then the
+    header's rate until then (what a killed run leaves).
     """
 
     def __init__(
@@ -316,15 +356,21 @@ class VideoSaver:
         fps: float,
         on_error: ErrorHandler,
         protect: Iterable[Path] = (),
+        measured: bool = False,
     ) -> None:
         path = Path(path)
         if path.suffix not in VIDEO_CODECS:
             raise SaveError(f"{path}: video outputs are {' or '.join(VIDEO_CODECS)}")
+        if measured and path.suffix != ".avi":
+            raise SaveError(f"{path}: a measured frame rate is written into .avi videos only")
         if opencv_path(path) is None:
             raise SaveError(f"{path}: OpenCV cannot write a video whose path is not UTF-8")
         self.path = _OutputFolder(path.parent, protect).path_for(path.name)
         self.fps = fps
+        self.measured = measured
+        self.on_error = on_error
         self.frames = 0
+        self._first = self._last = 0.0  # when the first and the latest frame were given
         self._video: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self._writer = _Writer(1, on_error)
@@ -335,6 +381,9 @@ class VideoSaver:
     def write(self, image: np.ndarray) -> None:
         """Queue one annotated frame (resized to the first frame's size if it differs)."""
         self._writer.submit(str(self.path), lambda: self._append(image))
+        self._last = time.monotonic()
+        if not self.frames:
+            self._first = self._last
         self.frames += 1
 
     def _append(self, image: np.ndarray) -> None:
@@ -351,9 +400,16 @@ class VideoSaver:
 
     def __exit__(self, *exc: object) -> None:
         self._writer.close()
-        if self._video is not None:
-            self._video.release()
-            self._video = None
+        if self._video is None:
+            return
+        self._video.release()
+        self._video = None
+        if self.measured and self.frames > 1 and self._last > self._first:
+            self.fps = (self.frames - 1) / (self._last - self._first)
+            try:
+                set_avi_rate(self.path, self.fps)
+            except OSError as error:
+                self.on_error(str(self.path), str(error))
 
 
 def display_unavailable() -> str | None:

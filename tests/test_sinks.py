@@ -9,10 +9,12 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path, PurePath
 
 import cv2
@@ -30,8 +32,12 @@ from runtime.sinks import (
     Window,
     detection_record,
     display_unavailable,
+    failure_record,
     fit_window,
+    run_id,
     safe_relative,
+    set_avi_rate,
+    utc_time,
 )
 
 LABELS = (*(str(digit) for digit in range(10)), "background")
@@ -271,6 +277,38 @@ def test_video_saver_writes_every_frame(tmp_path):
     assert ok and first.shape == (32, 48, 3)
 
 
+def test_a_measured_video_plays_at_the_rate_frames_were_given(tmp_path):
+    errors: list[tuple[str, str]] = []
+    with VideoSaver(
+        tmp_path / "live.avi", fps=30, on_error=lambda *e: errors.append(e), measured=True
+    ) as video:
+        started = time.monotonic()
+        for value in range(6):
+            video.write(np.full((32, 48, 3), value * 40, np.uint8))
+            time.sleep(0.05)
+        given = 5 / (time.monotonic() - started - 0.05)  # five gaps between six frames
+    assert not errors and video.fps == pytest.approx(given, rel=0.1)
+    capture = cv2.VideoCapture(str(video.path))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(video.fps, rel=0.01)  # not 30
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    with pytest.raises(SaveError, match=r"\.avi videos only"):
+        VideoSaver(tmp_path / "live.mp4", fps=30, on_error=print, measured=True)
+    (tmp_path / "not.avi").write_bytes(b"RIFF....AVI LIST")
+    with pytest.raises(OSError, match="no AVI video header"):
+        set_avi_rate(tmp_path / "not.avi", 5.0)
+
+
+def test_failure_records_say_why_and_stamps_are_utc():
+    assert failure_record("a.png", None, "empty file (0 bytes)") == {
+        "source": "a.png",
+        "frame": None,
+        "error": "empty file (0 bytes)",
+    }
+    stamp = datetime.strptime(utc_time(), "%Y-%m-%dT%H:%M:%S.%f%z")
+    assert abs((stamp - datetime.now(timezone.utc)).total_seconds()) < 5
+    assert re.fullmatch(rf"\d{{8}}T\d{{6}}\.\d{{3}}Z-{os.getpid()}", run_id())
+
+
 def test_video_saver_refuses_bad_names_and_inputs(tmp_path):
     with pytest.raises(SaveError, match=r"\.avi or \.mp4"):
         VideoSaver(tmp_path / "clip.mov", fps=5, on_error=print)
@@ -446,7 +484,8 @@ def test_json_sink_creates_missing_parent_folders(tmp_path):
 
 def test_the_board_check_accepts_the_records_convdet_writes() -> None:
     """deploy/litert_check.py validates `convdet detect --json -` output on boards: it must
-    accept exactly what detection_record writes, lines included."""
+    accept exactly what `convdet detect` writes (detection_record and the run id), lines
+    included."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -456,7 +495,8 @@ def test_the_board_check_accepts_the_records_convdet_writes() -> None:
     spec.loader.exec_module(module)
     detections = Detections(np.array([[0, 0, 10, 20], [12, 0, 22, 20]]), [1, 7], [0.9, 0.8])
     lines = read_lines(detections, LABELS)
-    record = json.dumps(detection_record("a.png", None, (30, 40), detections, LABELS, lines))
+    written = detection_record("a.png", None, (30, 40), detections, LABELS, lines)
+    record = json.dumps({**written, "time": utc_time(), "run": run_id()})
     (row,) = module.json_records(record)
     assert [line["text"] for line in row["lines"]] == ["17"]
     broken = json.loads(record)
