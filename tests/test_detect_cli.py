@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -34,6 +35,9 @@ from convdet.cli import main, printable
 from runtime.sinks import JsonlSink
 
 RECORD_KEYS = {"source", "frame", "width", "height", "detections", "lines"}
+FAILURE_KEYS = {"source", "frame", "error"}
+RUN_ID = re.compile(r"\d{8}T\d{6}\.\d{3}Z-\d+")  # the run's start in UTC and the process id
+UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 DETECTION_KEYS = {"class_id", "label", "score", "box"}
 LINE_KEYS = {"text", "box", "detections", "score"}
 
@@ -56,7 +60,14 @@ def parse_records(text: str) -> list[dict]:
     assert text == "" or text.endswith("\n"), "the last record is incomplete"
     rows = [json.loads(line) for line in text.splitlines()]
     for row in rows:
-        assert set(row) == RECORD_KEYS
+        assert RUN_ID.fullmatch(row["run"]) and UTC_TIME.fullmatch(
+            row.get("time", "0000-00-00T00:00:00.000Z")
+        )
+        keys = set(row) - {"run", "time"}
+        if "error" in row:
+            assert keys == FAILURE_KEYS and row["error"]
+            continue
+        assert keys == RECORD_KEYS
         for detection in row["detections"]:
             assert set(detection) == DETECTION_KEYS and len(detection["box"]) == 4
         read = []
@@ -68,6 +79,14 @@ def parse_records(text: str) -> list[dict]:
             read += line["detections"]
         assert sorted(read) == list(range(len(row["detections"])))  # each detection read once
     return rows
+
+
+def unstamped(text: str) -> list[dict]:
+    """The records of JSON Lines text without their run id and time, to compare two runs."""
+    return [
+        {key: value for key, value in row.items() if key not in ("run", "time")}
+        for row in parse_records(text)
+    ]
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -82,8 +101,14 @@ def test_batch_reports_each_bad_file_once_and_records_the_good_ones(tmp_path, mn
     assert status == 1
     good = sorted(str(folder / name) for name, error in MIXED_FILES.items() if error is None)
     rows = records(out)
+    failed = {row["source"]: row["error"] for row in rows if "error" in row}
+    rows = [row for row in rows if "error" not in row]
     assert sorted(row["source"] for row in rows) == good
     assert all((row["frame"], row["width"], row["height"]) == (None, 64, 48) for row in rows)
+    assert failed.keys() == {str(folder / name) for name, error in MIXED_FILES.items() if error}
+    for name, error in MIXED_FILES.items():  # each failed file's record says why
+        assert error is None or error in failed[str(folder / name)]
+    assert len({row["run"] for row in records(out)}) == 1 and "time" not in rows[0]
     errors = error_lines(captured.err)
     for name, error in MIXED_FILES.items():
         mentions = [line for line in errors if f"{folder / name}:" in line]
@@ -109,6 +134,34 @@ def test_without_outputs_one_line_per_image_and_a_summary(tmp_path, mnist, model
     assert lines[3].startswith("3 images processed;") and len(lines) == 4
 
 
+@pytest.mark.parametrize(("every", "logged"), [("0.000001", True), ("10", False), ("0", False)])
+def test_without_a_terminal_progress_is_a_line_every_few_seconds(
+    tmp_path, mnist, model, capsys, every, logged
+):
+    folder = write_pages(tmp_path / "pages", mnist, 4)
+    command = ["detect", str(folder), "--model", str(model), "--json", str(tmp_path / "o.jsonl")]
+    assert main([*command, "--progress-every", every]) == 0
+    captured = capsys.readouterr()
+    progress = r"convdet detect: ([1-4])/4 images, [\d.]+ images/s, ETA \d+:\d\d"
+    done = [int(re.fullmatch(progress, line)[1]) for line in error_lines(captured.err)]
+    assert done == ([1, 2, 3, 4] if logged else [])
+    assert "\r" not in captured.err and "%" not in captured.err  # no bar drawn into a log
+
+
+def test_on_a_terminal_progress_is_a_bar_with_percentage_and_eta(
+    tmp_path, mnist, model, capsys, monkeypatch
+):
+    folder = write_pages(tmp_path / "pages", mnist, 4)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    command = ["detect", str(folder), "--model", str(model), "--json", str(tmp_path / "o.jsonl")]
+    assert main([*command, "--progress-every", "0.000001"]) == 0
+    captured = capsys.readouterr()
+    assert "100%" in captured.err and "4/4" in captured.err and "image/s" in captured.err
+    assert re.search(r"\d+/4 \[\d\d:\d\d<\d\d:\d\d", captured.err)  # elapsed<ETA
+    assert not error_lines(captured.err)  # the bar, not log lines
+    assert captured.out.startswith("4 images processed")
+
+
 def test_video_records_frame_indices_and_saves_an_annotated_video(tmp_path, mnist, model):
     video = write_video(tmp_path / "clip.avi", mnist, frames=10)
     out, saved = tmp_path / "out.jsonl", tmp_path / "saved"
@@ -132,6 +185,46 @@ def test_video_records_frame_indices_and_saves_an_annotated_video(tmp_path, mnis
     assert {(row["source"], row["width"], row["height"]) for row in rows} == {(str(video), 64, 48)}
     capture = cv2.VideoCapture(str(saved / "clip.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def saved_video(path: Path) -> tuple[int, float]:
+    """Frame count and frame rate of a saved video, as a player reads them."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), capture.get(cv2.CAP_PROP_FPS)
+    finally:
+        capture.release()
+
+
+@pytest.mark.parametrize("stride", [1, 2, 5])
+def test_a_strided_video_is_saved_at_its_rate_over_the_stride(tmp_path, mnist, model, stride):
+    video = write_video(tmp_path / "clip.avi", mnist, frames=20)  # 10 fps: 2 s
+    saved = tmp_path / "saved"
+    command = ["detect", str(video), "--model", str(model), "--vid-stride", str(stride)]
+    assert main([*command, "--save", str(saved)]) == 0
+    frames, fps = saved_video(saved / "clip.mp4")
+    assert frames == 20 // stride and fps == pytest.approx(10.0 / stride, rel=0.01)
+    assert frames / fps == pytest.approx(2.0, rel=0.01)  # it lasts as long as the file
+
+
+def test_a_live_video_lasts_as_long_as_the_run_and_records_carry_time_and_run(
+    tmp_path, model, monkeypatch
+):
+    camera = StandInCamera(frames=40, period=0.025, shape=(48, 64, 3))  # 40 fps, 1 s
+    monkeypatch.setattr("runtime.sources.open_capture", lambda target: camera)
+    out, saved = tmp_path / "live.jsonl", tmp_path / "saved"
+    command = ["detect", "0", "--model", str(model), "--json", str(out)]
+    assert main([*command, "--save", str(saved)]) == 1  # the camera stops after 40 frames
+    rows = records(out)
+    assert len({row["run"] for row in rows}) == 1
+    times = [datetime.strptime(row["time"], "%Y-%m-%dT%H:%M:%S.%f%z") for row in rows]
+    assert times == sorted(times) and abs(times[0] - datetime.now(timezone.utc)).seconds < 60
+    frames, fps = saved_video(saved / "camera0.avi")
+    assert frames == len(rows) >= 10
+    measured = (len(rows) - 1) / (times[-1] - times[0]).total_seconds()
+    assert fps == pytest.approx(measured, rel=0.05)  # not the camera's 40, nor a guess of 10
+    camera = StandInCamera(frames=3, shape=(48, 64, 3))  # a restart: a new run id
+    assert main([*command, "--append"]) == 1 and len({row["run"] for row in records(out)}) == 2
 
 
 def test_live_stream_that_stops_flushes_outputs_and_fails(tmp_path, model, monkeypatch, capsys):
@@ -257,7 +350,8 @@ def test_hostile_file_names_are_saved_and_shown_on_one_line(tmp_path, mnist, mod
     ]
     good = sorted(name for name, ok in HOSTILE_NAMES.items() if ok)
     assert sorted(os.listdir(os.fsencode(saved))) == good
-    assert sorted(os.fsencode(row["source"]) for row in records(out)) == [
+    rows = records(out)
+    assert sorted(os.fsencode(row["source"]) for row in rows if "error" not in row) == [
         os.fsencode(folder) + b"/" + name for name in good
     ]
     listed = convdet("detect", folder, "--model", model, env=STRICT_ASCII)
@@ -327,7 +421,7 @@ def test_a_full_disk_stops_the_run_and_leaves_whole_records(
         f"convdet detect: {out}: No space left on device; record {len(rows) + 1} of this run "
         "not written, the file ends with the last complete record"
     ]
-    assert captured.out.startswith(f"{len(rows) + 1} images processed")
+    assert re.match(rf"{len(rows)} images? processed", captured.out)  # counted once written
 
 
 @pytest.mark.needs_root
@@ -362,7 +456,8 @@ def test_append_removes_an_incomplete_last_line_and_says_so(tmp_path, mnist, mod
         f"convdet detect: {out}: removed an incomplete last line ({len(cut)} bytes, "
         "from a run that was killed or ran out of space) before appending"
     ]
-    assert out.read_text() == whole * 2
+    assert unstamped(out.read_text()) == unstamped(whole) * 2
+    assert out.read_text().startswith(whole)  # the first run's record kept as it was
 
 
 def tree(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -839,7 +934,8 @@ def test_litert_only_board_runs_tflite_and_the_default_model(tmp_path, mnist, mo
     assert "format: tflite" in stdout["info"]
     for name in ("default", "int8", "fp32"):
         assert [row["width"] for row in parse_records(stdout[name])] == [128]
-    assert stdout["default"] == stdout["int8"], "the default model is not the int8 TFLite one"
+    same = unstamped(stdout["default"]) == unstamped(stdout["int8"])
+    assert same, "the default model is not the int8 TFLite one"
 
 
 def read_line(process: subprocess.Popen, timeout: float = 60.0) -> dict:

@@ -125,6 +125,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or a file --save writes",
     )
     outputs.add_argument(
+        "--progress-every",
+        default="10",
+        metavar="S",
+        help="image batches and video files: a progress bar on stderr when it is a terminal, "
+        "otherwise (a log, a service) a line every S seconds with done/total, rate and ETA "
+        "(default: 10; 0: no lines)",
+    )
+    outputs.add_argument(
         "--append",
         action="store_true",
         help="add records to an existing --json FILE (an incomplete last line, from a run "
@@ -231,6 +239,7 @@ def _check_options(args: argparse.Namespace) -> None:
     args.max_pixels = _number(args.max_pixels, "--max-pixels", int, 1)
     args.io_threads = _number(args.io_threads, "--io-threads", int, 0, 64)
     args.save_interval = _number(args.save_interval, "--save-interval", int, 1)
+    args.progress_every = _number(args.progress_every, "--progress-every", float, 0.0)
     args.camera_size = _camera_size(args.camera_size)
     args.camera_fps = _number(args.camera_fps, "--camera-fps", float, 0.1, 1000.0)
     if args.save_interval is not None and args.save is None:
@@ -278,25 +287,39 @@ def _model_path(model: str | None, backend: str) -> Path | None:
 
 class Reporter:
     """Messages and counts of one run: per-file failures (once each, from any thread), per-image
-    lines, the final summary, and a progress bar on stderr when it is a terminal."""
+    lines, the final summary, and progress when the total is known: a tqdm bar on stderr when
+    it is a terminal, else a line every `interval` seconds (0: none)."""
 
-    def __init__(self, total: int | None, out: TextIO, unit: str) -> None:
+    def __init__(self, total: int | None, out: TextIO, unit: str, interval: float) -> None:
         self.total = total
         self.out = out
         self.unit = unit
+        self.interval = interval
         self.processed = 0
         self.failed = 0
         self.counts: Counter[str] = Counter()
         self.started = time.perf_counter()
-        self.bar = sys.stderr.isatty() and bool(total)
-        self._drawn = 0.0
+        self._logged = self.started
         self._lock = threading.Lock()
+        self.bar: Any = None
+        if total and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total, unit=unit.removesuffix("s"), file=sys.stderr, dynamic_ncols=True
+            )
+
+    def _print(self, text: str, file: TextIO) -> None:
+        """One line on `file`, with the progress bar moved out of its way."""
+        with self._lock:
+            if self.bar is None:
+                print(text, file=file, flush=True)
+            else:
+                self.bar.write(text, file=file)
 
     def message(self, text: str) -> None:
         """One line on stderr, prefixed like the CLI's own errors (file names escaped)."""
-        with self._lock:
-            self._clear_bar()
-            print(f"convdet detect: {printable(text)}", file=sys.stderr, flush=True)
+        self._print(f"convdet detect: {printable(text)}", sys.stderr)
 
     def failure(self, what: str, why: str) -> None:
         """A file (input or output) that failed; counted for the exit status."""
@@ -313,34 +336,36 @@ class Reporter:
         self.counts.update(labels)
         if line:
             read = "".join(f' "{text}"' for text in texts)
-            with self._lock:
-                self._clear_bar()
-                print(
-                    f"{printable(name)}: {size[1]}x{size[0]}, {_describe(Counter(labels))}"
-                    + (f", read{read}" if read else ""),
-                    file=self.out,
-                    flush=True,
-                )
+            self._print(
+                f"{printable(name)}: {size[1]}x{size[0]}, {_describe(Counter(labels))}"
+                + (f", read{read}" if read else ""),
+                self.out,
+            )
 
     def step(self) -> None:
-        """Advance the progress bar (redrawn at most ten times a second)."""
-        now = time.perf_counter()
-        if not self.bar or now - self._drawn < 0.1:
-            return
-        self._drawn = now
+        """Advance the progress bar, or log progress when `interval` seconds have passed."""
         done = self.processed + self.failed
+        if self.bar is not None:
+            with self._lock:
+                self.bar.update(done - self.bar.n)
+            return
+        now = time.perf_counter()
+        if not self.total or not self.interval or now - self._logged < self.interval:
+            return
+        self._logged = now
         rate = done / max(now - self.started, 1e-9)
-        eta = (self.total - done) / rate if rate else 0.0
-        with self._lock:
-            sys.stderr.write(
-                f"\r{done}/{self.total} {self.unit}  {rate:.1f}/s  "
-                f"ETA {int(eta) // 60}:{int(eta) % 60:02d} "
-            )
-            sys.stderr.flush()
+        eta = round((self.total - done) / rate) if rate else 0
+        self.message(
+            f"{done}/{self.total} {self.unit}, {rate:.1f} {self.unit}/s, "
+            f"ETA {eta // 60}:{eta % 60:02d}"
+        )
 
-    def _clear_bar(self) -> None:
-        if self.bar:
-            sys.stderr.write("\r\033[K")
+    def close(self) -> None:
+        """Remove the progress bar (before the summary, or when the run ends early)."""
+        if self.bar is not None:
+            with self._lock:
+                self.bar.close()
+                self.bar = None
 
     def summary(self, dropped: int | None) -> None:
         """The final line: processed, failed, digits per class, rate (and dropped frames)."""
@@ -353,9 +378,7 @@ class Reporter:
             parts.append(f"{dropped} dropped")
         parts.append(_describe(self.counts))
         parts.append(f"{self.processed / elapsed:.1f} {self.unit}/s")
-        with self._lock:
-            self._clear_bar()
-            print("; ".join(parts), file=self.out, flush=True)
+        self._print("; ".join(parts), self.out)
 
 
 def _describe(counts: Counter[str]) -> str:
@@ -386,10 +409,12 @@ class Outputs:
             LinesAnnotator,
             StatsAnnotator,
         )
-        from runtime.sinks import AnnotatedImageSaver, JsonlSink, VideoSaver, Window
+        from runtime.sinks import AnnotatedImageSaver, JsonlSink, VideoSaver, Window, run_id
 
         self.labels = detector.labels
         self.source = source
+        self.run = run_id()
+        self.live = source.kind != "images"  # videos, cameras, streams: records carry the time
         self.json = (
             None
             if targets.json is None
@@ -416,12 +441,16 @@ class Outputs:
             )
         writers = 2 if args.io_threads is None else min(args.io_threads, 2)
         if targets.video is not None:
+            # A file's frames play at its rate over the stride; a live source's at the rate
+            # they were processed (dropped frames left out), measured over the run.
+            fps = source.fps / args.vid_stride if source.fps and source.kind == "video" else None
             self.video = stack.enter_context(
                 VideoSaver(
                     targets.video,
-                    fps=source.fps or 10.0,
+                    fps=fps or source.fps or 10.0,
                     on_error=reporter.failure,
                     protect=targets.protect,
+                    measured=source.kind == "live",
                 )
             )
         elif targets.folder is not None:
@@ -451,21 +480,36 @@ class Outputs:
     def annotating(self) -> bool:
         return bool(self.images or self.video or self.window)
 
+    def _write(self, record: dict[str, Any]) -> None:
+        """Write one record to --json, if given, stamped with the run id (and for videos,
+        cameras and streams the wall-clock time)."""
+        if self.json is None:
+            return
+        from runtime.sinks import utc_time
+
+        stamp = {"time": utc_time()} if self.live else {}
+        self.json.write({**record, **stamp, "run": self.run})
+
+    def failed(self, frame: Any, error: str) -> None:
+        """Write the record of a file or frame that could not be processed."""
+        from runtime.sinks import failure_record
+
+        self._write(failure_record(frame.source, frame.index, error))
+
     def handle(self, frame: Any, result: Any, processed: int) -> bool:
         """Write, save and show one result; False when the user closed the window."""
-        if self.json is not None:
-            from runtime.sinks import detection_record
+        from runtime.sinks import detection_record
 
-            self.json.write(
-                detection_record(
-                    frame.source,
-                    frame.index,
-                    frame.image.shape,
-                    result.detections,
-                    self.labels,
-                    result.lines,
-                )
+        self._write(
+            detection_record(
+                frame.source,
+                frame.index,
+                frame.image.shape,
+                result.detections,
+                self.labels,
+                result.lines,
             )
+        )
         if not self.annotating:
             return True
         image = frame.image
@@ -591,22 +635,26 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def _detect_all(
     source: Any, detector: Any, outputs: Outputs, reporter: Reporter, lines: bool
 ) -> None:
-    """The main loop: every frame through the detector and the outputs."""
+    """The main loop: every frame through the detector and the outputs; a frame is counted
+    once its record is written, so the summary never counts a record that is not there."""
     for frame in source:
-        if frame.error is not None:
-            reporter.failure(frame.source, frame.error)
-        else:
+        error = frame.error
+        if error is None:
             try:
                 result = detector(frame.image)
-            except ValueError as error:  # a frame the runtime refuses: counted, run goes on
-                reporter.failure(frame.source, str(error))
-            else:
-                name = frame.source if frame.index is None else f"{frame.source}#{frame.index}"
-                labels = [detector.labels[i] for i in result.detections.class_id]
-                texts = [line.text for line in result.lines]
-                reporter.detected(name, labels, texts, frame.image.shape[:2], lines)
-                if not outputs.handle(frame, result, reporter.processed - 1):
-                    return
+            except Exception as refused:  # any failure is this frame's: counted, run goes on
+                error = str(refused) or type(refused).__name__
+        if error is not None:
+            outputs.failed(frame, error)
+            reporter.failure(frame.source, error)
+        else:
+            name = frame.source if frame.index is None else f"{frame.source}#{frame.index}"
+            labels = [detector.labels[i] for i in result.detections.class_id]
+            texts = [line.text for line in result.lines]
+            going = outputs.handle(frame, result, reporter.processed)
+            reporter.detected(name, labels, texts, frame.image.shape[:2], lines)
+            if not going:
+                return
         reporter.step()
 
 
@@ -666,7 +714,7 @@ def run(args: argparse.Namespace) -> int:
         stack.enter_context(quiet_opencv())
         stack.enter_context(source)
         unit = "images" if source.kind == "images" else "frames"
-        reporter = Reporter(source.total, out, unit)
+        reporter = Reporter(source.total, out, unit, args.progress_every)
         opened = False
         try:
             with contextlib.ExitStack() as sinks:
@@ -677,6 +725,7 @@ def run(args: argparse.Namespace) -> int:
             reporter.message(str(error))
             status = 1
         finally:
+            reporter.close()
             if opened:  # after the sinks closed, so late write failures are counted
                 reporter.summary(source.dropped if source.kind == "live" else None)
     return 1 if reporter.failed else status
