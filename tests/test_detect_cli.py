@@ -721,6 +721,7 @@ def test_on_a_real_screen_the_window_fits_the_frame_and_closing_it_ends_the_run(
         (["--wait", "2"], "--wait needs --show"),
         (["--show", "--wait", "-1"], "--wait: expected at least 0"),
         (["--line-width", "0"], "--line-width: expected at least 1"),
+        (["--progress-every", "soon"], "--progress-every: expected a number, got 'soon'"),
         (["--stats"], "--stats needs --save DIR"),
         (["--stats", "--no-stats", "--save", "{out}"], "--stats and --no-stats exclude each other"),
         (["--stats", "--save", "{out}"], "--stats applies to video and camera sources"),
