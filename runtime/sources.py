@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import re
 import stat
 import struct
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from itertools import islice, takewhile
 from pathlib import Path, PurePath
 from queue import Empty, Queue
-from typing import Any, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import cv2
@@ -56,6 +57,10 @@ STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tc
 # 40 megapixels: any real scan or photo of handwriting, while a forged header cannot make a
 # decoder allocate gigabytes (a 16-bit 4-channel image this size is already 320 MB).
 DEFAULT_MAX_PIXELS = 40_000_000
+# Bytes read before the header is checked: every header we parse fits unless a JPEG carries
+# over 1 MiB of EXIF/ICC segments or a TIFF keeps its IFD near the end (read whole, capped).
+HEADER_BYTES = 1 << 20
+HEADER_SLACK = 16 << 20  # metadata allowed beyond the pixels in max_file_bytes
 PREFETCH_PER_WORKER = 2
 READ_AHEAD = 4  # decoded video frames waiting for the detector
 
@@ -239,23 +244,86 @@ def _jpeg_complete(data: bytes) -> bool:
     return data.rstrip(b"\x00\r\n \t").endswith(b"\xff\xd9")
 
 
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file accepted for images of at most `max_pixels`: room for uncompressed
+    samples of the widest kind (float32 RGBA) plus 16 MiB of metadata, so a huge or sparse
+    file is refused from its size without being read."""
+    return 16 * max_pixels + HEADER_SLACK
+
+
+def _open_regular(path: Path) -> tuple[BinaryIO, int]:
+    """`path` opened for reading and its size; ImageError unless it is a regular file (a
+    device such as /dev/zero or a FIFO would be read forever or block)."""
+    try:
+        # O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
+        raise ImageError(f"unreadable: {getattr(error, 'strerror', None) or error}") from error
+    handle = os.fdopen(descriptor, "rb")
+    mode = os.fstat(descriptor)
+    if not stat.S_ISREG(mode.st_mode):
+        handle.close()
+        raise ImageError("not a regular file (a folder, device or FIFO)")
+    return handle, mode.st_size
+
+
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode one image file as stored (depth and channels kept), or raise ImageError saying why.
 
-    The size is checked from the header before decoding; JPEGs get their EXIF orientation
-    applied (they have no alpha to keep), other formats are read unchanged.
+    The header and the size it declares are checked from the first bytes before the rest is
+    read (never more than `max_file_bytes`), so a huge, sparse or forged file costs no memory;
+    JPEGs get their EXIF orientation applied (they have no alpha to keep), other formats are
+    read unchanged.
     """
+    handle, size = _open_regular(Path(path))
     try:
-        data = Path(path).read_bytes()
+        with handle:
+            if size == 0:
+                raise ImageError("empty file (0 bytes)")
+            head = handle.read(HEADER_BYTES)
+            header = _header_or_none(head, complete=len(head) == size)
+            limit = max_file_bytes(max_pixels)
+            if size > limit:
+                raise ImageError(
+                    f"{size} bytes, more than an image within --max-pixels {max_pixels} "
+                    f"needs ({limit})"
+                )
+            if header is not None:
+                _check_pixels(header, max_pixels)
+            data = head + handle.read(limit + 1 - len(head))
     except OSError as error:
         raise ImageError(f"unreadable: {error.strerror or error}") from error
-    if not data:
-        raise ImageError("empty file (0 bytes)")
-    kind, width, height = image_header(data)
+    if len(data) > limit:  # the file grew while it was read
+        raise ImageError(f"more than {limit} bytes, the most --max-pixels {max_pixels} allows")
+    if header is None:  # a header longer than HEADER_BYTES (large EXIF or a late TIFF IFD)
+        header = image_header(data)
+        _check_pixels(header, max_pixels)
+    return _decode(data, header[0])
+
+
+def _header_or_none(head: bytes, complete: bool) -> tuple[str, int, int] | None:
+    """`image_header(head)`, or None when a known format's header runs past `head` and more
+    of the file follows (read in full, within the size cap, before trying again)."""
+    try:
+        return image_header(head)
+    except ImageError:
+        if complete or not any(matches(head) for _name, matches, _size in _HEADER_READERS):
+            raise
+        return None
+
+
+def _check_pixels(header: tuple[str, int, int], max_pixels: int) -> None:
+    """ImageError when the header declares more than `max_pixels` pixels."""
+    _kind, width, height = header
     if width * height > max_pixels:
         raise ImageError(
             f"{width}x{height} is {width * height} pixels, more than --max-pixels {max_pixels}"
         )
+
+
+def _decode(data: bytes, kind: str) -> np.ndarray:
+    """The pixels of a whole file whose header passed; ImageError for corrupt data or a
+    decoder that runs out of memory."""
     if kind == "png":
         _check_png_chunks(data)
     if kind == "jpeg" and not _jpeg_complete(data):
@@ -265,6 +333,8 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as error:
         raise ImageError(f"corrupt {kind.upper()} data") from error
+    except MemoryError as error:
+        raise ImageError(f"not enough memory to decode this {kind.upper()}") from error
     if image is None or image.size == 0:
         raise ImageError(f"corrupt or truncated {kind.upper()} data")
     return image
@@ -374,7 +444,7 @@ class ImageBatch(Source):
         path, relpath = file
         try:
             image = load_image(path, self.max_pixels)
-        except ImageError as error:
+        except (ImageError, MemoryError) as error:
             return Frame(str(path), None, None, str(error), relpath, path)
         return Frame(str(path), None, image, None, relpath, path)
 
@@ -387,12 +457,21 @@ class VideoSource(Source):
 
     `loops` plays the file that many times (0: endlessly), reopening it for each pass, with
     indices counting on across passes: a demo that never ends, or a long run for soak tests.
+    A frame size over `max_pixels` (from the capture's properties) is refused before decoding.
     """
 
     kind = "video"
 
-    def __init__(self, path: Path, *, vid_stride: int = 1, loops: int = 1) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        vid_stride: int = 1,
+        loops: int = 1,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
         self.path = Path(path)
+        self.max_pixels = max_pixels
         self.name = str(path)
         self.vid_stride = vid_stride
         self.loops = loops
@@ -407,6 +486,14 @@ class VideoSource(Source):
             capture = cv2.VideoCapture(name)
         if not capture.isOpened():
             raise SourceError(f"cannot open video {self.path}")
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > self.max_pixels:
+            capture.release()
+            raise SourceError(
+                f"video {self.path}: {width}x{height} frames are {width * height} pixels, "
+                f"more than --max-pixels {self.max_pixels}"
+            )
         return capture
 
     def __enter__(self) -> VideoSource:
@@ -479,8 +566,11 @@ def open_capture(target: int | str) -> cv2.VideoCapture:
     what = f"camera {target}" if is_camera(target) else f"stream {display_name(target)}"
     if isinstance(target, str) and opencv_path(target) is None:
         raise SourceError(f"cannot open {what}: OpenCV needs a UTF-8 URL")
-    with quiet_opencv():
-        capture = cv2.VideoCapture(target)
+    try:
+        with quiet_opencv():
+            capture = cv2.VideoCapture(target)
+    except (cv2.error, TypeError, OverflowError) as error:  # e.g. an index beyond C int
+        raise SourceError(f"cannot open {what}") from error
     if not capture.isOpened():
         raise SourceError(f"cannot open {what}")
     capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # honoured by some backends; the thread does the rest
@@ -640,10 +730,10 @@ def resolve_source(
 ) -> Source:
     """The source SOURCE names: a webcam index or device path (/dev/video0), a stream URL, a
     video, an image, a folder, a glob or a text file listing images. Raises SourceError when
-    it names nothing usable. `loops` applies to video files (see VideoSource), `camera_size`
-    (width, height) and `camera_fps` to cameras (see LiveSource). `exclude` is the --save
-    folder: a folder, glob or list skips files in it and in its numbered run folders (earlier
-    runs' outputs).
+    it names nothing usable. `max_pixels` applies to images and videos (see VideoSource), `loops`
+    to video files, `camera_size` (width, height) and `camera_fps` to cameras (see LiveSource).
+    `exclude` is the --save folder: a folder, glob or list skips files in it and in its
+    numbered run folders (earlier runs' outputs).
     """
     if spec.isdigit() or is_video_device(spec):
         target = int(spec) if spec.isdigit() else spec
@@ -652,7 +742,7 @@ def resolve_source(
         return LiveSource(spec, vid_stride=vid_stride)
     path = Path(spec)
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-        return VideoSource(path, vid_stride=vid_stride, loops=loops)
+        return VideoSource(path, vid_stride=vid_stride, loops=loops, max_pixels=max_pixels)
     if path.is_dir():
         files = folder_files(path, recursive=recursive)
         hint = "" if recursive else " (use --recursive to look in subfolders)"
