@@ -47,6 +47,7 @@ class Backend:
     metadata: dict[str, str]
     info: ModelInfo
     threads: int | None  # inference threads in use (None: the engine's default)
+    input_dtypes: tuple[str, ...]  # input tensor types `run` can feed
 
     @property
     def fixed_size(self) -> tuple[int, int] | None:
@@ -69,6 +70,11 @@ class Backend:
                 f"{source}: not a convdet detector, expected input [batch, height, width, 1], "
                 f"got {self.input_spec.describe()}"
             )
+        if self.input_spec.dtype not in self.input_dtypes:
+            raise ModelContractError(
+                f"{source}: not a convdet detector, expected a {' or '.join(self.input_dtypes)} "
+                f"input, got {self.input_spec.describe()}"
+            )
         if len(outputs) != 4 or outputs[3] != self.info.num_classes:
             raise ModelContractError(
                 f"{source}: not a convdet detector, expected output [batch, rows, cols, "
@@ -79,7 +85,11 @@ class Backend:
 
 class OnnxBackend(Backend):
     """ONNX Runtime: one session, built once, with configurable threads, graph optimization
-    level and execution providers (default CPU; pass e.g. ["CUDAExecutionProvider", ...])."""
+    level and execution providers (default CPU; pass e.g. ["CUDAExecutionProvider", ...]).
+    The input must be float32: that is what `run` feeds (a float64 or uint8 input would fail
+    on every frame)."""
+
+    input_dtypes = ("float32",)
 
     def __init__(
         self,
@@ -167,6 +177,8 @@ class LiteRTBackend(Backend):
     re-allocated only when the batch shape changes. int8 inputs/outputs are (de)quantized here.
     Metadata comes from the sidecar `<stem>.json` beside the file.
     """
+
+    input_dtypes = ("float32", "float16", "int8", "uint8", "int16")  # see _quantize
 
     def __init__(self, path: str | Path, threads: int | None = None, xnnpack: bool = True) -> None:
         interpreter_module = _import_litert()

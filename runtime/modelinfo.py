@@ -9,12 +9,22 @@ All values are strings, as in ONNX; structured values are JSON.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 POLARITIES = ("light-on-dark", "dark-on-light")
 REQUIRED_KEYS = ("classes", "background", "stride", "window", "cell_offset", "polarity", "arch")
+# Sane ranges of the values the runtime allocates or computes with (the shipped models: 11
+# classes, stride 8, window 28): a forged file cannot make it allocate gigabytes, and a NaN
+# or infinity never reaches a record.
+MAX_CLASSES = 1024
+MAX_STRIDE = 64
+MAX_WINDOW = 512
+MAX_FIXED_SIDE = 16384
+MAX_INPUT_MAGNITUDE = 1e6
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -53,17 +63,36 @@ class ModelInfo:
     # (row = column) computes the 28x28 classifier
 
     def __post_init__(self) -> None:
-        if len(self.classes) < 2:
-            raise ModelContractError(f"classes: expected at least 2 names, got {len(self.classes)}")
-        if not 0 <= self.background < len(self.classes):
+        if not 2 <= len(self.classes) <= MAX_CLASSES:
             raise ModelContractError(
-                f"background: expected an index in 0..{len(self.classes) - 1}, "
-                f"got {self.background}"
+                f"classes: expected 2 to {MAX_CLASSES} names, got {len(self.classes)}"
             )
-        if self.stride < 1 or self.window < 1:
-            raise ModelContractError(
-                f"stride and window must be positive, got {self.stride} and {self.window}"
-            )
+        if not all(isinstance(name, str) and 0 < len(name) <= 100 for name in self.classes):
+            raise ModelContractError("classes: expected names of 1 to 100 characters")
+        _check_int("background", self.background, 0, len(self.classes) - 1)
+        _check_int("stride", self.stride, 1, MAX_STRIDE)
+        _check_int("window", self.window, 1, MAX_WINDOW)
+        _check_float("cell_offset", self.cell_offset, -self.window, self.window)
+        if len(self.input_range) != 2:
+            raise ModelContractError(f"input_range: expected [low, high], got {self.input_range}")
+        low, high = self.input_range
+        _check_float("input_range", low, -MAX_INPUT_MAGNITUDE, MAX_INPUT_MAGNITUDE)
+        _check_float("input_range", high, low, MAX_INPUT_MAGNITUDE)
+        if high == low:
+            raise ModelContractError(f"input_range: expected low < high, got {self.input_range}")
+        if self.fixed_input is not None:
+            if len(self.fixed_input) != 2:
+                raise ModelContractError(
+                    f"fixed_input: expected [height, width] or null, got {self.fixed_input}"
+                )
+            for side in self.fixed_input:
+                _check_int("fixed_input", side, 1, MAX_FIXED_SIDE)
+        if self.classifier_cell is not None:
+            _check_int("classifier_cell", self.classifier_cell, 0, MAX_FIXED_SIDE)
+        if not isinstance(self.test_accuracy, dict):
+            raise ModelContractError("test_accuracy: expected a JSON object")
+        for key, value in self.test_accuracy.items():
+            _check_float(f"test_accuracy {key}", value, -MAX_INPUT_MAGNITUDE, MAX_INPUT_MAGNITUDE)
         if self.polarity not in POLARITIES:
             raise ModelContractError(
                 f"polarity: expected one of {', '.join(POLARITIES)}, got {self.polarity!r}"
@@ -113,10 +142,27 @@ class ModelInfo:
             for key, parse in optional.items():
                 if key in metadata:
                     fields[key] = parse(metadata[key])
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, OverflowError) as error:
             raise ModelContractError(f"{source}: unreadable metadata ({error})") from error
-        return cls(**fields)
+        try:
+            return cls(**fields)
+        except ModelContractError as error:
+            raise ModelContractError(f"{source}: bad metadata, {error}") from None
 
     def cell_centre(self, index: float) -> float:
         """Input-pixel coordinate of the centre of grid cell `index` along one axis."""
         return self.stride * index + self.cell_offset
+
+
+def _check_int(key: str, value: object, low: int, high: int) -> None:
+    """ModelContractError unless `value` is an integer (not a bool) in low..high."""
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not integer or not low <= value <= high:
+        raise ModelContractError(f"{key}: expected an integer in {low}..{high}, got {value!r}")
+
+
+def _check_float(key: str, value: object, low: float, high: float) -> None:
+    """ModelContractError unless `value` is a finite number in low..high (NaN never is)."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not real or not math.isfinite(value) or not low <= value <= high:
+        raise ModelContractError(f"{key}: expected a number in {low:g}..{high:g}, got {value!r}")
