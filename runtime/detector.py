@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.backends import Backend, open_backend
-from runtime.defaults import DEFAULT_CONF
+from runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
 from runtime.detections import Detections
 from runtime.grid import GridGeometry, decode_cells
 from runtime.grouping import Grouping, ScaleGrid
@@ -92,10 +92,13 @@ class Detector:
         if scales == "auto":
             scales = None
         if scales is not None and (
-            isinstance(scales, str) or not scales or any(scale <= 0 for scale in scales)
+            isinstance(scales, str)
+            or not scales
+            or not all(MIN_SCALE <= scale <= MAX_SCALE for scale in scales)
         ):
             raise ValueError(
-                f"scales: expected 'auto' or one or more positive numbers, got {scales!r}"
+                f"scales: expected 'auto' or one or more numbers in {MIN_SCALE:g}..{MAX_SCALE:g}, "
+                f"got {scales!r}"
             )
         if not 0.0 <= conf <= 1.0:
             raise ValueError(f"conf: expected a probability in 0..1, got {conf}")
@@ -117,8 +120,12 @@ class Detector:
         return self.backend.path
 
     def scales_for(self, height: int, width: int) -> tuple[float, ...]:
-        """The scales run on a `height` x `width` frame: the pyramid's, or `scales`."""
-        return pyramid_scales(height, width) if self.pyramid else self.scales
+        """The scales run on a `height` x `width` frame: the pyramid's, or `scales`, less those
+        at which the frame is smaller than one cell (the largest is kept if none remain), so a
+        tiny frame is a result without detections, never a resize to nothing."""
+        scales = pyramid_scales(height, width) if self.pyramid else self.scales
+        fitting = tuple(s for s in scales if min(height, width) * s >= self.info.stride)
+        return fitting or (max(scales),)
 
     def __call__(self, frame: np.ndarray) -> Result:
         """Detect digits in one frame (any array OpenCV gives: gray, BGR or BGRA)."""

@@ -177,7 +177,7 @@ class Preprocessor:
             return image
         interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
         height, width = image.shape[:2]
-        if min(height, width) * scale < 0.5:  # OpenCV would round a side to 0
+        if min(height, width) * scale < 1.0:  # OpenCV could round a side to 0
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             return cv2.resize(image, size, interpolation=interpolation)
         return cv2.resize(image, None, fx=scale, fy=scale, interpolation=interpolation)

@@ -708,7 +708,7 @@ def test_on_a_real_screen_the_window_fits_the_frame_and_closing_it_ends_the_run(
     [
         (["--conf", "2"], "--conf: expected at least 0 and at most 1, got 2"),
         (["--conf", "high"], "--conf: expected a number, got 'high'"),
-        (["--scales", "1,-2"], "--scales: expected at least 0.001"),
+        (["--scales", "1,-2"], "--scales: expected at least 0.05 and at most 8, got -2"),
         (["--vid-stride", "0"], "--vid-stride: expected at least 1"),
         (["--loop", "-1"], "--loop: expected at least 0"),
         (["--loop", "2"], "--loop applies to video files"),

@@ -246,9 +246,9 @@ def test_bad_frames_are_value_errors(detector, frame, message) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"scales": ()}, "scales: expected 'auto' or one or more positive numbers"),
-        ({"scales": (1.0, 0)}, "scales: expected 'auto' or one or more positive numbers"),
-        ({"scales": "1"}, "scales: expected 'auto' or one or more positive numbers, got '1'"),
+        ({"scales": ()}, r"scales: expected 'auto' or one or more numbers in 0\.05\.\.8"),
+        ({"scales": (1.0, 0)}, r"scales: expected 'auto' or one or more numbers in 0\.05"),
+        ({"scales": "1"}, r"scales: expected 'auto' or one or more numbers in 0\.05\.\.8, got '1'"),
         ({"conf": 1.5}, r"conf: expected a probability in 0..1, got 1.5"),
         ({"invert": "maybe"}, "invert: expected one of auto, on, off"),
     ],

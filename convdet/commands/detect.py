@@ -24,7 +24,7 @@ from pathlib import Path, PurePath
 from typing import Any, TextIO
 
 from convdet.cli import CommandError, printable
-from runtime.defaults import DEFAULT_CONF
+from runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
 
 HELP = "detect digits in images, folders, globs, videos, webcams and streams"
 
@@ -67,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scales",
         default="auto",
         metavar="LIST|auto",
-        help="comma-separated resize factors, run as given; 2,1,0.5,0.25 adds digits of "
-        "about 8-16 px (default: auto, the scales 1, 0.5, 0.25, ... halving while the "
+        help=f"comma-separated resize factors of {MIN_SCALE:g} to {MAX_SCALE:g}, run as given "
+        "(less those at which a frame is smaller than one grid cell); 2,1,0.5,0.25 adds "
+        "digits of about 8-16 px (default: auto, the scales 1, 0.5, 0.25, ... halving while the "
         "frame's shorter side keeps 64 px, for digits of about 16 px up to a third of that "
         "side)",
     )
@@ -107,8 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     inputs.add_argument(
         "--max-pixels",
         metavar="N",
-        help="refuse images with more pixels, read from the file header before "
-        "decoding (default: 40000000)",
+        help="refuse images and video frames with more pixels, read from the file header "
+        "or the video's properties before decoding (default: 40000000)",
     )
     inputs.add_argument(
         "--io-threads",
@@ -219,12 +220,12 @@ def _choice(value: str, option: str, choices: tuple[str, ...]) -> str:
 
 
 def parse_scales(text: str) -> tuple[float, ...] | None:
-    """'0.5,1,2' -> (0.5, 1.0, 2.0), each factor in 0.001..100, or 'auto' -> None (the
-    runtime's image pyramid); CommandError otherwise."""
+    """'0.5,1,2' -> (0.5, 1.0, 2.0), each factor in MIN_SCALE..MAX_SCALE, or 'auto' -> None
+    (the runtime's image pyramid); CommandError otherwise."""
     if text.strip() == "auto":
         return None
     parts = [part for part in text.split(",") if part.strip()] or [""]
-    return tuple(_number(part, "--scales", float, 1e-3, 100.0) for part in parts)
+    return tuple(_number(part, "--scales", float, MIN_SCALE, MAX_SCALE) for part in parts)
 
 
 def _check_options(args: argparse.Namespace) -> None:
