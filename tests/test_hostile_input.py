@@ -1,0 +1,275 @@
+"""Hostile input: huge, sparse, endless and NUL-named files, oversized videos, forged model
+metadata and extreme scales each end as one error line (or a result), never a traceback or
+gigabytes of memory, and a batch goes on past them."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_backends import tiny_onnx
+from test_sources import png_chunk, write_video
+
+from convdet.cli import main
+from runtime.backends import open_backend
+from runtime.detector import Detector
+from runtime.modelinfo import ModelContractError, ModelInfo
+from runtime.sources import ImageBatch, ImageError, SourceError, load_image, resolve_source
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD_METADATA = ModelInfo(
+    (*"0123456789", "background"), background=10, stride=8, window=28, cell_offset=6.0
+).to_metadata()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk declaring `width` x `height` 8-bit gray pixels."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+
+
+def sparse(path: Path, head: bytes, size: int = 3 << 30) -> Path:
+    """A file of `size` bytes that takes no disk space: `head`, then a hole."""
+    with path.open("wb") as file:
+        file.write(head)
+        file.truncate(size)
+    return path
+
+
+CAPPED_LOADS = """
+import resource, sys
+from pathlib import Path
+from runtime.sources import load_image
+with open("/proc/self/status") as status:
+    vm = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm * 1024 + (512 << 20),) * 2)
+for name in sys.argv[1:]:
+    try:
+        load_image(Path(name))
+    except Exception as error:
+        print(type(error).__name__, error)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_huge_sparse_and_endless_files_are_refused_within_a_memory_cap(tmp_path) -> None:
+    zeros = sparse(tmp_path / "zeros.png", b"")
+    declared = sparse(tmp_path / "declared.png", png_header(4000, 3000))
+    within = sparse(tmp_path / "within.png", png_header(100, 100))
+    names = [str(zeros), str(declared), str(within), "/dev/zero"]
+    done = subprocess.run(
+        [sys.executable, "-c", CAPPED_LOADS, *names],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    too_big = (
+        f"ImageError {3 << 30} bytes, more than an image within --max-pixels 40000000 "
+        f"needs ({16 * 40_000_000 + (16 << 20)})"
+    )
+    assert done.stdout.splitlines() == [
+        "ImageError not an image (unrecognised file header)",
+        too_big,  # 12 megapixels declared, but 3 GB is more than such an image can hold
+        too_big,
+        "ImageError not a regular file (a folder, device or FIFO)",
+    ]
+
+
+def test_the_declared_size_is_checked_before_the_rest_is_read(tmp_path) -> None:
+    big = sparse(tmp_path / "big.png", png_header(8000, 8000), size=200 << 20)
+    with pytest.raises(ImageError, match="8000x8000 is 64000000 pixels, more than --max-pixels"):
+        load_image(big)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    errors: list[str] = []
+
+    def load() -> None:
+        try:
+            load_image(fifo)
+        except ImageError as error:
+            errors.append(str(error))
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    if thread.is_alive():  # a reader blocked in open(): a writer releases it
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout=5)
+        pytest.fail("load_image waited on a FIFO")
+    assert errors == ["not a regular file (a folder, device or FIFO)"]
+
+
+def test_a_list_with_a_device_and_a_nul_byte_goes_on_to_its_good_files(tmp_path) -> None:
+    # (/dev/zero, read forever without the check, is tried under a memory cap above)
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.zeros((48, 64), np.uint8))
+    listing = tmp_path / "list.txt"
+    listing.write_text("/dev/null\nbad\x00name.png\ngood.png\n", encoding="utf-8")
+    source = resolve_source(str(listing))
+    assert isinstance(source, ImageBatch)
+    frames = list(source)
+    assert [frame.error for frame in frames] == [
+        "not a regular file (a folder, device or FIFO)",
+        "unreadable: embedded null byte",
+        None,
+    ]
+    assert frames[2].image.shape == (48, 64)
+
+
+def test_a_video_over_max_pixels_is_refused_before_decoding(tmp_path, mnist) -> None:
+    video = write_video(tmp_path / "clip.avi", mnist, frames=2)
+    with (
+        pytest.raises(SourceError, match=r"64x48 frames are 3072 pixels, more than --max-pix"),
+        resolve_source(str(video), max_pixels=1000),
+    ):
+        pass
+    with resolve_source(str(video), max_pixels=3072) as source:
+        assert len(list(source)) == 2
+
+
+def test_a_camera_index_beyond_c_int_is_a_source_error() -> None:
+    with pytest.raises(SourceError, match=r"^cannot open camera 2147483648$"):
+        resolve_source("2147483648").__enter__()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("window", "100000", r"window: expected an integer in 1\.\.512, got 100000"),
+        ("stride", "1000000000", r"stride: expected an integer in 1\.\.64, got 1000000000"),
+        ("cell_offset", "NaN", r"cell_offset: expected a number in -28\.\.28, got nan"),
+        ("input_range", "[0, Infinity]", r"input_range: expected a number in 0\.\.1e\+06"),
+        ("input_range", "[1, 1]", r"input_range: expected low < high"),
+        ("fixed_input", "[1, 100000]", r"fixed_input: expected an integer in 1\.\.16384"),
+        ("classifier_cell", "true", r"classifier_cell: expected an integer"),
+        ("test_accuracy", '{"digit_accuracy": NaN}', r"test_accuracy digit_accuracy: expected"),
+        ("classes", '["a", ""]', r"classes: expected names of 1 to 100 characters"),
+        ("classes", "[" + ", ".join(['"a"'] * 2000) + "]", r"classes: expected 2 to 1024 names"),
+        ("background", "11", r"background: expected an integer in 0\.\.10, got 11"),
+    ],
+)
+def test_metadata_out_of_range_is_refused_naming_the_model(key, value, message) -> None:
+    with pytest.raises(ModelContractError, match=rf"^m\.onnx: bad metadata, {message}"):
+        ModelInfo.from_metadata({**GOOD_METADATA, key: value}, source="m.onnx")
+
+
+def test_forged_metadata_in_an_onnx_file_is_one_error_naming_it(tmp_path) -> None:
+    onnx = pytest.importorskip("onnx")
+    path = tiny_onnx(tmp_path / "forged.onnx")
+    model = onnx.load(path)
+    next(prop for prop in model.metadata_props if prop.key == "window").value = "100000"
+    onnx.save(model, path)
+    with pytest.raises(ModelContractError, match=r"forged\.onnx: bad metadata, window: expected"):
+        open_backend(path)
+
+
+@pytest.mark.parametrize("dtype", ["DOUBLE", "UINT8"])
+def test_onnx_inputs_other_than_float32_are_refused(tmp_path, dtype) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    path = tiny_onnx(tmp_path / "typed.onnx")
+    model = onnx.load(path)
+    model.graph.input[0].name = "raw"
+    model.graph.input[0].type.tensor_type.elem_type = getattr(TensorProto, dtype)
+    cast = helper.make_node("Cast", ["raw"], ["image"], to=TensorProto.FLOAT)
+    model.graph.node.insert(0, cast)
+    onnx.save(model, path)
+    shown = {"DOUBLE": "float64", "UINT8": "uint8"}[dtype]
+    with pytest.raises(ModelContractError, match=rf"expected a float32 input, got raw {shown} "):
+        open_backend(path)
+
+
+@pytest.fixture(scope="module")
+def basic(models_dir: Path) -> Path:
+    path = models_dir / "basic.onnx"
+    if not path.is_file():
+        pytest.skip(f"no shipped model at {path}")
+    return path
+
+
+def test_scales_are_bounded_and_tiny_frames_skip_scales_below_one_cell(basic) -> None:
+    for scales in [(0.001,), (1.0, 100.0)]:
+        with pytest.raises(ValueError, match=r"numbers in 0\.05\.\.8, got"):
+            Detector(basic, scales=scales)
+    detector = Detector(basic, scales=(0.5, 1.0))
+    assert detector.scales_for(240, 320) == (0.5, 1.0)
+    assert detector.scales_for(12, 320) == (1.0,)  # 6 px at 0.5: under one 8 px cell
+    assert detector.scales_for(1, 1) == (1.0,)  # none fits: the largest still runs
+    assert Detector(basic, scales=(0.05,)).scales_for(1, 1) == (0.05,)
+    for size in [(1, 1), (1, 200), (12, 12)]:
+        result = detector(np.zeros(size, np.uint8))
+        assert len(result.detections) == 0
+    assert len(Detector(basic, scales=(0.05,))(np.zeros((1, 1), np.uint8)).detections) == 0
+
+
+def test_cli_tiny_images_extreme_scales_and_a_huge_camera_index(tmp_path, basic, capsys):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "dot.png"), np.zeros((1, 1), np.uint8))
+    assert main(["detect", str(folder), "--model", str(basic), "--scales", "0.5,1"]) == 0
+    assert "dot.png: 1x1, no digits" in capsys.readouterr().out
+    for scales in ["0.001", "100"]:
+        assert main(["detect", str(folder), "--model", str(basic), "--scales", scales]) == 2
+        assert capsys.readouterr().err == (
+            f"convdet detect: error: --scales: expected at least 0.05 and at most 8, got {scales}\n"
+        )
+    assert main(["detect", "2147483648", "--model", str(basic)]) == 2
+    assert capsys.readouterr().err == "convdet detect: error: cannot open camera 2147483648\n"
+
+
+def test_cli_refuses_an_oversized_video_in_one_line(tmp_path, mnist, basic, capsys):
+    video = write_video(tmp_path / "clip.avi", mnist, frames=2)
+    assert main(["detect", str(video), "--model", str(basic), "--max-pixels", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "3072 pixels, more than --max-pixels 1000" in err
+
+
+def test_a_frame_failing_in_any_way_is_that_frames_failure(tmp_path, basic, monkeypatch, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((50, 60), np.uint8))
+    cv2.imwrite(str(folder / "b.png"), np.zeros((48, 64), np.uint8))
+    real = Detector.__call__
+
+    def out_of_memory_on_a(self: Detector, frame: np.ndarray):
+        if frame.shape == (50, 60):
+            raise MemoryError
+        return real(self, frame)
+
+    monkeypatch.setattr(Detector, "__call__", out_of_memory_on_a)
+    assert main(["detect", str(folder), "--model", str(basic)]) == 1
+    captured = capsys.readouterr()
+    assert [line for line in captured.err.splitlines() if "a.png" in line] == [
+        f"convdet detect: {folder / 'a.png'}: MemoryError"
+    ]
+    assert "b.png: 64x48, no digits" in captured.out
+    assert "1 image processed; 1 failed" in captured.out
+
+
+def test_a_header_past_the_first_megabyte_is_still_read(tmp_path) -> None:
+    image = np.arange(37 * 53, dtype=np.uint8).reshape(37, 53)
+    ok, encoded = cv2.imencode(".jpg", image)
+    assert ok
+    data = encoded.tobytes()
+    comment = b"x" * 60000  # COM segments (each under 64 KiB) before the frame header
+    padding = (b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment) * 20
+    late = tmp_path / "late.jpg"
+    late.write_bytes(data[:2] + padding + data[2:])
+    assert late.stat().st_size > 1 << 20
+    assert load_image(late).shape[:2] == (37, 53)
+    with pytest.raises(ImageError, match="53x37 is 1961 pixels, more than"):
+        load_image(late, max_pixels=1000)
