@@ -686,8 +686,11 @@ def test_on_a_real_screen_the_window_fits_the_frame_and_closing_it_ends_the_run(
     title = f"convdet {source}"
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        size = wait_for(lambda: window_size(title), "the window")
-        assert size == (expected.shape[1], expected.shape[0])
+        # The window may show OpenCV's default size for a moment before the first frame
+        # sizes it; on a busy machine long enough to be seen, so wait for the frame's size.
+        wanted = (expected.shape[1], expected.shape[0])
+        wait_for(lambda: window_size(title), "the window")
+        wait_for(lambda: window_size(title) == wanted, f"the window at {wanted}", timeout=20)
         wait_for(lambda: out.is_file() and out.read_text(), "a record")
         time.sleep(2)
         assert process.poll() is None, "the run ended before the window was closed"
