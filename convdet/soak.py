@@ -90,7 +90,8 @@ def soak(
             except ValueError:
                 child.kill()
                 raise ValueError(f"stdout line {records + 1} is not JSON: {line!r}") from None
-            if not isinstance(record, dict) or "detections" not in record:
+            # A frame that failed is a record too: it carries "error" instead of detections.
+            if not isinstance(record, dict) or not {"detections", "error"} & record.keys():
                 child.kill()
                 raise ValueError(f"stdout line {records + 1} is not a detection record: {line!r}")
             records += 1

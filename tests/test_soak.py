@@ -55,3 +55,28 @@ def test_rss_is_flat_over_a_looped_video(tmp_path, mnist, models_dir) -> None:
     assert result.records == 600 and len(result.samples) >= 25
     assert len(list((tmp_path / "saved").rglob("*.jpg"))) == 12
     assert result.growth_mib() < 3.0, [sample.rss_mib for sample in result.samples]
+
+
+class FakeDetect:
+    """A stand-in for the `convdet detect` child: its stdout is the given lines."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.stdout, self.pid, self.returncode = iter(lines), 0, 0
+
+    def __enter__(self) -> FakeDetect:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def kill(self) -> None:
+        self.returncode = -9
+
+
+def test_failed_frames_count_as_records_and_other_lines_stop_the_soak(monkeypatch) -> None:
+    lines = ['{"source": "a", "detections": []}\n', '{"source": "a", "error": "bad"}\n']
+    monkeypatch.setattr("convdet.soak.subprocess.Popen", lambda *a, **k: FakeDetect(lines))
+    assert soak("clip.mp4", 1, 1000).records == 2
+    lines.append('{"source": "a"}\n')
+    with pytest.raises(ValueError, match="line 3 is not a detection record"):
+        soak("clip.mp4", 1, 1000)
