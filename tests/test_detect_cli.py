@@ -265,6 +265,8 @@ def test_ctrl_c_on_a_live_source_closes_outputs_and_exits_130(tmp_path, model, m
     camera = StandInCamera(frames=100_000, period=0.002, shape=(48, 64, 3))
     monkeypatch.setattr("runtime.sources.open_capture", lambda target: camera)
     out, saved = tmp_path / "live.jsonl", tmp_path / "saved"
+    # Ctrl-C must raise here even when the suite runs as a background job (which ignores it).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -273,6 +275,7 @@ def test_ctrl_c_on_a_live_source_closes_outputs_and_exits_130(tmp_path, model, m
         )
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert status == 130
     rows = records(out)
     capture = cv2.VideoCapture(str(saved / "camera0.avi"))
@@ -858,6 +861,8 @@ def test_interrupted_mid_batch_leaves_complete_records(tmp_path, mnist, model, s
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # The default Ctrl-C, even when the suite runs as a background job (which ignores it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
