@@ -46,6 +46,15 @@ def models_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def model(models_dir: Path) -> Path:
+    """The smallest shipped detector (basic.onnx): fast enough for CLI and runtime tests."""
+    path = models_dir / "basic.onnx"
+    if not path.is_file():
+        pytest.skip(f"no shipped model at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_run(mnist_npz: Path, tmp_path_factory: pytest.TempPathFactory):
     """A basic detector trained briefly (400 digits, 48 scenes), saved as a `convdet train` run."""
     pytest.importorskip("tensorflow")

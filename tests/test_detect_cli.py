@@ -42,14 +42,6 @@ DETECTION_KEYS = {"class_id", "label", "score", "box"}
 LINE_KEYS = {"text", "box", "detections", "score"}
 
 
-@pytest.fixture(scope="session")
-def model(models_dir: Path) -> Path:
-    path = models_dir / "basic.onnx"
-    if not path.is_file():
-        pytest.skip(f"no shipped model at {path}")
-    return path
-
-
 def records(path: Path) -> list[dict]:
     """Every line of a JSONL file, each checked against the README's JSON Lines schema."""
     return parse_records(path.read_text())

@@ -193,52 +193,44 @@ def test_onnx_inputs_other_than_float32_are_refused(tmp_path, dtype) -> None:
         open_backend(path)
 
 
-@pytest.fixture(scope="module")
-def basic(models_dir: Path) -> Path:
-    path = models_dir / "basic.onnx"
-    if not path.is_file():
-        pytest.skip(f"no shipped model at {path}")
-    return path
-
-
-def test_scales_are_bounded_and_tiny_frames_skip_scales_below_one_cell(basic) -> None:
+def test_scales_are_bounded_and_tiny_frames_skip_scales_below_one_cell(model) -> None:
     for scales in [(0.001,), (1.0, 100.0)]:
         with pytest.raises(ValueError, match=r"numbers in 0\.05\.\.8, got"):
-            Detector(basic, scales=scales)
-    detector = Detector(basic, scales=(0.5, 1.0))
+            Detector(model, scales=scales)
+    detector = Detector(model, scales=(0.5, 1.0))
     assert detector.scales_for(240, 320) == (0.5, 1.0)
     assert detector.scales_for(12, 320) == (1.0,)  # 6 px at 0.5: under one 8 px cell
     assert detector.scales_for(1, 1) == (1.0,)  # none fits: the largest still runs
-    assert Detector(basic, scales=(0.05,)).scales_for(1, 1) == (0.05,)
+    assert Detector(model, scales=(0.05,)).scales_for(1, 1) == (0.05,)
     for size in [(1, 1), (1, 200), (12, 12)]:
         result = detector(np.zeros(size, np.uint8))
         assert len(result.detections) == 0
-    assert len(Detector(basic, scales=(0.05,))(np.zeros((1, 1), np.uint8)).detections) == 0
+    assert len(Detector(model, scales=(0.05,))(np.zeros((1, 1), np.uint8)).detections) == 0
 
 
-def test_cli_tiny_images_extreme_scales_and_a_huge_camera_index(tmp_path, basic, capsys):
+def test_cli_tiny_images_extreme_scales_and_a_huge_camera_index(tmp_path, model, capsys):
     folder = tmp_path / "tiny"
     folder.mkdir()
     cv2.imwrite(str(folder / "dot.png"), np.zeros((1, 1), np.uint8))
-    assert main(["detect", str(folder), "--model", str(basic), "--scales", "0.5,1"]) == 0
+    assert main(["detect", str(folder), "--model", str(model), "--scales", "0.5,1"]) == 0
     assert "dot.png: 1x1, no digits" in capsys.readouterr().out
     for scales in ["0.001", "100"]:
-        assert main(["detect", str(folder), "--model", str(basic), "--scales", scales]) == 2
+        assert main(["detect", str(folder), "--model", str(model), "--scales", scales]) == 2
         assert capsys.readouterr().err == (
             f"convdet detect: error: --scales: expected at least 0.05 and at most 8, got {scales}\n"
         )
-    assert main(["detect", "2147483648", "--model", str(basic)]) == 2
+    assert main(["detect", "2147483648", "--model", str(model)]) == 2
     assert capsys.readouterr().err == "convdet detect: error: cannot open camera 2147483648\n"
 
 
-def test_cli_refuses_an_oversized_video_in_one_line(tmp_path, mnist, basic, capsys):
+def test_cli_refuses_an_oversized_video_in_one_line(tmp_path, mnist, model, capsys):
     video = write_video(tmp_path / "clip.avi", mnist, frames=2)
-    assert main(["detect", str(video), "--model", str(basic), "--max-pixels", "1000"]) == 2
+    assert main(["detect", str(video), "--model", str(model), "--max-pixels", "1000"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "3072 pixels, more than --max-pixels 1000" in err
 
 
-def test_a_frame_failing_in_any_way_is_that_frames_failure(tmp_path, basic, monkeypatch, capsys):
+def test_a_frame_failing_in_any_way_is_that_frames_failure(tmp_path, model, monkeypatch, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
     cv2.imwrite(str(folder / "a.png"), np.zeros((50, 60), np.uint8))
@@ -251,7 +243,7 @@ def test_a_frame_failing_in_any_way_is_that_frames_failure(tmp_path, basic, monk
         return real(self, frame)
 
     monkeypatch.setattr(Detector, "__call__", out_of_memory_on_a)
-    assert main(["detect", str(folder), "--model", str(basic)]) == 1
+    assert main(["detect", str(folder), "--model", str(model)]) == 1
     captured = capsys.readouterr()
     assert [line for line in captured.err.splitlines() if "a.png" in line] == [
         f"convdet detect: {folder / 'a.png'}: MemoryError"
