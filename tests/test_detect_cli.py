@@ -965,3 +965,30 @@ def test_headless_live_stream_flushes_each_record_to_stdout():
     assert rest == b"", "stdout carries something besides records"
     assert process.returncode == 1, stderr
     assert b"0 stopped delivering frames after 2 frames" in stderr
+
+
+SIGTERM_WHILE_LOADING = """
+import os, signal, sys
+import runtime
+
+class Loading:
+    def __init__(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # the service is stopped while the model loads
+
+runtime.Detector = Loading
+from convdet.cli import main
+sys.exit(main(["detect", sys.argv[1], "--json", sys.argv[2]]))
+"""
+
+
+def test_sigterm_while_the_model_loads_ends_like_ctrl_c(tmp_path, mnist):
+    page = tmp_path / "page.png"
+    cv2.imwrite(str(page), digit_page(mnist, 1))
+    child = subprocess.run(
+        [sys.executable, "-c", SIGTERM_WHILE_LOADING, str(page), str(tmp_path / "out.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 130, child.stderr
+    assert child.stderr == "convdet detect: interrupted\n"

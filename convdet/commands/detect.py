@@ -660,7 +660,14 @@ def _detect_all(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run detection on SOURCE; see the module docstring for outputs and exit status."""
+    """Run detection on SOURCE; see the module docstring for outputs and exit status. SIGTERM
+    is Ctrl-C from the start, so a service stopped while the model loads also exits 130."""
+    with _sigterm_as_interrupt():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """`run` with SIGTERM already raising KeyboardInterrupt."""
     _check_options(args)
     from runtime import Detector
     from runtime.sinks import RecordError
@@ -711,7 +718,6 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json == "-" else sys.stdout
     status = 0
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_sigterm_as_interrupt())
         stack.enter_context(quiet_opencv())
         stack.enter_context(source)
         unit = "images" if source.kind == "images" else "frames"
