@@ -50,12 +50,12 @@ def resolve_model(name: str | Path, backend: str = "auto") -> Path:
     path = Path(name)
     if path.exists():
         return path
+    shipped = {model.name: model for model in shipped_models()}  # sorted by name
     if path.name == str(name):
-        shipped = {model.name: model for model in shipped_models()}
         for candidate in _candidate_names(path, backend):
             if candidate in shipped:
                 return shipped[candidate]
-    listed = ", ".join(model.name for model in shipped_models()) or "none"
+    listed = ", ".join(shipped) or "none"
     raise ModelContractError(f"{name}: model file not found (shipped models: {listed})")
 
 

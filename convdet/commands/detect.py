@@ -472,10 +472,9 @@ class Outputs:
         self.hold = 0.0 if source.kind != "images" else (args.wait or math.inf)
         # FPS, latency and dropped frames: on a bar below the frame (covering nothing), shown
         # in the window unless --no-stats, burned into saved frames only with --stats.
-        live = source.kind != "images"
-        self.saved_stats = live and args.stats
+        self.saved_stats = self.live and args.stats
         in_window = self.window is not None and not args.no_stats
-        self.stats = StatsAnnotator(bar=True) if live and (in_window or args.stats) else None
+        self.stats = StatsAnnotator(bar=True) if self.live and (in_window or args.stats) else None
 
     @property
     def annotating(self) -> bool:

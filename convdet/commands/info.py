@@ -28,12 +28,11 @@ def run(args: argparse.Namespace) -> int:
     """Open the model (checking the contract) and print its description; bad models raise
     ModelContractError, which the CLI prints as one line with exit status 2."""
     from runtime.backends import open_backend
-    from runtime.models import resolve_model
 
     if args.model is None:
         return _list_shipped()
-    path = resolve_model(args.model)
-    backend = open_backend(path)
+    backend = open_backend(args.model)  # a path or a shipped name (`resolve_model`)
+    path = backend.path
     size = path.stat().st_size
     print(f"file: {path} ({size:,} bytes, {size / 1024:.1f} KiB)")
     print(f"format: {path.suffix.lstrip('.').lower()}")
