@@ -18,13 +18,17 @@ import numpy as np
 from export.agreement import Agreement, window_agreement
 from export.data import Mnist
 from export.parity import (
+    DETECTION_SEEDS,
     INT8_ACCURACY_DROP,
     PARITY_SIZES,
+    DetectionAgreement,
     ParityRow,
     check_parity,
+    detection_agreement,
     isolated_accuracy,
     parity_scenes,
     runners_for,
+    tolerance_for,
 )
 from export.specs import BACKGROUND, detector_info, get_spec
 from export.to_onnx import classifier_to_onnx, to_onnx
@@ -43,14 +47,17 @@ class ExportReport:
 
     files: list[str]
     parity: list[ParityRow]
+    detections: list[DetectionAgreement]  # each quantized file against the float ONNX model
     digit_accuracy: dict[str, float]  # per file, on test digits read at the centre cell
     window_agreement: Agreement  # detector grid vs sliding-window classifier, 480x640 scene
 
     @property
     def passed(self) -> bool:
-        """All parity rows pass and no file loses more than INT8_ACCURACY_DROP of accuracy."""
+        """All parity rows and detection agreements pass and no file loses more than
+        INT8_ACCURACY_DROP of accuracy."""
         best = max(self.digit_accuracy.values())
-        return all(row.passed for row in self.parity) and all(
+        checks = [*self.parity, *self.detections]
+        return all(check.passed for check in checks) and all(
             best - accuracy <= INT8_ACCURACY_DROP for accuracy in self.digit_accuracy.values()
         )
 
@@ -142,16 +149,27 @@ def export_run(
     def reference(batch: np.ndarray) -> np.ndarray:
         return np.asarray(detector(batch, training=False))
 
-    scenes = parity_scenes(_uint8(data.x_test), data.y_test)
+    test_digits = _uint8(data.x_test)
+    scenes = parity_scenes(test_digits, data.y_test)
     parity = check_parity(reference, runners_for(paths), scenes, BACKGROUND)
+    more_seeds = range(1, DETECTION_SEEDS)
+    detection_scenes = [
+        *scenes,
+        *(scene for seed in more_seeds for scene in parity_scenes(test_digits, data.y_test, seed)),
+    ]
+    detections = [
+        detection_agreement(onnx_path, path, detection_scenes)
+        for path in tflite_paths
+        if tolerance_for(path.name) is None
+    ]
     accuracy = {
         path.name: isolated_accuracy(
-            open_backend(path).run, _uint8(data.x_test), data.y_test, info.classifier_cell
+            open_backend(path).run, test_digits, data.y_test, info.classifier_cell
         )
         for path in paths
     }
     agreement = window_agreement(classifier, detector, scenes[PARITY_SIZES.index((480, 640))], info)
-    report = ExportReport([str(p) for p in paths], parity, accuracy, agreement)
+    report = ExportReport([str(p) for p in paths], parity, detections, accuracy, agreement)
     write_checksums(out_dir)
     (out_dir / f"{name}.export.json").write_text(
         json.dumps(
@@ -160,6 +178,10 @@ def export_run(
                 "calibration_scenes": calibration,
                 "digit_accuracy": accuracy,
                 "parity": [asdict(row) for row in parity],
+                "detection_agreement": [
+                    {**asdict(check), "agreement": round(check.f1, 4), "passed": check.passed}
+                    for check in detections
+                ],
                 "window_agreement": asdict(agreement),
                 "passed": report.passed,
             },

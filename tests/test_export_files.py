@@ -93,6 +93,14 @@ def test_sliding_window_agreement_is_reported(exported):
     assert 0 <= agreement["digit_cells"] <= 1 and 0.5 <= agreement["all_cells"] <= 1
 
 
+def test_int8_detections_are_checked_against_the_float_model(exported):
+    out, report = exported
+    (check,) = report.detections
+    assert check.backend == "litert tiny_int8.tflite" and check.reference > 0
+    (recorded,) = json.loads((out / "tiny.export.json").read_text())["detection_agreement"]
+    assert recorded["matched"] == check.matched and recorded["passed"] == check.passed
+
+
 def test_every_variant_is_measured_on_test_digits(exported):
     _, report = exported
     accuracy = report.digit_accuracy

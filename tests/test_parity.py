@@ -1,10 +1,20 @@
-"""Int8 parity is judged on digit cells pooled over every parity scene, float parity per scene."""
+"""Int8 parity is judged on the detections and on digit cells pooled over every parity scene,
+float parity per scene."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from export.parity import INT8_AGREEMENT, PARITY_MAX_DIGITS, PARITY_SIZES, check_parity
+from export.parity import (
+    INT8_AGREEMENT,
+    INT8_DETECTION_AGREEMENT,
+    PARITY_MAX_DIGITS,
+    PARITY_SIZES,
+    DetectionAgreement,
+    check_parity,
+    detection_agreement,
+    parity_scenes,
+)
 from runtime.scenes import SceneParams, generate_scenes
 
 BACKGROUND = 10
@@ -33,13 +43,13 @@ def test_one_borderline_cell_in_a_small_scene_does_not_fail_int8_when_pooled() -
     def reference(batch: np.ndarray) -> np.ndarray:
         return scores_with_digits(int(batch[0, 0, 0, 0]))
 
-    def int8(batch: np.ndarray) -> np.ndarray:  # one cell of the small scene disagrees (95%)
+    def int8(batch: np.ndarray) -> np.ndarray:  # 3 cells of the small scene disagree (85%)
         cells = int(batch[0, 0, 0, 0])
-        return flip_first(scores_with_digits(cells), 1 if cells == 20 else 0)
+        return flip_first(scores_with_digits(cells), 3 if cells == 20 else 0)
 
     rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND)
-    assert rows[0].digit_cell_agreement == 0.95 < INT8_AGREEMENT
-    assert all(row.passed for row in rows)  # 139 of 140 cells agree: 99.3%
+    assert rows[0].digit_cell_agreement == 0.85 < INT8_AGREEMENT
+    assert all(row.passed for row in rows)  # 137 of 140 cells agree: 97.9%
 
 
 def test_int8_fails_everywhere_when_the_pooled_agreement_is_low() -> None:
@@ -49,7 +59,7 @@ def test_int8_fails_everywhere_when_the_pooled_agreement_is_low() -> None:
         return scores_with_digits(50)
 
     def int8(batch: np.ndarray) -> np.ndarray:
-        return flip_first(scores_with_digits(50), 2)  # 96% in every scene
+        return flip_first(scores_with_digits(50), 6)  # 88% in every scene
 
     rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND)
     assert not any(row.passed for row in rows)
@@ -61,9 +71,9 @@ def test_int8_fails_a_scene_below_its_floor_even_when_the_pool_is_fine() -> None
     def reference(batch: np.ndarray) -> np.ndarray:
         return scores_with_digits(int(batch[0, 0, 0, 0]))
 
-    def int8(batch: np.ndarray) -> np.ndarray:  # the small scene: 8 of 10 (80%); pool 99.4%
+    def int8(batch: np.ndarray) -> np.ndarray:  # the small scene: 7 of 10 (70%); pool 99.0%
         cells = int(batch[0, 0, 0, 0])
-        return flip_first(scores_with_digits(cells), 2 if cells == 10 else 0)
+        return flip_first(scores_with_digits(cells), 3 if cells == 10 else 0)
 
     rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND)
     assert [row.passed for row in rows] == [False, True, True, True]
@@ -94,3 +104,20 @@ def test_large_parity_scenes_hold_enough_digits_to_judge_int8(mnist) -> None:
         (scene,) = generate_scenes(images, labels, params)
         placed += len(scene.truth.classes)
     assert placed >= 80
+
+
+def test_detection_agreement_is_the_dice_of_the_two_sets_against_its_bar() -> None:
+    assert DetectionAgreement("litert m_int8.tflite", 0, 0, 0).f1 == 1.0
+    close = DetectionAgreement("litert m_int8.tflite", 100, 99, 98)  # 196 / 199
+    assert close.f1 > INT8_DETECTION_AGREEMENT and close.passed
+    extra = DetectionAgreement("litert m_int8.tflite", 100, 105, 100)  # 5 false ones: 97.6%
+    assert extra.f1 < INT8_DETECTION_AGREEMENT and not extra.passed
+    assert "FAILED" in DetectionAgreement("litert m_int8.tflite", 100, 90, 90).describe()
+
+
+def test_detection_agreement_tells_a_file_from_a_different_model(mnist, models_dir) -> None:
+    scenes = parity_scenes(mnist["x_test"], mnist["y_test"])[1:4]
+    same = detection_agreement(models_dir / "deep.onnx", models_dir / "deep_fp32.tflite", scenes)
+    assert same.reference > 40 and same.matched == same.reference == same.candidate
+    other = detection_agreement(models_dir / "deep.onnx", models_dir / "basic.onnx", scenes)
+    assert other.reference == same.reference and not other.passed

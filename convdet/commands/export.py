@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
             f"{backend}: digit-cell agreement over all sizes {pooled:.2%} "
             f"(at least {INT8_AGREEMENT:.0%}; each size's ok/FAILED above is this verdict)"
         )
+    for check in report.detections:
+        print(check.describe())
     for file, accuracy in report.digit_accuracy.items():
         print(f"{file}: digit accuracy {accuracy:.2%}")
     agreement = report.window_agreement
