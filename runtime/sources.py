@@ -733,8 +733,11 @@ def resolve_source(
     it names nothing usable. `max_pixels` applies to images and videos (see VideoSource), `loops`
     to video files, `camera_size` (width, height) and `camera_fps` to cameras (see LiveSource).
     `exclude` is the --save folder: a folder, glob or list skips files in it and in its
-    numbered run folders (earlier runs' outputs).
+    numbered run folders (earlier runs' outputs). An empty SOURCE is refused: as a path it
+    would mean the current folder, which the user never named.
     """
+    if not spec:
+        raise SourceError("empty SOURCE ''; name an image, folder, glob, list, video or camera")
     if spec.isdigit() or is_video_device(spec):
         target = int(spec) if spec.isdigit() else spec
         return LiveSource(target, vid_stride=vid_stride, size=camera_size, fps=camera_fps)

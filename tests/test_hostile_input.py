@@ -265,3 +265,18 @@ def test_a_header_past_the_first_megabyte_is_still_read(tmp_path) -> None:
     assert load_image(late).shape[:2] == (37, 53)
     with pytest.raises(ImageError, match="53x37 is 1961 pixels, more than"):
         load_image(late, max_pixels=1000)
+
+
+@pytest.mark.parametrize("sources", [[""], ["page.png", ""]])
+def test_an_empty_source_is_one_line_exit_2_not_the_current_folder(
+    tmp_path, model, monkeypatch, capsys, sources
+):
+    cv2.imwrite(str(tmp_path / "page.png"), np.zeros((48, 64), np.uint8))
+    monkeypatch.chdir(tmp_path)  # without the check, "" ran over this folder and exited 0
+    assert main(["detect", *sources, "--model", str(model)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "convdet detect: error: empty SOURCE ''; name an image, folder, glob, list, video or "
+        "camera\n"
+    )
+    assert captured.out == ""
