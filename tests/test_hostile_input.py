@@ -280,3 +280,13 @@ def test_an_empty_source_is_one_line_exit_2_not_the_current_folder(
         "camera\n"
     )
     assert captured.out == ""
+
+
+def test_threads_beyond_the_bound_are_one_line_exit_2(tmp_path, model, capsys) -> None:
+    cv2.imwrite(str(tmp_path / "page.png"), np.zeros((48, 64), np.uint8))
+    page = str(tmp_path / "page.png")
+    for threads in ["257", "1000000000"]:
+        assert main(["detect", page, "--model", str(model), "--threads", threads]) == 2
+        error = f"--threads: expected at least 1 and at most 256, got {threads}"
+        assert capsys.readouterr().err == f"convdet detect: error: {error}\n"
+    assert main(["detect", page, "--model", str(model), "--threads", "256"]) == 0

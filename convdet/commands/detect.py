@@ -30,6 +30,11 @@ HELP = "detect digits in images, folders, globs, videos, webcams and streams"
 
 BACKEND_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 INVERT_MODES = ("auto", "on", "off")
+# The most inference threads --threads takes: a fixed bound, so a command that works on one
+# machine is not refused on another (more threads than cores is only slower), far above the
+# cores of any board or server this runs on, yet low enough that a typo (--threads 100000)
+# cannot make the engine try to start a hundred thousand threads.
+MAX_THREADS = 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="auto|on|off",
         help="invert frames to light-on-dark: auto detects dark ink on paper",
     )
-    model.add_argument("--threads", metavar="N", help="inference threads (default: runtime's)")
+    model.add_argument(
+        "--threads",
+        metavar="N",
+        help=f"inference threads, 1 to {MAX_THREADS} (default: the runtime's)",
+    )
     inputs = parser.add_argument_group("input")
     inputs.add_argument("--recursive", action="store_true", help="descend into subfolders")
     inputs.add_argument(
@@ -234,7 +243,7 @@ def _check_options(args: argparse.Namespace) -> None:
     args.scales = parse_scales(args.scales)
     args.invert = _choice(args.invert, "--invert", INVERT_MODES)
     args.backend = _choice(args.backend, "--backend", ("auto", *BACKEND_SUFFIXES))
-    args.threads = _number(args.threads, "--threads", int, 1)
+    args.threads = _number(args.threads, "--threads", int, 1, MAX_THREADS)
     args.vid_stride = _number(args.vid_stride, "--vid-stride", int, 1)
     args.loop = _number(args.loop, "--loop", int, 0)
     args.max_pixels = _number(args.max_pixels, "--max-pixels", int, 1)
