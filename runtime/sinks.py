@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import json
 import os
 import struct
@@ -253,13 +254,22 @@ class _OutputFolder:
         return candidate
 
 
+def _temporary_name(name: str) -> str:
+    """The name `_write_image` writes `name` under before renaming it: hidden, the name's first
+    40 characters (at most 160 bytes) and a digest of the whole name, so it stays within the
+    255 bytes a file name may have however long `name` is, and two long names sharing their
+    first characters never share a temporary file."""
+    digest = hashlib.blake2s(os.fsencode(name), digest_size=6).hexdigest()
+    return f".{name[:40]}.{digest}.{os.getpid()}.tmp"
+
+
 def _write_image(path: Path, image: np.ndarray) -> None:
     """Encode by extension and write via a temporary file, so a kill never leaves half an image."""
     ok, encoded = cv2.imencode(path.suffix, image)
     if not ok:
         raise OSError(f"{path}: OpenCV could not encode {path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(_temporary_name(path.name))
     try:
         temporary.write_bytes(encoded.tobytes())
         os.replace(temporary, path)

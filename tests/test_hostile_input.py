@@ -290,3 +290,17 @@ def test_threads_beyond_the_bound_are_one_line_exit_2(tmp_path, model, capsys) -
         error = f"--threads: expected at least 1 and at most 256, got {threads}"
         assert capsys.readouterr().err == f"convdet detect: error: {error}\n"
     assert main(["detect", page, "--model", str(model), "--threads", "256"]) == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["d" * 247 + ".png", "数" * 82 + ".png"], ids=["251-bytes", "250-bytes-utf8"]
+)
+def test_a_name_near_the_255_byte_limit_is_saved(tmp_path, model, capsys, name) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "page.png"), np.zeros((48, 64), np.uint8))
+    (folder / "page.png").rename(folder / name)  # OpenCV's own writer is not the test here
+    out = tmp_path / "out"
+    assert main(["detect", str(folder), "--model", str(model), "--save", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+    assert [path.name for path in out.iterdir()] == [name]  # saved, no temporary file left
