@@ -203,6 +203,8 @@ def run_pipeline(detector: Detector, video: Path, out: Path) -> float:
         VideoSaver(out, fps=VIDEO_FPS, on_error=lambda what, why: errors.append(why)) as saver,
     ):
         for frame in source:
+            if frame.error is not None:  # an empty or cut video
+                raise OSError(f"{video}: {frame.error}")
             image = frame.image
             result = detector(image)
             for annotator in annotators:

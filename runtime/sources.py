@@ -52,6 +52,9 @@ IMAGE_SUFFIXES = frozenset(
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 )
+# Containers whose index declares the frame count (OpenCV estimates it from the duration for
+# the others), so a file that ends before its count is known to be cut.
+COUNTED_VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".m4v", ".mov"})
 LIST_SUFFIXES = frozenset({".txt", ".lst"})
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"})
 # 40 megapixels: any real scan or photo of handwriting, while a forged header cannot make a
@@ -458,6 +461,8 @@ class VideoSource(Source):
     `loops` plays the file that many times (0: endlessly), reopening it for each pass, with
     indices counting on across passes: a demo that never ends, or a long run for soak tests.
     A frame size over `max_pixels` (from the capture's properties) is refused before decoding.
+    A file without a single frame, or one that ends before the frame count its index declares
+    (cut short), ends with an error item saying so.
     """
 
     kind = "video"
@@ -475,6 +480,7 @@ class VideoSource(Source):
         self.name = str(path)
         self.vid_stride = vid_stride
         self.loops = loops
+        self.frame_count = 0  # frames the file declares, 0 when unknown
         self._capture: Any = None
         self._reader: Generator[Frame, None, None] | None = None
 
@@ -498,7 +504,8 @@ class VideoSource(Source):
 
     def __enter__(self) -> VideoSource:
         self._capture = self._open()
-        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)) * self.loops
+        self.frame_count = max(int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+        count = self.frame_count * self.loops
         self.total = -(-count // self.vid_stride) if count > 0 else None
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or None
         return self
@@ -526,10 +533,22 @@ class VideoSource(Source):
                 if index % self.vid_stride == 0:
                     ok, image = self._capture.retrieve()
                     if not ok:
-                        return
+                        break
                     yield Frame(self.name, index, image, None, relpath, self.path)
                 index += 1
-            if index == start:  # nothing to replay: never spin on an empty file
+            # An empty or cut video is a failed input, as an empty or truncated image is in a
+            # batch: an error item, which detect reports in one line, records and counts as
+            # failed (exit status 1), while the frames read before the cut keep their records.
+            read = index - start
+            if not read:  # nothing to replay: never spin on an empty file
+                if not played:
+                    yield Frame(
+                        self.name, None, None, "no frames in this video", relpath, self.path
+                    )
+                return
+            if read < self.frame_count and self.path.suffix.lower() in COUNTED_VIDEO_SUFFIXES:
+                cut = f"ended after {read} of {self.frame_count} frames, the file is cut"
+                yield Frame(self.name, index, None, cut, relpath, self.path)
                 return
 
 

@@ -4,7 +4,9 @@ gigabytes of memory, and a batch goes on past them."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -304,3 +306,35 @@ def test_a_name_near_the_255_byte_limit_is_saved(tmp_path, model, capsys, name) 
     assert main(["detect", str(folder), "--model", str(model), "--save", str(out)]) == 0
     assert capsys.readouterr().err == ""
     assert [path.name for path in out.iterdir()] == [name]  # saved, no temporary file left
+
+
+def test_a_video_without_frames_is_a_failed_input(tmp_path, mnist, model, capsys) -> None:
+    video = write_video(tmp_path / "empty.avi", mnist, frames=0)
+    out = tmp_path / "out.jsonl"
+    assert main(["detect", str(video), "--model", str(model), "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"convdet detect: {video}: no frames in this video\n"
+    assert captured.out.startswith("0 frames processed; 1 failed;")
+    record = json.loads(out.read_text(encoding="utf-8"))
+    assert (record["frame"], record["error"]) == (None, "no frames in this video")
+
+
+def test_a_cut_video_keeps_its_frames_and_is_reported(tmp_path, mnist, model, capsys) -> None:
+    whole = write_video(tmp_path / "whole.avi", mnist, frames=20).read_bytes()
+    video = tmp_path / "cut.avi"
+    video.write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "out.jsonl"
+    assert main(["detect", str(video), "--model", str(model), "--json", str(out)]) == 1
+    err = capsys.readouterr().err
+    read = re.fullmatch(
+        rf"convdet detect: {re.escape(str(video))}: ended after (\d+) of 20 "
+        r"frames, the file is cut\n",
+        err,
+    )
+    assert read is not None, err
+    frames = int(read.group(1))
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert 0 < frames < 20 and [row["frame"] for row in rows] == list(range(frames + 1))
+    assert [row.get("error") for row in rows] == [None] * frames + [err.split(": ")[-1][:-1]]
+    with resolve_source(str(write_video(tmp_path / "clip.avi", mnist, frames=3))) as source:
+        assert [frame.error for frame in source] == [None] * 3  # a whole file is no failure
