@@ -425,7 +425,8 @@ def read_ahead(items: Iterable[T], depth: int = READ_AHEAD) -> Generator[T, None
 
 
 class ImageBatch(Source):
-    """Image files decoded ahead of inference; unreadable files become error items."""
+    """Image files decoded ahead of inference; unreadable files become error items, and so do
+    the `unlisted` entries of `files` (subfolders that could not be listed, path -> why)."""
 
     kind = "images"
 
@@ -436,15 +437,19 @@ class ImageBatch(Source):
         name: str = "",
         max_pixels: int = DEFAULT_MAX_PIXELS,
         workers: int = 4,
+        unlisted: dict[Path, str] | None = None,
     ) -> None:
         self.files = files
         self.name = name
         self.total = len(files)
         self.max_pixels = max_pixels
         self.workers = workers
+        self.unlisted = unlisted or {}
 
     def _read(self, file: tuple[Path, PurePath]) -> Frame:
         path, relpath = file
+        if path in self.unlisted:
+            return Frame(str(path), None, None, self.unlisted[path], relpath, path)
         try:
             image = load_image(path, self.max_pixels)
         except (ImageError, MemoryError) as error:
@@ -698,14 +703,31 @@ class LiveSource(Source):
 # --- resolving SOURCE --------------------------------------------------------------------
 
 
-def folder_files(folder: Path, *, recursive: bool = False) -> list[tuple[Path, PurePath]]:
-    """Image files in `folder` (and below with `recursive`), sorted."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        (path, path.relative_to(folder))
-        for path in candidates
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-    )
+def folder_files(
+    folder: Path, *, recursive: bool = False
+) -> tuple[list[tuple[Path, PurePath]], dict[Path, str]]:
+    """Image files in `folder` (and below with `recursive`, not following links to folders),
+    sorted, and the subfolders that could not be listed, each with why: a batch takes them
+    among its files as failures, so images skipped for want of permission are never silent.
+    OSError when `folder` itself cannot be listed."""
+    unlisted: dict[Path, str] = {}
+
+    def refused(error: OSError) -> None:
+        if Path(error.filename) == folder:
+            raise error
+        why = error.strerror or str(error)
+        unlisted[Path(error.filename)] = f"cannot list this folder ({why}); its images are skipped"
+
+    if recursive:
+        walk = os.walk(folder, onerror=refused)
+        candidates: Iterable[Path] = (Path(root, name) for root, _, names in walk for name in names)
+    else:
+        candidates = folder.iterdir()
+    images = [
+        path for path in candidates if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    ]
+    files = sorted((path, path.relative_to(folder)) for path in [*images, *unlisted])
+    return files, unlisted
 
 
 def glob_files(pattern: str) -> list[tuple[Path, PurePath]]:
@@ -765,8 +787,9 @@ def resolve_source(
     path = Path(spec)
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSource(path, vid_stride=vid_stride, loops=loops, max_pixels=max_pixels)
+    unlisted: dict[Path, str] = {}
     if path.is_dir():
-        files = folder_files(path, recursive=recursive)
+        files, unlisted = folder_files(path, recursive=recursive)
         hint = "" if recursive else " (use --recursive to look in subfolders)"
     elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
         files, hint = listed_files(path), ""
@@ -785,7 +808,7 @@ def resolve_source(
         files = kept
     if not files:
         raise SourceError(f"no images in {spec}{hint}")
-    return ImageBatch(files, name=spec, max_pixels=max_pixels, workers=workers)
+    return ImageBatch(files, name=spec, max_pixels=max_pixels, workers=workers, unlisted=unlisted)
 
 
 def resolve_sources(specs: Sequence[str], **options: Any) -> Source:
@@ -811,4 +834,5 @@ def resolve_sources(specs: Sequence[str], **options: Any) -> Source:
         name=" ".join(specs),
         max_pixels=batches[0].max_pixels,
         workers=batches[0].workers,
+        unlisted={path: why for batch in batches for path, why in batch.unlisted.items()},
     )

@@ -338,3 +338,35 @@ def test_a_cut_video_keeps_its_frames_and_is_reported(tmp_path, mnist, model, ca
     assert [row.get("error") for row in rows] == [None] * frames + [err.split(": ")[-1][:-1]]
     with resolve_source(str(write_video(tmp_path / "clip.avi", mnist, frames=3))) as source:
         assert [frame.error for frame in source] == [None] * 3  # a whole file is no failure
+
+
+def test_an_unlistable_subfolder_is_reported_once_and_counted_failed(
+    tmp_path, model, monkeypatch, capsys
+) -> None:
+    folder = tmp_path / "scans"
+    locked = folder / "locked"
+    locked.mkdir(parents=True)
+    for path in [folder / "a.png", locked / "b.png", folder / "z.png"]:
+        cv2.imwrite(str(path), np.zeros((48, 64), np.uint8))
+    real = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        # chmod 000 does not stop root, so the refusal is made here
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    out = tmp_path / "out.jsonl"
+    command = ["detect", str(folder), "--recursive", "--model", str(model), "--json", str(out)]
+    assert main(command) == 1
+    captured = capsys.readouterr()
+    why = "cannot list this folder (Permission denied); its images are skipped"
+    assert captured.err == f"convdet detect: {locked}: {why}\n"
+    assert captured.out.startswith("2 images processed; 1 failed;")
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(row["source"], row.get("error")) for row in rows] == [
+        (str(folder / "a.png"), None),
+        (str(locked), why),
+        (str(folder / "z.png"), None),
+    ]
