@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from runtime.detector import Result
+from runtime.preprocess import white_level
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # Ten saturated colours for the digits (RGB hex), at least 25 apart in CIE Lab (ΔE76) so no
@@ -59,8 +60,9 @@ def label_ink(background: Sequence[int]) -> tuple[int, int, int]:
 def as_bgr(frame: np.ndarray) -> np.ndarray:
     """`frame` itself if it is BGR uint8, else a BGR uint8 copy (gray, BGRA, uint16, float)."""
     if frame.dtype != np.uint8:
-        if frame.dtype == np.uint16:
-            frame = (frame >> 8).astype(np.uint8)
+        if frame.dtype == np.uint16:  # by the depth its data uses, as the detector reads it
+            colour = frame[..., :3] if frame.ndim == 3 and frame.shape[2] == 4 else frame
+            frame = cv2.convertScaleAbs(frame, alpha=255 / white_level(colour))
         else:
             scale = 255.0 if frame.size and float(frame.max()) <= 1.0 else 1.0
             frame = np.clip(frame * scale, 0, 255).astype(np.uint8)

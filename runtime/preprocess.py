@@ -1,8 +1,9 @@
 """Frames as OpenCV gives them -> the model's input: gray float32 in the model's polarity and range.
 
-Steps: gray 0..1 (any of BGR/BGRA/gray, uint8/uint16/float) -> polarity (the model's, from its
-metadata; `invert` "auto" decides per frame) -> optional lighting normalization -> resize by a
-scale -> pad bottom/right to a multiple of the model's stride with the background value 0.
+Steps: gray 0..1 (any of BGR/BGRA/gray, uint8/uint16/float; uint16 by the depth its data uses)
+-> polarity (the model's, from its metadata; `invert` "auto" decides per frame) -> optional
+lighting normalization -> resize by a scale -> pad bottom/right to a multiple of the model's
+stride with the background value 0.
 """
 
 from __future__ import annotations
@@ -23,11 +24,23 @@ _MIN_INK = 0.4
 
 # uint8 gray k -> k / 255 in float32, computed as `_unit_range` computes it.
 _UNIT = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
+# Bits of the samples a 16-bit image may hold: cameras and scanners store 10, 12 or 14-bit data
+# (some tools 8-bit data) in the low bits of 16, so 65535 is white only for data that uses 16.
+DATA_DEPTHS = (8, 10, 12, 14, 16)
+
+
+def white_level(image: np.ndarray) -> int:
+    """The white of a uint16 image: 2**bits - 1 for the fewest DATA_DEPTHS bits that hold its
+    brightest sample, so 12-bit data (0..4095) reads as its 8-bit version does, not 16 times
+    darker (the file says 16 bits either way)."""
+    peak = int(image.max())
+    return next((1 << bits) - 1 for bits in DATA_DEPTHS if peak < 1 << bits)
 
 
 def _single_channel(frame: np.ndarray) -> np.ndarray:
-    """Check a frame OpenCV gives and return its gray (H, W) image in the frame's own dtype
-    (float64 as float32); ValueError naming what is wrong."""
+    """Check a frame OpenCV gives and return its gray (H, W) image: uint8 as it is, uint16 as
+    float32 in 0..1 of its `white_level` (judged on its colour channels), float64 as float32;
+    ValueError naming what is wrong."""
     if not isinstance(frame, np.ndarray):
         raise ValueError(f"frame: expected a numpy array, got {type(frame).__name__}")
     channels = 1 if frame.ndim == 2 else frame.shape[2] if frame.ndim == 3 else None
@@ -39,7 +52,11 @@ def _single_channel(frame: np.ndarray) -> np.ndarray:
         raise ValueError(f"frame: expected a non-empty image, got shape {frame.shape}")
     if frame.dtype not in (np.uint8, np.uint16) and not np.issubdtype(frame.dtype, np.floating):
         raise ValueError(f"frame: expected dtype uint8, uint16 or float, got {frame.dtype}")
-    image = frame.astype(np.float32, copy=False) if frame.dtype == np.float64 else frame
+    if frame.dtype == np.uint16:
+        colour = frame[..., :3] if channels == 4 else frame  # an opaque alpha is 65535
+        image = frame.astype(np.float32) * np.float32(1 / white_level(colour))
+    else:
+        image = frame.astype(np.float32, copy=False) if frame.dtype == np.float64 else frame
     if channels == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     elif channels == 4:
@@ -48,11 +65,9 @@ def _single_channel(frame: np.ndarray) -> np.ndarray:
 
 
 def _unit_range(image: np.ndarray) -> np.ndarray:
-    """A single-channel uint8, uint16 or float32 image as float32 in 0..1."""
+    """A single-channel uint8 or float32 image (as `_single_channel` gives) as float32 in 0..1."""
     if image.dtype == np.uint8:
         return image.astype(np.float32) * np.float32(1 / 255)
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) * np.float32(1 / 65535)
     gray = np.nan_to_num(image.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
     if gray.max() > 1.0:
         gray *= np.float32(1 / 255)
@@ -61,7 +76,8 @@ def _unit_range(image: np.ndarray) -> np.ndarray:
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
     """Any frame OpenCV gives (HxW, HxWx1, HxWx3 BGR, HxWx4 BGRA; uint8, uint16 or float) as a
-    float32 HxW image in 0..1. Float frames are taken as 0..1, or 0..255 if their max exceeds 1."""
+    float32 HxW image in 0..1. uint16 frames are scaled by their `white_level`; float frames are
+    taken as 0..1, or 0..255 if their max exceeds 1."""
     return _unit_range(_single_channel(frame))
 
 

@@ -17,9 +17,11 @@ import cv2
 import numpy as np
 import pytest
 from test_backends import tiny_onnx
+from test_preprocess import mnist_scene
 from test_sources import png_chunk, write_video
 
 from convdet.cli import main
+from runtime.annotate import as_bgr
 from runtime.backends import open_backend
 from runtime.detector import Detector
 from runtime.modelinfo import ModelContractError, ModelInfo
@@ -370,3 +372,24 @@ def test_an_unlistable_subfolder_is_reported_once_and_counted_failed(
         (str(locked), why),
         (str(folder / "z.png"), None),
     ]
+
+
+def test_12_bit_data_in_16_bit_files_detects_as_its_8_bit_version(tmp_path, mnist, model, capsys):
+    page = 255 - mnist_scene(mnist["x_test"][4:8])  # dark ink on paper, 8-bit
+    twelve = ((page.astype(np.uint32) * 4095 + 127) // 255).astype(np.uint16)  # 0..4095
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a8.png"), page)
+    cv2.imwrite(str(folder / "b12.png"), twelve)
+    cv2.imwrite(str(folder / "c12.tif"), twelve)
+    out = tmp_path / "out.jsonl"
+    assert main(["detect", str(folder), "--model", str(model), "--json", str(out)]) == 0
+    found = [
+        [(d["label"], d["box"], round(d["score"], 2)) for d in json.loads(line)["detections"]]
+        for line in out.read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(found[0]) == 3 and found[1] == found[0] and found[2] == found[0]
+    drawn = as_bgr(twelve).astype(int) - cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
+    assert np.abs(drawn).max() <= 1  # annotated frames show 12-bit data as bright too
+    full = as_bgr(page.astype(np.uint16) * 257)  # data using all 16 bits: 65535 is white
+    np.testing.assert_array_equal(full, cv2.cvtColor(page, cv2.COLOR_GRAY2BGR))
