@@ -39,8 +39,8 @@ def white_level(image: np.ndarray) -> int:
 
 def _single_channel(frame: np.ndarray) -> np.ndarray:
     """Check a frame OpenCV gives and return its gray (H, W) image: uint8 as it is, uint16 as
-    float32 in 0..1 of its `white_level` (judged on its colour channels), float64 as float32;
-    ValueError naming what is wrong."""
+    float32 in 0..1 of its `white_level` (judged on its colour channels), any other float
+    (float16, float64) as float32, which OpenCV converts; ValueError naming what is wrong."""
     if not isinstance(frame, np.ndarray):
         raise ValueError(f"frame: expected a numpy array, got {type(frame).__name__}")
     channels = 1 if frame.ndim == 2 else frame.shape[2] if frame.ndim == 3 else None
@@ -56,7 +56,7 @@ def _single_channel(frame: np.ndarray) -> np.ndarray:
         colour = frame[..., :3] if channels == 4 else frame  # an opaque alpha is 65535
         image = frame.astype(np.float32) * np.float32(1 / white_level(colour))
     else:
-        image = frame.astype(np.float32, copy=False) if frame.dtype == np.float64 else frame
+        image = frame if frame.dtype == np.uint8 else frame.astype(np.float32, copy=False)
     if channels == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     elif channels == 4:

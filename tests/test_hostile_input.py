@@ -393,3 +393,17 @@ def test_12_bit_data_in_16_bit_files_detects_as_its_8_bit_version(tmp_path, mnis
     assert np.abs(drawn).max() <= 1  # annotated frames show 12-bit data as bright too
     full = as_bgr(page.astype(np.uint16) * 257)  # data using all 16 bits: 65535 is white
     np.testing.assert_array_equal(full, cv2.cvtColor(page, cv2.COLOR_GRAY2BGR))
+
+
+def test_float16_frames_detect_as_float32_and_nan_scales_are_refused(mnist, model) -> None:
+    page = cv2.cvtColor(255 - mnist_scene(mnist["x_test"][:4]), cv2.COLOR_GRAY2BGR)
+    detector = Detector(model)
+    expected = detector(page.astype(np.float32) / 255).detections
+    assert len(expected) > 0
+    for frame in [page.astype(np.float16) / 255, page[..., 0].astype(np.float16) / 255]:
+        found = detector(frame).detections
+        np.testing.assert_array_equal(found.class_id, expected.class_id)
+        np.testing.assert_allclose(found.xyxy, expected.xyxy, atol=1.0)
+    for scales in [[float("nan")], (1.0, float("nan"))]:
+        with pytest.raises(ValueError, match=r"^scales: expected 'auto' or one or more numbers"):
+            Detector(model, scales=scales)
