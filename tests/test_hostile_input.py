@@ -407,3 +407,34 @@ def test_float16_frames_detect_as_float32_and_nan_scales_are_refused(mnist, mode
     for scales in [[float("nan")], (1.0, float("nan"))]:
         with pytest.raises(ValueError, match=r"^scales: expected 'auto' or one or more numbers"):
             Detector(model, scales=scales)
+
+
+@pytest.mark.parametrize("where", ["record", "drawing"])
+def test_after_ctrl_c_the_summary_counts_the_records_written(
+    tmp_path, model, monkeypatch, capsys, where
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(5):
+        cv2.imwrite(str(folder / f"{index}.png"), np.zeros((48, 64), np.uint8))
+    from runtime import BoxAnnotator
+    from runtime.sinks import JsonlSink
+
+    # Ctrl-C lands in the third image's record write, or after it, while its frame is drawn
+    target, name = (JsonlSink, "write") if where == "record" else (BoxAnnotator, "annotate")
+    real, calls = getattr(target, name), []
+
+    def interrupted(self: object, *args: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, *args)
+
+    monkeypatch.setattr(target, name, interrupted)
+    out = tmp_path / "out.jsonl"
+    command = ["detect", str(folder), "--model", str(model), "--json", str(out)]
+    assert main([*command, "--save", str(tmp_path / "saved"), "--io-threads", "0"]) == 130
+    written = len(out.read_text(encoding="utf-8").splitlines())
+    assert written == (2 if where == "record" else 3)
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.startswith(f"{written} images processed;"), summary

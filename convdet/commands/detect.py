@@ -401,7 +401,8 @@ def _describe(counts: Counter[str]) -> str:
 
 
 class Outputs:
-    """The sinks of one run, entered on `stack`; `handle` sends one result to all of them."""
+    """The sinks of one run, entered on `stack`: `record` writes a result's record, `draw`
+    saves and shows its annotated frame."""
 
     def __init__(
         self,
@@ -505,8 +506,8 @@ class Outputs:
 
         self._write(failure_record(frame.source, frame.index, error))
 
-    def handle(self, frame: Any, result: Any, processed: int) -> bool:
-        """Write, save and show one result; False when the user closed the window."""
+    def record(self, frame: Any, result: Any) -> None:
+        """Write one result's record to --json, if given."""
         from runtime.sinks import detection_record
 
         self._write(
@@ -519,6 +520,10 @@ class Outputs:
                 result.lines,
             )
         )
+
+    def draw(self, frame: Any, result: Any, processed: int) -> bool:
+        """Save and show one result's annotated frame (the `processed`-th, from 0); False when
+        the user closed the window."""
         if not self.annotating:
             return True
         image = frame.image
@@ -645,7 +650,8 @@ def _detect_all(
     source: Any, detector: Any, outputs: Outputs, reporter: Reporter, lines: bool
 ) -> None:
     """The main loop: every frame through the detector and the outputs; a frame is counted
-    once its record is written, so the summary never counts a record that is not there."""
+    as soon as its record is written, before it is drawn, so a run stopped at any point (Ctrl-C,
+    SIGTERM) counts the records that are there: none that is not, and none left out."""
     for frame in source:
         error = frame.error
         if error is None:
@@ -660,9 +666,10 @@ def _detect_all(
             name = frame.source if frame.index is None else f"{frame.source}#{frame.index}"
             labels = [detector.labels[i] for i in result.detections.class_id]
             texts = [line.text for line in result.lines]
-            going = outputs.handle(frame, result, reporter.processed)
+            processed = reporter.processed
+            outputs.record(frame, result)
             reporter.detected(name, labels, texts, frame.image.shape[:2], lines)
-            if not going:
+            if not outputs.draw(frame, result, processed):
                 return
         reporter.step()
 
