@@ -6,7 +6,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,29 @@ class Result:
     inverted: bool
     timings: dict[str, float] = field(default_factory=dict)
     lines: tuple[Line, ...] = ()
+
+    def only(self, classes: Sequence[int]) -> Result:
+        """This result restricted to the digit `classes` (e.g. `convdet detect --classes`): the
+        other detections dropped and `lines` read again from those kept (so their indices point
+        into the kept detections), the other digits' cells made background in `cell_class`
+        and in `scores` (their probability added to background's), so that every drawing,
+        the heat map too, shows the kept classes alone."""
+        kept = np.isin(self.detections.class_id, classes)
+        detections = self.detections[kept]
+        dropped = np.ones(self.scores.shape[-1], bool)
+        dropped[list(classes)] = False
+        dropped[self.background] = False
+        scores = self.scores.copy()
+        scores[..., self.background] += scores[..., dropped].sum(axis=-1)
+        scores[..., dropped] = 0.0
+        cell_class = np.where(dropped[self.cell_class], self.background, self.cell_class)
+        return replace(
+            self,
+            scores=scores,
+            cell_class=cell_class,
+            detections=detections,
+            lines=read_lines(detections, self.labels),
+        )
 
 
 # The default pyramid keeps halving the frame while its shorter side keeps this many pixels:

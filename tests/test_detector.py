@@ -325,3 +325,19 @@ def test_detector_takes_shipped_names_with_or_without_extension(models_dir, name
     if expected.endswith(".tflite"):
         pytest.importorskip("ai_edge_litert")
     assert Detector(name).model_path == models_dir / expected
+
+
+def test_a_result_kept_to_some_classes_drops_the_others_everywhere(detector, mnist) -> None:
+    page = np.zeros((64, 160), np.uint8)
+    for position in range(4):  # test digits 7, 2, 1, 0
+        page[18:46, 8 + 38 * position : 36 + 38 * position] = mnist["x_test"][position]
+    result = detector(page)
+    assert {7, 2} <= set(result.detections.class_id.tolist())
+    kept = result.only((7,))
+    assert kept.detections.class_id.tolist() == [7] * int((result.detections.class_id == 7).sum())
+    assert [line.text for line in kept.lines] == ["7" * len(kept.detections)]
+    assert set(np.unique(kept.cell_class)) <= {7, result.background}
+    assert (kept.cell_class == 7).sum() == (result.cell_class == 7).sum()
+    np.testing.assert_allclose(kept.scores.sum(axis=-1), result.scores.sum(axis=-1), atol=1e-5)
+    assert not kept.scores[..., [c for c in range(10) if c != 7]].any()
+    np.testing.assert_array_equal(kept.scores[..., 7], result.scores[..., 7])

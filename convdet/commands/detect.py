@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, TextIO
@@ -67,6 +67,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=str(DEFAULT_CONF),
         metavar="X",
         help=f"minimum digit probability of a grid cell (default: {DEFAULT_CONF})",
+    )
+    model.add_argument(
+        "--classes",
+        metavar="LIST",
+        help="comma-separated labels or class ids of the model's digit classes, e.g. 3,7: "
+        "only their detections go to every output (records, drawing, the files --save "
+        "writes, the summary); `lines` are read after this filter, from the kept digits "
+        "alone, so each line's detection indices point into the record's detections and its "
+        "text holds only these classes (a string broken by a left-out digit may read as two lines; "
+        "run without --classes to read whole strings) (default: all classes)",
     )
     model.add_argument(
         "--scales",
@@ -235,6 +245,32 @@ def parse_scales(text: str) -> tuple[float, ...] | None:
         return None
     parts = [part for part in text.split(",") if part.strip()] or [""]
     return tuple(_number(part, "--scales", float, MIN_SCALE, MAX_SCALE) for part in parts)
+
+
+def parse_classes(
+    text: str | None, labels: Sequence[str], background: int
+) -> tuple[int, ...] | None:
+    """'3,7' -> the class ids (a label first, else an id) of the model's digit classes, or None
+    when not given (all classes); CommandError for an unknown class or the background."""
+    if text is None:
+        return None
+    classes = []
+    for part in (part.strip() for part in text.split(",")):
+        if not part:
+            continue
+        if part in labels:
+            class_id = labels.index(part)
+        elif part.isdigit() and int(part) < len(labels):
+            class_id = int(part)
+        else:
+            digits = ", ".join(label for i, label in enumerate(labels) if i != background)
+            raise CommandError(f"--classes: no class {part!r} in this model (it has {digits})")
+        if class_id == background:
+            raise CommandError(f"--classes: {part!r} is the background class, not a digit")
+        classes.append(class_id)
+    if not classes:
+        raise CommandError(f"--classes: expected labels or class ids, got {text!r}")
+    return tuple(dict.fromkeys(classes))
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -647,9 +683,15 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _detect_all(
-    source: Any, detector: Any, outputs: Outputs, reporter: Reporter, lines: bool
+    source: Any,
+    detector: Any,
+    outputs: Outputs,
+    reporter: Reporter,
+    lines: bool,
+    classes: tuple[int, ...] | None,
 ) -> None:
-    """The main loop: every frame through the detector and the outputs; a frame is counted
+    """The main loop: every frame through the detector (its result kept to `classes`, if
+    given) and the outputs; a frame is counted
     as soon as its record is written, before it is drawn, so a run stopped at any point (Ctrl-C,
     SIGTERM) counts the records that are there: none that is not, and none left out."""
     for frame in source:
@@ -657,6 +699,8 @@ def _detect_all(
         if error is None:
             try:
                 result = detector(frame.image)
+                if classes is not None:
+                    result = result.only(classes)
             except Exception as refused:  # any failure is this frame's: counted, run goes on
                 error = str(refused) or type(refused).__name__
         if error is not None:
@@ -729,6 +773,7 @@ def _run(args: argparse.Namespace) -> int:
         invert=args.invert,
         threads=args.threads,
     )
+    classes = parse_classes(args.classes, detector.labels, detector.info.background)
     lines = args.json is None and save is None and not args.show
     out = sys.stderr if args.json == "-" else sys.stdout
     status = 0
@@ -742,7 +787,7 @@ def _run(args: argparse.Namespace) -> int:
             with contextlib.ExitStack() as sinks:
                 outputs = Outputs(args, targets, source, detector, reporter, sinks)
                 opened = True
-                _detect_all(source, detector, outputs, reporter, lines)
+                _detect_all(source, detector, outputs, reporter, lines, classes)
         except (StreamStopped, RecordError) as error:  # the run stops; what was written stays
             reporter.message(str(error))
             status = 1
