@@ -13,6 +13,7 @@ ONNX Runtime only for `.onnx` models.
 from runtime.annotate import (
     BoxAnnotator,
     GridAnnotator,
+    HeatmapAnnotator,
     LegendAnnotator,
     LinesAnnotator,
     StatsAnnotator,
@@ -34,6 +35,7 @@ __all__ = [
     "GridAnnotator",
     "GridGeometry",
     "Grouping",
+    "HeatmapAnnotator",
     "LegendAnnotator",
     "Line",
     "LinesAnnotator",

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from runtime.detector import Result
+from runtime.grid import digit_score
 from runtime.preprocess import white_level
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -163,6 +164,35 @@ class GridAnnotator:
             edges = (row_edge[:, None] | col_edge[None, :]).astype(np.uint8) * 255
             self._layout = (key, (row_of, col_of, edges))
         return self._layout[1]
+
+
+class HeatmapAnnotator(GridAnnotator):
+    """The seed's heat map: each cell's most likely digit's colour (`class_colors`) blended
+    over its tile, laid out as GridAnnotator's, weighted by the cell's digit score
+    (1 - P(background)) times `alpha`, so background stays the frame and the surer a cell is
+    of a digit, the stronger its colour shows (at most `alpha`, so the ink stays visible)."""
+
+    def __init__(self, alpha: float = 0.6) -> None:
+        super().__init__(alpha=alpha, edges=False)
+
+    def annotate(self, frame: np.ndarray, result: Result) -> np.ndarray:
+        """Blend the heat map of `result` (first scale) over `frame`."""
+        frame = as_bgr(frame)
+        height, width = frame.shape[:2]
+        rows, cols = result.cell_class.shape
+        row_of, col_of, _ = self._pixel_layout(height, width, rows, cols, result)
+        digits = np.delete(np.arange(len(result.labels)), result.background)
+        best = digits[result.scores[..., digits].argmax(axis=-1)]
+        # One extra row/column of weight 0 stands for pixels outside the grid (index -1).
+        colours = np.zeros((rows + 1, cols + 1, 3), np.float32)
+        colours[:rows, :cols] = class_colors(len(result.labels))[best]
+        weights = np.zeros((rows + 1, cols + 1, 1), np.float32)
+        weights[:rows, :cols, 0] = self.alpha * digit_score(result.scores, result.background)
+        colour = colours.take(row_of, axis=0).take(col_of, axis=1)
+        weight = weights.take(row_of, axis=0).take(col_of, axis=1)
+        pixels = frame.astype(np.float32)
+        frame[:] = np.rint(pixels + (colour - pixels) * weight).astype(np.uint8)
+        return frame
 
 
 class BoxAnnotator:

@@ -14,6 +14,7 @@ from runtime.annotate import (
     PANEL_COLOR,
     BoxAnnotator,
     GridAnnotator,
+    HeatmapAnnotator,
     LegendAnnotator,
     LinesAnnotator,
     StatsAnnotator,
@@ -127,6 +128,28 @@ def test_grid_faint_background_and_scale() -> None:
     out = GridAnnotator(edges=False).annotate(frame((60, 80)), half)
     # At scale 2 the tiles are 4 px: cell (4, 5) covers y 16..19, x 20..23.
     assert (out[16:20, 20:24] != 60).any(axis=2).all() and (out[16:20, 16:20] == 60).all()
+
+
+def test_heatmap_weights_each_cells_digit_colour_by_its_digit_score() -> None:
+    """A sure digit cell shows its class colour at `alpha`, an unsure one (P(background) 0.75,
+    the rest on 9) a quarter of that in 9's colour, even below --conf; background stays the
+    frame exactly, never tinted by the background class's grey."""
+    result = synthetic_result()
+    scores = result.scores.copy()
+    scores[4, 8, BACKGROUND], scores[4, 8, 9] = 0.75, 0.25  # cell (4, 8): pixels x 64..71
+    result = Result(**{**result.__dict__, "scores": scores})
+    out = HeatmapAnnotator(alpha=0.6).annotate(frame(), result)
+    colors = class_colors(11).astype(float)
+    sure = out[33:40, 41:48].reshape(-1, 3)
+    np.testing.assert_allclose(
+        sure, np.broadcast_to(60 + (colors[3] - 60) * 0.6, sure.shape), atol=1
+    )
+    unsure = out[33:40, 65:72].reshape(-1, 3)
+    expected = 60 + (colors[9] - 60) * 0.6 * 0.25
+    np.testing.assert_allclose(unsure, np.broadcast_to(expected, unsure.shape), atol=1)
+    untouched = np.ones(out.shape[:2], bool)
+    untouched[32:40, 40:56] = untouched[32:40, 64:72] = untouched[72:80, 112:120] = False
+    assert (out[untouched] == 60).all()
 
 
 def test_annotators_convert_gray_and_float_frames() -> None:

@@ -1,5 +1,5 @@
-"""`convdet detect` outputs users of other detectors expect: --classes, --save-crop, --save-txt,
---coco and --grid heatmap, each checked end to end on the shipped basic model.
+"""`convdet detect` options users of other detectors expect: --classes and --grid heatmap,
+each checked end to end on the shipped basic model.
 
 No assertion depends on a training run's scores: the page's four digits are ones the basic
 model finds (checked by the unfiltered run each test compares with).
@@ -61,6 +61,24 @@ def test_classes_drawing_shows_the_kept_classes_alone(tmp_path, page, model):
     assert not changed[:, 76:132].any()  # the 2 (columns 76-104) and the gap after it
 
 
+def test_grid_modes_and_no_grid_as_grid_off(tmp_path, page, model):
+    saved = {}
+    for name, options in {
+        "cells": [],
+        "heatmap": ["--grid", "heatmap"],
+        "off": ["--grid", "off"],
+        "no-grid": ["--no-grid"],
+    }.items():
+        assert detect(page, model, "--no-legend", *options, "--save", str(tmp_path / name)) == 0
+        saved[name] = cv2.imread(str(tmp_path / name / "page.png"))
+    assert (saved["off"] == saved["no-grid"]).all()
+    page_bgr = cv2.cvtColor(cv2.imread(str(page), cv2.IMREAD_GRAYSCALE), cv2.COLOR_GRAY2BGR)
+    changed = {name: int((image != page_bgr).any(axis=2).sum()) for name, image in saved.items()}
+    assert changed["off"] < changed["cells"] and changed["off"] < changed["heatmap"]
+    assert (saved["heatmap"] != saved["cells"]).any()
+    assert (saved["heatmap"][:, -8:] == 255).all()  # the white page's right margin stays white
+
+
 def test_classes_take_labels_or_ids_and_refuse_the_rest():
     labels = ("a", "b", "10", "background")
     assert parse_classes(None, labels, 3) is None
@@ -77,6 +95,8 @@ def test_classes_take_labels_or_ids_and_refuse_the_rest():
         (["--classes", "10"], "--classes: '10' is the background class, not a digit"),
         (["--classes", "background"], "--classes: 'background' is the background class"),
         (["--classes", " , "], "--classes: expected labels or class ids, got ' , '"),
+        (["--grid", "dots"], "--grid: expected one of cells, heatmap, off, got 'dots'"),
+        (["--no-grid", "--grid", "heatmap"], "--no-grid is --grid off; it excludes --grid heatmap"),
     ],
 )
 def test_bad_options_are_one_line_exit_2(tmp_path, page, model, capsys, options, message):

@@ -30,6 +30,7 @@ HELP = "detect digits in images, folders, globs, videos, webcams and streams"
 
 BACKEND_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 INVERT_MODES = ("auto", "on", "off")
+GRID_MODES = ("cells", "heatmap", "off")
 # The most inference threads --threads takes: a fixed bound, so a command that works on one
 # machine is not refused on another (more threads than cores is only slower), far above the
 # cores of any board or server this runs on, yet low enough that a typo (--threads 100000)
@@ -188,8 +189,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     drawing = parser.add_argument_group("drawing (--save, --show)")
     drawing.add_argument(
-        "--no-grid", action="store_true", help="leave out the coloured tiles of the grid cells"
+        "--grid",
+        metavar="cells|heatmap|off",
+        help="how the grid cells are drawn: cells, a tile in its class colour on each cell "
+        "above --conf; heatmap, every cell's most likely digit's colour weighted by the "
+        "cell's digit score (1 - P(background)), so background stays the frame; off, "
+        "none (default: cells)",
     )
+    drawing.add_argument("--no-grid", action="store_true", help="the same as --grid off")
     drawing.add_argument(
         "--no-legend",
         action="store_true",
@@ -295,6 +302,9 @@ def _check_options(args: argparse.Namespace) -> None:
     args.wait = _number(args.wait, "--wait", float, 0.0)
     if args.wait is not None and not args.show:
         raise CommandError("--wait needs --show")
+    if args.no_grid and args.grid not in (None, "off"):
+        raise CommandError(f"--no-grid is --grid off; it excludes --grid {args.grid}")
+    args.grid = "off" if args.no_grid else _choice(args.grid or "cells", "--grid", GRID_MODES)
     args.line_width = _number(args.line_width, "--line-width", int, 1, 50)
     if args.stats and args.no_stats:
         raise CommandError("--stats and --no-stats exclude each other")
@@ -452,6 +462,7 @@ class Outputs:
         from runtime import (
             BoxAnnotator,
             GridAnnotator,
+            HeatmapAnnotator,
             LegendAnnotator,
             LinesAnnotator,
             StatsAnnotator,
@@ -472,8 +483,9 @@ class Outputs:
                 f"{targets.json}: removed an incomplete last line ({self.json.repaired} bytes, "
                 "from a run that was killed or ran out of space) before appending"
             )
+        grid = {"cells": GridAnnotator, "heatmap": HeatmapAnnotator}.get(args.grid)
         self.layers = [
-            *([] if args.no_grid else [GridAnnotator()]),
+            *([] if grid is None else [grid()]),
             BoxAnnotator(thickness=args.line_width, show_score=not args.hide_conf),
             LinesAnnotator(),
             *([] if args.no_legend else [LegendAnnotator()]),
