@@ -209,7 +209,7 @@ class BoxAnnotator:
         frame = as_bgr(frame)
         colors = class_colors(len(result.labels))
         detections = result.detections
-        boxes = np.round(detections.xyxy).astype(int)
+        boxes = detections.pixel_boxes(*frame.shape[:2])
         for (x1, y1, x2, y2), class_id, score in zip(
             boxes, detections.class_id, detections.score, strict=True
         ):

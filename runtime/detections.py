@@ -65,6 +65,14 @@ class Detections:
         """The same detections, highest score first (stable, so ties keep their order)."""
         return self[np.argsort(-self.score, kind="stable")]
 
+    def pixel_boxes(self, height: int, width: int) -> np.ndarray:
+        """Boxes (N, 4) int as drawn: rounded to whole pixels and clipped to a `height` x
+        `width` frame, [x1, y1, x2, y2] with x2 and y2 the last pixel inside (for crops)."""
+        boxes = np.round(self.xyxy).astype(np.int64)
+        np.clip(boxes[:, 0::2], 0, width - 1, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, height - 1, out=boxes[:, 1::2])
+        return boxes
+
     @property
     def area(self) -> np.ndarray:
         """Box areas (N,) in square pixels."""

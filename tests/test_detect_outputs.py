@@ -1,5 +1,5 @@
-"""`convdet detect` options users of other detectors expect: --classes and --grid heatmap,
-each checked end to end on the shipped basic model.
+"""`convdet detect` options users of other detectors expect: --classes, --grid heatmap
+and --save-crop, each checked end to end on the shipped basic model.
 
 No assertion depends on a training run's scores: the page's four digits are ones the basic
 model finds (checked by the unfiltered run each test compares with).
@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from test_detect_cli import error_lines, records
+from test_sources import write_video
 
 from convdet.cli import main
 from convdet.commands.detect import parse_classes
@@ -79,6 +80,47 @@ def test_grid_modes_and_no_grid_as_grid_off(tmp_path, page, model):
     assert (saved["heatmap"][:, -8:] == 255).all()  # the white page's right margin stays white
 
 
+def test_save_crop_cuts_each_box_as_drawn_and_a_second_run_keeps_the_first(tmp_path, page, model):
+    out = tmp_path / "out"
+    options = ["--save", str(out), "--save-crop", "--json", str(tmp_path / "r.jsonl")]
+    assert detect(page, model, *options) == 0
+    detections = records(tmp_path / "r.jsonl")[0]["detections"]
+    assert len(detections) == 4
+    image = cv2.imread(str(page))
+    expected = set()
+    for index, detection in enumerate(detections):
+        name = Path("crops", detection["label"], f"page_{index}.jpg")
+        expected.add(name)
+        crop = cv2.imread(str(out / name))
+        x1, y1, x2, y2 = np.clip(np.round(detection["box"]).astype(int), 0, [255, 95, 255, 95])
+        assert crop.shape == (y2 - y1 + 1, x2 - x1 + 1, 3)
+        cut = image[y1 : y2 + 1, x1 : x2 + 1].astype(int)
+        assert np.abs(crop.astype(int) - cut).mean() < 8  # JPEG's loss, no drawing on it
+    assert {path.relative_to(out) for path in (out / "crops").rglob("*.jpg")} == expected
+    first = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    (tmp_path / "r.jsonl").unlink()
+    assert detect(page, model, *options) == 0
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == first
+    second = tmp_path / "out-2"
+    assert {path.relative_to(second) for path in (second / "crops").rglob("*.jpg")} == expected
+
+
+def test_video_frames_name_crops_by_frame_index(tmp_path, mnist, model):
+    video = write_video(tmp_path / "clip.avi", mnist, frames=3)
+    out = tmp_path / "out"
+    options = ["--save", str(out), "--save-crop", "--json", str(tmp_path / "r.jsonl")]
+    assert main(["detect", str(video), "--model", str(model), *options]) == 0
+    rows = records(tmp_path / "r.jsonl")
+    assert [row["frame"] for row in rows] == [0, 1, 2] and (out / "clip.mp4").is_file()
+    crops = {
+        Path("crops", d["label"], f"clip_{row['frame']:08d}_{index}.jpg")
+        for row in rows
+        for index, d in enumerate(row["detections"])
+    }
+    saved = {path.relative_to(out) for path in (out / "crops").rglob("*") if path.is_file()}
+    assert crops and saved == crops
+
+
 def test_classes_take_labels_or_ids_and_refuse_the_rest():
     labels = ("a", "b", "10", "background")
     assert parse_classes(None, labels, 3) is None
@@ -95,6 +137,7 @@ def test_classes_take_labels_or_ids_and_refuse_the_rest():
         (["--classes", "10"], "--classes: '10' is the background class, not a digit"),
         (["--classes", "background"], "--classes: 'background' is the background class"),
         (["--classes", " , "], "--classes: expected labels or class ids, got ' , '"),
+        (["--save-crop"], "--save-crop needs --save DIR"),
         (["--grid", "dots"], "--grid: expected one of cells, heatmap, off, got 'dots'"),
         (["--no-grid", "--grid", "heatmap"], "--no-grid is --grid off; it excludes --grid heatmap"),
     ],

@@ -175,6 +175,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(for headless boards)",
     )
     outputs.add_argument(
+        "--save-crop",
+        action="store_true",
+        help="with --save: each detection's box (clipped to the frame, as drawn) cut from the "
+        "input as DIR/crops/LABEL/STEM_I.jpg, I its index in the record's detections "
+        "(video and camera frames: STEM_FRAME_I.jpg)",
+    )
+    outputs.add_argument(
         "--show",
         action="store_true",
         help="a window at the frame's size (fitted to the screen) showing the annotated "
@@ -297,6 +304,8 @@ def _check_options(args: argparse.Namespace) -> None:
     args.camera_fps = _number(args.camera_fps, "--camera-fps", float, 0.1, 1000.0)
     if args.save_interval is not None and args.save is None:
         raise CommandError("--save-interval needs --save DIR")
+    if args.save_crop and args.save is None:
+        raise CommandError("--save-crop needs --save DIR")
     if args.append and args.json in (None, "-"):
         raise CommandError("--append needs --json FILE")
     args.wait = _number(args.wait, "--wait", float, 0.0)
@@ -490,7 +499,8 @@ class Outputs:
             LinesAnnotator(),
             *([] if args.no_legend else [LegendAnnotator()]),
         ]
-        self.images = self.video = self.window = None
+        self.files = self.images = self.video = self.window = None
+        self.save_crop = args.save_crop
         self.interval = args.save_interval
         self.started = time.strftime("%Y%m%d-%H%M%S")  # in frame names: unique across restarts
         if targets.folder is not None and targets.folder != Path(args.save):
@@ -512,8 +522,11 @@ class Outputs:
                     measured=source.kind == "live",
                 )
             )
-        elif targets.folder is not None:
-            self.images = stack.enter_context(
+        if targets.folder is not None and (
+            targets.video is None or self.save_crop or self.save_txt
+        ):
+            # One saver for annotated images and crops: no two share a name.
+            self.files = stack.enter_context(
                 AnnotatedImageSaver(
                     targets.folder,
                     on_error=reporter.failure,
@@ -521,6 +534,7 @@ class Outputs:
                     workers=writers,
                 )
             )
+            self.images = self.files if targets.video is None else None
         if args.show:
             try:
                 self.window = stack.enter_context(Window(f"convdet {printable(source.name)}"))
@@ -570,8 +584,11 @@ class Outputs:
         )
 
     def draw(self, frame: Any, result: Any, processed: int) -> bool:
-        """Save and show one result's annotated frame (the `processed`-th, from 0); False when
+        """Save the crops of one result, then save and show its annotated frame
+        (the `processed`-th, from 0; drawn in place, so after the crops are cut); False when
         the user closed the window."""
+        if self.save_crop:
+            self._save_crops(frame, result)
         if not self.annotating:
             return True
         image = frame.image
@@ -589,11 +606,31 @@ class Outputs:
             self.video.write(image)
         return self.window is None or self.window.show(shown, self.hold)
 
+    def _save_crops(self, frame: Any, result: Any) -> None:
+        """Each detection's box, as drawn, cut from the input frame (as BGR uint8) and saved
+        as crops/LABEL/STEM_I.jpg, with the frame index for video and camera frames."""
+        from runtime.annotate import as_bgr
+
+        if not len(result.detections):
+            return
+        image = as_bgr(frame.image)
+        stem = self._stem(frame) + ("" if frame.index is None else f"_{frame.index:08d}")
+        boxes = result.detections.pixel_boxes(*image.shape[:2])
+        for index, ((x1, y1, x2, y2), class_id) in enumerate(
+            zip(boxes, result.detections.class_id, strict=True)
+        ):
+            crop = image[y1 : y2 + 1, x1 : x2 + 1].copy()  # the frame is drawn on next
+            self.files.save(PurePath("crops", self.labels[class_id], f"{stem}_{index}.jpg"), crop)
+
+    @staticmethod
+    def _stem(frame: Any) -> str:
+        """The input's name without its extension; camera0, video0 or stream for live sources."""
+        return frame.relpath.stem if frame.relpath else _live_name(frame.source)
+
     def _relpath(self, frame: Any) -> PurePath:
         if frame.index is None:
             return frame.relpath
-        stem = frame.relpath.stem if frame.relpath else _live_name(frame.source)
-        return PurePath(stem, f"{self.started}-{frame.index:08d}.jpg")
+        return PurePath(self._stem(frame), f"{self.started}-{frame.index:08d}.jpg")
 
 
 @dataclass(frozen=True)
