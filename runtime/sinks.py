@@ -58,6 +58,22 @@ def detection_record(
     }
 
 
+def yolo_labels(detections: Detections, shape: Sequence[int], scores: bool = False) -> str:
+    """A YOLO label file of one image or frame: a line `class_id cx cy w h` per detection,
+    normalized to 0..1 by the frame's width and height (and with `scores` the score as a
+    sixth column, as ultralytics' --save-conf writes it); empty without detections."""
+    height, width = shape[:2]
+    size = np.array([width, height], np.float64)
+    xyxy = detections.xyxy.astype(np.float64)
+    centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2 / size
+    sides = (xyxy[:, 2:] - xyxy[:, :2]) / size
+    lines = []
+    for index, class_id in enumerate(detections.class_id.tolist()):
+        values = [*centres[index], *sides[index]] + ([detections.score[index]] if scores else [])
+        lines.append(" ".join([str(class_id), *(f"{float(v):.6g}" for v in values)]) + "\n")
+    return "".join(lines)
+
+
 def failure_record(source: str, frame: int | None, error: str) -> dict[str, Any]:
     """The JSON Lines record of a file or frame that could not be processed, saying why, so a
     reader of the records alone sees every input (schema in README.md)."""
@@ -263,18 +279,24 @@ def _temporary_name(name: str) -> str:
     return f".{name[:40]}.{digest}.{os.getpid()}.tmp"
 
 
-def _write_image(path: Path, image: np.ndarray) -> None:
-    """Encode by extension and write via a temporary file, so a kill never leaves half an image."""
-    ok, encoded = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise OSError(f"{path}: OpenCV could not encode {path.suffix}")
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path` and rename it there, so a kill never
+    leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(_temporary_name(path.name))
     try:
-        temporary.write_bytes(encoded.tobytes())
+        temporary.write_bytes(data)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    """Encode by extension and write atomically (`write_atomic`)."""
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode {path.suffix}")
+    write_atomic(path, encoded.tobytes())
 
 
 class AnnotatedImageSaver:
@@ -322,6 +344,19 @@ class AnnotatedImageSaver:
             self.on_error(str(relpath), str(error))
             return None
         self._writer.submit(str(path), lambda: _write_image(path, image))
+        self.saved += 1
+        return path
+
+    def save_text(self, relpath: PurePath | str, text: str) -> Path | None:
+        """Queue `text` (e.g. a YOLO label file) for writing in UTF-8 at `root/relpath`, made
+        safe and kept off inputs like an image; returns the path, None if refused."""
+        assert self._writer is not None, "AnnotatedImageSaver used outside its `with` block"
+        try:
+            path = self.folder.path_for(relpath)
+        except SaveError as error:
+            self.on_error(str(relpath), str(error))
+            return None
+        self._writer.submit(str(path), lambda: write_atomic(path, text.encode("utf-8")))
         self.saved += 1
         return path
 

@@ -1,5 +1,5 @@
-"""`convdet detect` options users of other detectors expect: --classes, --grid heatmap
-and --save-crop, each checked end to end on the shipped basic model.
+"""`convdet detect` options users of other detectors expect: --classes, --grid heatmap,
+--save-crop and --save-txt, each checked end to end on the shipped basic model.
 
 No assertion depends on a training run's scores: the page's four digits are ones the basic
 model finds (checked by the unfiltered run each test compares with).
@@ -105,10 +105,33 @@ def test_save_crop_cuts_each_box_as_drawn_and_a_second_run_keeps_the_first(tmp_p
     assert {path.relative_to(second) for path in (second / "crops").rglob("*.jpg")} == expected
 
 
-def test_video_frames_name_crops_by_frame_index(tmp_path, mnist, model):
+def test_save_txt_writes_yolo_labels_mirroring_the_inputs(tmp_path, page, model):
+    (page.parent / "sub").mkdir()
+    cv2.imwrite(str(page.parent / "sub" / "blank.png"), np.full((40, 50), 255, np.uint8))
+    for name, options in {"plain": [], "conf": ["--save-conf"]}.items():
+        json = tmp_path / f"{name}.jsonl"
+        saving = ["--save", str(tmp_path / name), "--save-txt", *options]
+        assert detect(page.parent, model, "--recursive", "--json", str(json), *saving) == 0
+        labels = tmp_path / name / "labels"
+        assert (labels / "sub" / "blank.txt").read_text() == ""  # no detections: an empty file
+        record = next(row for row in records(json) if row["source"] == str(page))
+        rows = [line.split() for line in (labels / "page.txt").read_text().splitlines()]
+        assert len(rows) == len(record["detections"]) == 4
+        for row, detection in zip(rows, record["detections"], strict=True):
+            assert len(row) == (6 if name == "conf" else 5)
+            assert int(row[0]) == detection["class_id"]
+            x1, y1, x2, y2 = detection["box"]
+            centre_size = [(x1 + x2) / 2 / 256, (y1 + y2) / 2 / 96, (x2 - x1) / 256, (y2 - y1) / 96]
+            np.testing.assert_allclose([float(v) for v in row[1:5]], centre_size, atol=1e-3)
+            assert all(0 <= float(v) <= 1 for v in row[1:5])
+            if name == "conf":
+                assert float(row[5]) == pytest.approx(detection["score"], abs=1e-4)
+
+
+def test_video_frames_name_crops_and_labels_by_frame_index(tmp_path, mnist, model):
     video = write_video(tmp_path / "clip.avi", mnist, frames=3)
     out = tmp_path / "out"
-    options = ["--save", str(out), "--save-crop", "--json", str(tmp_path / "r.jsonl")]
+    options = ["--save", str(out), "--save-crop", "--save-txt", "--json", str(tmp_path / "r.jsonl")]
     assert main(["detect", str(video), "--model", str(model), *options]) == 0
     rows = records(tmp_path / "r.jsonl")
     assert [row["frame"] for row in rows] == [0, 1, 2] and (out / "clip.mp4").is_file()
@@ -119,6 +142,8 @@ def test_video_frames_name_crops_by_frame_index(tmp_path, mnist, model):
     }
     saved = {path.relative_to(out) for path in (out / "crops").rglob("*") if path.is_file()}
     assert crops and saved == crops
+    labels = sorted(path.name for path in (out / "labels").iterdir())
+    assert labels == [f"clip_{frame:08d}.txt" for frame in range(3)]
 
 
 def test_classes_take_labels_or_ids_and_refuse_the_rest():
@@ -138,6 +163,8 @@ def test_classes_take_labels_or_ids_and_refuse_the_rest():
         (["--classes", "background"], "--classes: 'background' is the background class"),
         (["--classes", " , "], "--classes: expected labels or class ids, got ' , '"),
         (["--save-crop"], "--save-crop needs --save DIR"),
+        (["--save-txt"], "--save-txt needs --save DIR"),
+        (["--save", "{out}", "--save-conf"], "--save-conf needs --save-txt"),
         (["--grid", "dots"], "--grid: expected one of cells, heatmap, off, got 'dots'"),
         (["--no-grid", "--grid", "heatmap"], "--no-grid is --grid off; it excludes --grid heatmap"),
     ],

@@ -182,6 +182,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(video and camera frames: STEM_FRAME_I.jpg)",
     )
     outputs.add_argument(
+        "--save-txt",
+        action="store_true",
+        help="with --save: a YOLO label file per image or frame, DIR/labels/ and the image's "
+        "relative path with .txt (video and camera frames: STEM_FRAME.txt), a line "
+        "'class_id cx cy w h' per detection, normalized to 0..1 by the frame's size; "
+        "empty for an image without detections",
+    )
+    outputs.add_argument(
+        "--save-conf",
+        action="store_true",
+        help="with --save-txt: the score as a sixth column of each label line",
+    )
+    outputs.add_argument(
         "--show",
         action="store_true",
         help="a window at the frame's size (fitted to the screen) showing the annotated "
@@ -304,8 +317,11 @@ def _check_options(args: argparse.Namespace) -> None:
     args.camera_fps = _number(args.camera_fps, "--camera-fps", float, 0.1, 1000.0)
     if args.save_interval is not None and args.save is None:
         raise CommandError("--save-interval needs --save DIR")
-    if args.save_crop and args.save is None:
-        raise CommandError("--save-crop needs --save DIR")
+    for flag, option in ((args.save_crop, "--save-crop"), (args.save_txt, "--save-txt")):
+        if flag and args.save is None:
+            raise CommandError(f"{option} needs --save DIR")
+    if args.save_conf and not args.save_txt:
+        raise CommandError("--save-conf needs --save-txt")
     if args.append and args.json in (None, "-"):
         raise CommandError("--append needs --json FILE")
     args.wait = _number(args.wait, "--wait", float, 0.0)
@@ -500,7 +516,8 @@ class Outputs:
             *([] if args.no_legend else [LegendAnnotator()]),
         ]
         self.files = self.images = self.video = self.window = None
-        self.save_crop = args.save_crop
+        self.save_crop, self.save_txt = args.save_crop, args.save_txt
+        self.save_conf = args.save_conf
         self.interval = args.save_interval
         self.started = time.strftime("%Y%m%d-%H%M%S")  # in frame names: unique across restarts
         if targets.folder is not None and targets.folder != Path(args.save):
@@ -525,7 +542,7 @@ class Outputs:
         if targets.folder is not None and (
             targets.video is None or self.save_crop or self.save_txt
         ):
-            # One saver for annotated images and crops: no two share a name.
+            # One saver for annotated images, crops and label files: no two share a name.
             self.files = stack.enter_context(
                 AnnotatedImageSaver(
                     targets.folder,
@@ -584,11 +601,19 @@ class Outputs:
         )
 
     def draw(self, frame: Any, result: Any, processed: int) -> bool:
-        """Save the crops of one result, then save and show its annotated frame
+        """Save the crops and label file of one result, then save and show its annotated frame
         (the `processed`-th, from 0; drawn in place, so after the crops are cut); False when
         the user closed the window."""
         if self.save_crop:
             self._save_crops(frame, result)
+        if self.save_txt:
+            from runtime.sinks import yolo_labels
+
+            name = (
+                frame.relpath if frame.index is None else f"{self._stem(frame)}_{frame.index:08d}"
+            )
+            text = yolo_labels(result.detections, frame.image.shape, self.save_conf)
+            self.files.save_text(PurePath("labels", name).with_suffix(".txt"), text)
         if not self.annotating:
             return True
         image = frame.image
