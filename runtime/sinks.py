@@ -184,6 +184,45 @@ def _complete_length(fd: int, size: int, block: int = 1 << 16) -> int:
     return 0
 
 
+class CocoResults:
+    """A COCO results file (a JSON list of {image_id, category_id, bbox [x, y, w, h], score},
+    as pycocotools' loadRes reads it), collected in memory and written when the `with` block
+    ends, atomically (`write_atomic`), so the file is whole or missing; a write that fails
+    goes to `on_error`."""
+
+    def __init__(self, path: Path, *, on_error: ErrorHandler) -> None:
+        self.path = Path(path)
+        self.on_error = on_error
+        self.results: list[dict[str, Any]] = []
+
+    def __enter__(self) -> CocoResults:
+        return self
+
+    def add(self, image_id: int, detections: Detections) -> None:
+        """The detections of image `image_id`; boxes become [x, y, width, height]."""
+        for box, class_id, score in zip(
+            detections.xyxy.tolist(),
+            detections.class_id.tolist(),
+            detections.score.tolist(),
+            strict=True,
+        ):
+            x1, y1, x2, y2 = box
+            self.results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": class_id,
+                    "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                    "score": round(score, 4),
+                }
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            write_atomic(self.path, (json.dumps(self.results) + "\n").encode("utf-8"))
+        except OSError as error:
+            self.on_error(str(self.path), error.strerror or str(error))
+
+
 class _Writer:
     """Runs write jobs in background threads (or inline with workers=0), at most `depth` queued.
 

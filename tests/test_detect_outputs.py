@@ -1,5 +1,5 @@
 """`convdet detect` options users of other detectors expect: --classes, --grid heatmap,
---save-crop and --save-txt, each checked end to end on the shipped basic model.
+--save-crop, --save-txt and --coco, each checked end to end on the shipped basic model.
 
 No assertion depends on a training run's scores: the page's four digits are ones the basic
 model finds (checked by the unfiltered run each test compares with).
@@ -7,6 +7,7 @@ model finds (checked by the unfiltered run each test compares with).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -144,6 +145,80 @@ def test_video_frames_name_crops_and_labels_by_frame_index(tmp_path, mnist, mode
     assert crops and saved == crops
     labels = sorted(path.name for path in (out / "labels").iterdir())
     assert labels == [f"clip_{frame:08d}.txt" for frame in range(3)]
+
+
+def test_coco_results_number_images_by_their_place_in_the_batch(tmp_path, page, model):
+    cv2.imwrite(str(page.parent / "a-blank.png"), np.full((40, 50), 255, np.uint8))
+    cv2.imwrite(str(page.parent / "z-page.png"), cv2.imread(str(page)))
+    coco, jsonl = tmp_path / "results.json", tmp_path / "r.jsonl"
+    options = ["--classes", "7,2,0", "--coco", str(coco), "--json", str(jsonl)]
+    assert detect(page.parent, model, *options) == 0
+    rows = records(jsonl)
+    assert [Path(row["source"]).name for row in rows] == ["a-blank.png", "page.png", "z-page.png"]
+    expected = [
+        {"image_id": image_id, "category_id": d["class_id"], "score": d["score"],
+         "bbox": [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]]}
+        for image_id, row in enumerate(rows, start=1)
+        for d in row["detections"]
+    ]  # fmt: skip
+    results = json.loads(coco.read_text())
+    assert len(results) == 6 and {r["image_id"] for r in results} == {2, 3}
+    assert {r["category_id"] for r in results} == {7, 2, 0}
+    for result, wanted in zip(results, expected, strict=True):
+        assert result.keys() == wanted.keys() and result["image_id"] == wanted["image_id"]
+        assert result["category_id"] == wanted["category_id"]
+        assert result["score"] == pytest.approx(wanted["score"], abs=1e-4)
+        np.testing.assert_allclose(result["bbox"], wanted["bbox"], atol=0.1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in", "r.jsonl", "results.json"]
+
+
+def test_coco_inside_a_used_save_folder_moves_with_the_run(tmp_path, page, model):
+    out = tmp_path / "out"
+    for _run in range(2):
+        assert detect(page, model, "--save", str(out), "--coco", str(out / "coco.json")) == 0
+    assert len(json.loads((out / "coco.json").read_text())) == 4
+    assert json.loads((tmp_path / "out-2" / "coco.json").read_text()) == json.loads(
+        (out / "coco.json").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--coco", "{existing}"], "--coco {existing} already exists; choose another file"),
+        (["--coco", "{page}"], "--coco {page} is an input file"),
+        (
+            ["--coco", "{out}/r.jsonl", "--json", "{out}/r.jsonl"],
+            "--coco {out}/r.jsonl is the --json",
+        ),
+        (
+            ["--save", "{out}", "--coco", "{out}/page.png"],
+            "is where --save writes an annotated image",
+        ),
+        (["--save", "{out}", "--coco", "{out}"], "--coco {out} is the --save folder"),
+    ],
+)
+def test_coco_never_names_an_existing_file_an_input_or_another_output(
+    tmp_path, page, model, capsys, options, message
+):
+    existing = tmp_path / "old.json"
+    existing.write_text("[]\n")
+    paths = {"existing": existing, "page": page, "out": tmp_path / "out"}
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert detect(page, model, *[option.format(**paths) for option in options]) == 2
+    err = capsys.readouterr().err
+    assert error_lines(err) == [err.rstrip("\n")] and message.format(**paths) in err
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    assert not (tmp_path / "out").exists()
+
+
+def test_coco_applies_to_image_batches(tmp_path, mnist, model, capsys):
+    video = write_video(tmp_path / "clip.avi", mnist, frames=2)
+    assert (
+        main(["detect", str(video), "--model", str(model), "--coco", str(tmp_path / "c.json")]) == 2
+    )
+    assert "--coco applies to image batches" in capsys.readouterr().err
+    assert not (tmp_path / "c.json").exists()
 
 
 def test_classes_take_labels_or_ids_and_refuse_the_rest():

@@ -146,6 +146,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or a file --save writes",
     )
     outputs.add_argument(
+        "--coco",
+        metavar="FILE",
+        help="image batches: a COCO results file, a JSON list of {image_id, category_id, "
+        "bbox [x, y, w, h], score}, written when the run ends (also when it is stopped), "
+        "atomically; image_id is the image's position in the batch from 1, in the order of "
+        "the records (each SOURCE in turn, a folder's or glob's files sorted by path), and "
+        "category_id the model's class id (the digit, for the shipped models); an existing "
+        "FILE is refused, and so is an input file or a file --json or --save writes",
+    )
+    outputs.add_argument(
         "--progress-every",
         default="10",
         metavar="S",
@@ -492,7 +502,14 @@ class Outputs:
             LinesAnnotator,
             StatsAnnotator,
         )
-        from runtime.sinks import AnnotatedImageSaver, JsonlSink, VideoSaver, Window, run_id
+        from runtime.sinks import (
+            AnnotatedImageSaver,
+            CocoResults,
+            JsonlSink,
+            VideoSaver,
+            Window,
+            run_id,
+        )
 
         self.labels = detector.labels
         self.source = source
@@ -515,6 +532,12 @@ class Outputs:
             LinesAnnotator(),
             *([] if args.no_legend else [LegendAnnotator()]),
         ]
+        self.coco = (
+            None
+            if targets.coco is None
+            else stack.enter_context(CocoResults(targets.coco, on_error=reporter.failure))
+        )
+        self.image_id = 0  # the position in the batch of the latest frame, from 1 (--coco)
         self.files = self.images = self.video = self.window = None
         self.save_crop, self.save_txt = args.save_crop, args.save_txt
         self.save_conf = args.save_conf
@@ -583,12 +606,16 @@ class Outputs:
         """Write the record of a file or frame that could not be processed."""
         from runtime.sinks import failure_record
 
+        self.image_id += 1
         self._write(failure_record(frame.source, frame.index, error))
 
     def record(self, frame: Any, result: Any) -> None:
-        """Write one result's record to --json, if given."""
+        """Write one result's record to --json and its detections to --coco, if given."""
         from runtime.sinks import detection_record
 
+        self.image_id += 1
+        if self.coco is not None:
+            self.coco.add(self.image_id, result.detections)
         self._write(
             detection_record(
                 frame.source,
@@ -661,60 +688,82 @@ class Outputs:
 @dataclass(frozen=True)
 class Targets:
     """Where one run writes, decided and checked before the model loads: the --json file, the
-    --save folder and, for a video or camera without --save-interval, the video in it; and
-    the files no saver may write over: the inputs and the --json file (frame names come only
-    as frames do, so this guard, not a check beforehand, keeps them off the records)."""
+    --save folder and, for a video or camera without --save-interval, the video in it, the
+    --coco file; and the files no saver may write over: the inputs and the --json file (frame
+    names come only as frames do, so this guard, not a check beforehand, keeps them off the
+    records)."""
 
     json: str | None
     folder: Path | None
     video: Path | None
     protect: list[Path]
+    coco: Path | None = None
 
 
 def _targets(args: argparse.Namespace, source: Any) -> Targets:
     """The run's Targets: a fresh --save folder when the one named holds results, taking a
-    --json FILE inside it along; CommandError when --json names an input or a file --save
-    writes, or --append a --json FILE that had to move."""
+    --json or --coco FILE inside it along; CommandError when --json or --coco names an input
+    or a file --save writes, --coco an existing file or the --json one, or --append a --json
+    FILE that had to move."""
     from runtime.paths import fresh_folder
 
     inputs = [path for path, _relpath in getattr(source, "files", [])]
     inputs += [Path(spec) for spec in args.source if Path(spec).is_file()]  # videos, lists
     save = None if args.save is None else Path(args.save)
     folder = None if save is None else fresh_folder(save)
-    json = args.json
-    moved = folder != save and json not in (None, "-")
-    if moved and Path(json).resolve().is_relative_to(save.resolve()):
-        if args.append:
-            raise CommandError(
-                f"--append: --json {json} is inside --save {save}, which holds earlier results, "
-                f"so this run saves to {folder}; to append, give a --json FILE outside {save}"
-            )
-        json = str(folder / Path(json).resolve().relative_to(save.resolve()))
+    json = args.json if args.json in (None, "-") else _moved(args.json, save, folder)
+    if args.append and json != args.json:
+        raise CommandError(
+            f"--append: --json {args.json} is inside --save {save}, which holds earlier results, "
+            f"so this run saves to {folder}; to append, give a --json FILE outside {save}"
+        )
+    coco = None if args.coco is None else Path(_moved(args.coco, save, folder))
     video = None
     if folder is not None and source.kind != "images" and args.save_interval is None:
         path = getattr(source, "path", None)
         video = folder / (f"{path.stem}.mp4" if path else f"{_live_name(source.name)}.avi")
+    if coco is not None:
+        _check_output("--coco", coco, inputs, folder, video, source)
+        if json not in (None, "-") and coco.resolve() == Path(json).resolve():
+            raise CommandError(f"--coco {coco} is the --json file; choose another file")
+        if os.path.lexists(coco):
+            raise CommandError(f"--coco {coco} already exists; choose another file")
     if json in (None, "-"):
-        return Targets(json, folder, video, inputs)
-    _check_json(Path(json), inputs, folder, video, source)
-    return Targets(json, folder, video, [*inputs, Path(json)])
+        return Targets(json, folder, video, inputs, coco)
+    _check_output("--json", Path(json), inputs, folder, video, source)
+    return Targets(json, folder, video, [*inputs, Path(json)], coco)
 
 
-def _check_json(
-    json: Path, inputs: list[Path], folder: Path | None, video: Path | None, source: Any
+def _moved(path: str, save: Path | None, folder: Path | None) -> str:
+    """`path`, or when it lies inside the --save folder `save` and the run saves to a fresh
+    `folder` instead (as `save` holds results), the same place inside `folder`."""
+    if save is None or folder == save or not Path(path).resolve().is_relative_to(save.resolve()):
+        return path
+    return str(folder / Path(path).resolve().relative_to(save.resolve()))
+
+
+def _check_output(
+    option: str,
+    output: Path,
+    inputs: list[Path],
+    folder: Path | None,
+    video: Path | None,
+    source: Any,
 ) -> None:
-    """Refuse a --json FILE that is an input, the --save folder, or a file --save writes (an
-    annotated image or video), before anything is written."""
+    """Refuse an `option` FILE (--json, --coco) that is an input, the --save folder, or a file
+    --save writes (an annotated image or video), before anything is written."""
     from runtime.sinks import AnnotatedImageSaver, SaveError, file_id
 
-    found = file_id(json)
+    found = file_id(output)
     if found is not None and found in {file_id(path) for path in inputs}:
-        raise CommandError(f"--json {json} is an input file; choose another file for the records")
-    if folder is None or not json.resolve().is_relative_to(folder.resolve()):
+        raise CommandError(
+            f"{option} {output} is an input file; choose another file for the records"
+        )
+    if folder is None or not output.resolve().is_relative_to(folder.resolve()):
         return
-    relative = PurePath(json.resolve().relative_to(folder.resolve()))
+    relative = PurePath(output.resolve().relative_to(folder.resolve()))
     if relative == PurePath():
-        raise CommandError(f"--json {json} is the --save folder; choose a file for the records")
+        raise CommandError(f"{option} {output} is the --save folder; choose a file for the records")
     if video is not None:
         saved = {PurePath(video.name)}
     else:
@@ -725,7 +774,7 @@ def _check_json(
     if relative in saved:
         what = "video" if video is not None else "image"
         raise CommandError(
-            f"--json {json} is where --save writes an annotated {what}; "
+            f"{option} {output} is where --save writes an annotated {what}; "
             "choose another file for the records"
         )
 
@@ -835,6 +884,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("--save-interval applies to video and camera sources")
     if args.loop != 1 and source.kind != "video":
         raise CommandError("--loop applies to video files")
+    if args.coco is not None and source.kind != "images":
+        raise CommandError("--coco applies to image batches")
     if args.stats and source.kind == "images":
         raise CommandError("--stats applies to video and camera sources")
     if args.wait is not None and source.kind != "images":
