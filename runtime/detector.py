@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +83,29 @@ def pyramid_scales(height: int, width: int) -> tuple[float, ...]:
     return tuple(s for s in PYRAMID if s == 1.0 or min(height, width) * s >= PYRAMID_MIN_SIDE)
 
 
+def as_frame(image: Any) -> Any:
+    """What `Detector.__call__` runs on: a path (str or Path) read with `load_image` (depth and
+    channels kept, JPEG orientation applied), a PIL image as a numpy gray, BGR or BGRA array
+    (modes other than L, RGB and RGBA via `convert`, RGBA when they carry transparency);
+    anything else as given. PIL is never imported: Pillow stays an optional dependency."""
+    if isinstance(image, (str, os.PathLike)):
+        from runtime.sources import ImageError, load_image
+
+        try:
+            return load_image(Path(image))
+        except ImageError as error:
+            raise ValueError(f"{image}: {error}") from None
+    if not type(image).__module__.startswith("PIL."):
+        return image
+    if image.mode not in ("L", "RGB", "RGBA"):
+        alpha = "A" in image.mode or "transparency" in image.info
+        image = image.convert("RGBA" if alpha else "RGB")
+    array = np.asarray(image)
+    if image.mode == "L":
+        return array
+    return array[..., [2, 1, 0, 3][: array.shape[-1]]]  # RGB(A) to BGR(A), a new array
+
+
 class Detector:
     """A loaded model plus its pre- and post-processing settings; call it on frames.
 
@@ -150,9 +175,10 @@ class Detector:
         fitting = tuple(s for s in scales if min(height, width) * s >= self.info.stride)
         return fitting or (max(scales),)
 
-    def __call__(self, frame: np.ndarray) -> Result:
-        """Detect digits in one frame (any array OpenCV gives: gray, BGR or BGRA)."""
-        return self.detect_batch([frame])[0]
+    def __call__(self, frame: np.ndarray | str | os.PathLike[str] | Any) -> Result:
+        """Detect digits in one frame: any array OpenCV gives (gray, BGR or BGRA), an image
+        file's path or a PIL image (`as_frame`)."""
+        return self.detect_batch([as_frame(frame)])[0]
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[Result]:
         """Detect in several frames; frames of one size share one inference per scale.

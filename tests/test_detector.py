@@ -341,3 +341,59 @@ def test_a_result_kept_to_some_classes_drops_the_others_everywhere(detector, mni
     np.testing.assert_allclose(kept.scores.sum(axis=-1), result.scores.sum(axis=-1), atol=1e-5)
     assert not kept.scores[..., [c for c in range(10) if c != 7]].any()
     np.testing.assert_array_equal(kept.scores[..., 7], result.scores[..., 7])
+
+
+def test_a_path_is_read_with_load_image(detector, mnist, tmp_path) -> None:
+    import cv2
+
+    frame = np.zeros((64, 96), np.uint8)
+    frame[18:46, 34:62] = mnist["x_test"][0]
+    cv2.imwrite(str(tmp_path / "page.png"), frame)
+    expected = detector(frame).detections
+    assert len(expected) == 1
+    for path in (tmp_path / "page.png", str(tmp_path / "page.png")):
+        found = detector(path).detections
+        np.testing.assert_array_equal(found.xyxy, expected.xyxy)
+        assert found.class_id.tolist() == expected.class_id.tolist()
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.png: empty file \(0 bytes\)"):
+        detector(tmp_path / "empty.png")
+
+
+class StandInPilImage:
+    """A stand-in for a PIL.Image.Image (Pillow is not installed here, nor a dependency): the
+    interface the runtime relies on, as Pillow documents it — `mode`, `info`, `convert(mode)`
+    and the numpy array protocol giving (H, W) for L, (H, W, 3) RGB for RGB, (H, W, 4) RGBA."""
+
+    __module__ = "PIL.Image"
+
+    def __init__(self, rgb: np.ndarray, mode: str) -> None:
+        self.rgb, self.mode, self.info = rgb, mode, {}
+        self.converted: list[str] = []
+
+    def convert(self, mode: str) -> StandInPilImage:
+        self.converted.append(mode)
+        return StandInPilImage(self.rgb, mode)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if self.mode == "L":
+            return self.rgb[..., 0]
+        assert self.mode in ("RGB", "RGBA"), "the runtime reads L, RGB and RGBA arrays only"
+        alpha = np.full((*self.rgb.shape[:2], 1), 255, np.uint8)
+        return self.rgb if self.mode == "RGB" else np.concatenate([self.rgb, alpha], axis=2)
+
+
+def test_a_pil_image_becomes_a_bgr_array_without_importing_pil(detector, mnist) -> None:
+    bgr = np.zeros((64, 96, 3), np.uint8)
+    bgr[18:46, 34:62, 1] = mnist["x_test"][0]  # green ink: channel order matters for gray
+    bgr[18:46, 34:62, 0] = mnist["x_test"][0] // 4
+    expected = detector(bgr)
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    palette = StandInPilImage(rgb, "P")
+    for image in (StandInPilImage(rgb, "RGB"), StandInPilImage(rgb, "RGBA"), palette):
+        result = detector(image)
+        np.testing.assert_allclose(result.scores, expected.scores, atol=1e-6)
+    assert palette.converted == ["RGB"]
+    gray = detector(StandInPilImage(np.repeat(bgr[..., 1:2], 3, axis=2), "L"))
+    np.testing.assert_allclose(gray.scores, detector(bgr[..., 1]).scores, atol=1e-6)
+    assert "PIL" not in sys.modules
