@@ -184,6 +184,46 @@ def _complete_length(fd: int, size: int, block: int = 1 << 16) -> int:
     return 0
 
 
+def unrecorded(
+    path: str | Path, inputs: Iterable[str], retry_failed: bool = False
+) -> tuple[set[str], set[str]]:
+    """Which `inputs` (source strings, as records name them) the JSON Lines file at `path` has
+    no record for yet, and which of those have only `error` records (re-run as they are not
+    counted done when `retry_failed`), so `detect --resume` runs only the rest.
+
+    The file is read a line at a time and no record is kept: memory is one set of references
+    to the input strings (about 50 bytes an input, some 500 MB for 10M inputs, however long
+    the file) plus the failed sources retried. A missing file has no records; a last line
+    without its newline is skipped, as the --append repair removes it; any other line that is
+    not a record with a `source` is a ValueError naming its line."""
+    pending = set(inputs)
+    failed: set[str] = set()
+    try:
+        file = open(path, "rb")  # noqa: SIM115 (a `with` below; a missing file has no records)
+    except FileNotFoundError:
+        return pending, failed
+    with file:
+        for number, line in enumerate(file, 1):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(line)
+                source = record["source"]
+            except (ValueError, TypeError, KeyError):
+                source = None
+            if not isinstance(source, str):
+                raise ValueError(
+                    f"{path} line {number} is not a convdet record with a source; "
+                    "--resume cannot tell which input it was"
+                )
+            if retry_failed and "error" in record:
+                if source in pending:
+                    failed.add(source)
+            else:
+                pending.discard(source)
+    return pending, failed & pending
+
+
 class CocoResults:
     """A COCO results file (a JSON list of {image_id, category_id, bbox [x, y, w, h], score},
     as pycocotools' loadRes reads it), collected in memory and written when the `with` block

@@ -17,7 +17,7 @@ import struct
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice, takewhile
@@ -455,6 +455,17 @@ class ImageBatch(Source):
         except (ImageError, MemoryError) as error:
             return Frame(str(path), None, None, str(error), relpath, path)
         return Frame(str(path), None, image, None, relpath, path)
+
+    def only(self, sources: Container[str]) -> ImageBatch:
+        """This batch kept to the files whose source string (`str(path)`, as their records
+        name them) is in `sources`, in order: what `detect --resume` has left to do."""
+        return ImageBatch(
+            [file for file in self.files if str(file[0]) in sources],
+            name=self.name,
+            max_pixels=self.max_pixels,
+            workers=self.workers,
+            unlisted={path: why for path, why in self.unlisted.items() if str(path) in sources},
+        )
 
     def __iter__(self) -> Iterator[Frame]:
         return prefetched(self._read, self.files, self.workers)

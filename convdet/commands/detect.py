@@ -170,6 +170,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "that was killed or ran out of space, is removed first)",
     )
     outputs.add_argument(
+        "--resume",
+        action="store_true",
+        help="image batches, with --json FILE --append: skip every input FILE already has a "
+        "record for (its source as written), so a stopped batch goes on where it ended; "
+        "failed inputs count as done unless --retry-failed",
+    )
+    outputs.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --resume: run the inputs whose records in FILE are all errors again, "
+        "appending their new records",
+    )
+    outputs.add_argument(
         "--save",
         metavar="DIR",
         help="annotated images (mirroring the sources' relative paths) or, for "
@@ -334,6 +347,10 @@ def _check_options(args: argparse.Namespace) -> None:
         raise CommandError("--save-conf needs --save-txt")
     if args.append and args.json in (None, "-"):
         raise CommandError("--append needs --json FILE")
+    if args.resume and (not args.append or args.json in (None, "-")):
+        raise CommandError("--resume needs --json FILE --append (the records to resume from)")
+    if args.retry_failed and not args.resume:
+        raise CommandError("--retry-failed needs --resume")
     args.wait = _number(args.wait, "--wait", float, 0.0)
     if args.wait is not None and not args.show:
         raise CommandError("--wait needs --show")
@@ -389,6 +406,8 @@ class Reporter:
         self.processed = 0
         self.failed = 0
         self.counts: Counter[str] = Counter()
+        self.retrying: set[str] | None = None  # --retry-failed: earlier failures run again
+        self.retried = 0
         self.started = time.perf_counter()
         self._logged = self.started
         self._lock = threading.Lock()
@@ -433,6 +452,11 @@ class Reporter:
                 self.out,
             )
 
+    def recorded(self, source: str) -> None:
+        """Count an input whose record was just written as retried if it failed before."""
+        if self.retrying is not None and source in self.retrying:
+            self.retried += 1
+
     def step(self) -> None:
         """Advance the progress bar, or log progress when `interval` seconds have passed."""
         done = self.processed + self.failed
@@ -467,6 +491,10 @@ class Reporter:
             parts.append(f"{self.failed} failed")
         if dropped is not None:
             parts.append(f"{dropped} dropped")
+        if self.retrying is not None:
+            parts.append(
+                f"{self.retried} earlier failure{'s' if self.retried != 1 else ''} retried"
+            )
         parts.append(_describe(self.counts))
         parts.append(f"{self.processed / elapsed:.1f} {self.unit}/s")
         self._print("; ".join(parts), self.out)
@@ -805,6 +833,24 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _resume(source: Any, json: str, retry_failed: bool) -> tuple[str, set[str] | None, Any]:
+    """For --resume: the line saying how much of the batch `source` the --json FILE already
+    holds, the earlier failures run again (None without `retry_failed`), and the batch kept
+    to the inputs still to do."""
+    from runtime.sinks import unrecorded
+
+    inputs = [str(path) for path, _relpath in source.files]
+    pending, failed = unrecorded(json, inputs, retry_failed)
+    rest = source.only(pending)
+    line = (
+        f"resuming: {source.total - rest.total} of {source.total} inputs already in {json}, "
+        f"{rest.total} to go"
+    )
+    if retry_failed:
+        line += f" ({len(failed)} of them failed before and are retried)"
+    return line, failed if retry_failed else None, rest
+
+
 def _detect_all(
     source: Any,
     detector: Any,
@@ -829,6 +875,7 @@ def _detect_all(
         if error is not None:
             outputs.failed(frame, error)
             reporter.failure(frame.source, error)
+            reporter.recorded(frame.source)
         else:
             name = frame.source if frame.index is None else f"{frame.source}#{frame.index}"
             labels = [detector.labels[i] for i in result.detections.class_id]
@@ -836,6 +883,7 @@ def _detect_all(
             processed = reporter.processed
             outputs.record(frame, result)
             reporter.detected(name, labels, texts, frame.image.shape[:2], lines)
+            reporter.recorded(frame.source)
             if not outputs.draw(frame, result, processed):
                 return
         reporter.step()
@@ -890,7 +938,20 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("--stats applies to video and camera sources")
     if args.wait is not None and source.kind != "images":
         raise CommandError("--wait applies to images (video and camera frames flow on)")
+    if args.resume and source.kind != "images":
+        raise CommandError(
+            "--resume applies to image batches (images, folders, globs, lists), "
+            "not to a video, camera or stream"
+        )
+    if args.resume and args.coco is not None:
+        raise CommandError(
+            "--coco and --resume exclude each other: a resumed run's COCO file would hold "
+            "only the images it ran, numbered from 1 again"
+        )
     targets = _targets(args, source)
+    resumed, retrying = None, None
+    if args.resume:
+        resumed, retrying, source = _resume(source, args.json, args.retry_failed)
     detector = Detector(
         _model_path(args.model, args.backend),
         conf=args.conf,
@@ -907,6 +968,9 @@ def _run(args: argparse.Namespace) -> int:
         stack.enter_context(source)
         unit = "images" if source.kind == "images" else "frames"
         reporter = Reporter(source.total, out, unit, args.progress_every)
+        if resumed is not None:
+            reporter.message(resumed)
+            reporter.retrying = retrying
         opened = False
         try:
             with contextlib.ExitStack() as sinks:
