@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -264,3 +266,28 @@ def test_default_model_f1_floor(default_model_tallies: dict, style: str) -> None
     tally = default_model_tallies[style]
     assert tally.tp.sum() + tally.fn.sum() > 150
     assert tally.f1 >= FLOORS[style], f"{style}: F1 {tally.f1:.4f} < floor {FLOORS[style]}"
+
+
+def test_without_a_terminal_evaluate_logs_progress_and_keeps_its_report(
+    scene_dir: Path, model: Path, capsys: pytest.CaptureFixture
+) -> None:
+    command = ["evaluate", str(scene_dir), "--model", str(model)]
+    assert main([*command, "--progress-every", "0"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == ""
+    assert main([*command, "--progress-every", "0.000001"]) == 0
+    logged = capsys.readouterr()
+    assert logged.out == quiet.out  # the report on stdout, unchanged
+    progress = r"convdet evaluate: ([1-6])/6 scenes, [\d.]+ scenes/s, ETA \d+:\d\d"
+    done = [int(re.fullmatch(progress, line)[1]) for line in logged.err.splitlines()]
+    assert done == list(range(1, 7))
+
+
+def test_on_a_terminal_evaluate_shows_a_progress_bar(
+    scene_dir: Path, model: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["evaluate", str(scene_dir), "--model", str(model)]) == 0
+    captured = capsys.readouterr()
+    assert "100%" in captured.err and "6/6" in captured.err and "scene/s" in captured.err
+    assert "convdet evaluate:" not in captured.err and captured.out.startswith("model ")

@@ -24,6 +24,7 @@ from pathlib import Path, PurePath
 from typing import Any, TextIO
 
 from convdet.cli import CommandError, printable
+from convdet.progress import Progress
 from runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
 
 HELP = "detect digits in images, folders, globs, videos, webcams and streams"
@@ -393,43 +394,18 @@ def _model_path(model: str | None, backend: str) -> Path | None:
     return path
 
 
-class Reporter:
+class Reporter(Progress):
     """Messages and counts of one run: per-file failures (once each, from any thread), per-image
-    lines, the final summary, and progress when the total is known: a tqdm bar on stderr when
-    it is a terminal, else a line every `interval` seconds (0: none)."""
+    lines, the final summary, and progress when the total is known (see `Progress`)."""
 
     def __init__(self, total: int | None, out: TextIO, unit: str, interval: float) -> None:
-        self.total = total
+        super().__init__("detect", total, unit, interval)
         self.out = out
-        self.unit = unit
-        self.interval = interval
         self.processed = 0
         self.failed = 0
         self.counts: Counter[str] = Counter()
         self.retrying: set[str] | None = None  # --retry-failed: earlier failures run again
         self.retried = 0
-        self.started = time.perf_counter()
-        self._logged = self.started
-        self._lock = threading.Lock()
-        self.bar: Any = None
-        if total and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total, unit=unit.removesuffix("s"), file=sys.stderr, dynamic_ncols=True
-            )
-
-    def _print(self, text: str, file: TextIO) -> None:
-        """One line on `file`, with the progress bar moved out of its way."""
-        with self._lock:
-            if self.bar is None:
-                print(text, file=file, flush=True)
-            else:
-                self.bar.write(text, file=file)
-
-    def message(self, text: str) -> None:
-        """One line on stderr, prefixed like the CLI's own errors (file names escaped)."""
-        self._print(f"convdet detect: {printable(text)}", sys.stderr)
 
     def failure(self, what: str, why: str) -> None:
         """A file (input or output) that failed; counted for the exit status."""
@@ -446,7 +422,7 @@ class Reporter:
         self.counts.update(labels)
         if line:
             read = "".join(f' "{text}"' for text in texts)
-            self._print(
+            self.print(
                 f"{printable(name)}: {size[1]}x{size[0]}, {_describe(Counter(labels))}"
                 + (f", read{read}" if read else ""),
                 self.out,
@@ -458,29 +434,8 @@ class Reporter:
             self.retried += 1
 
     def step(self) -> None:
-        """Advance the progress bar, or log progress when `interval` seconds have passed."""
-        done = self.processed + self.failed
-        if self.bar is not None:
-            with self._lock:
-                self.bar.update(done - self.bar.n)
-            return
-        now = time.perf_counter()
-        if not self.total or not self.interval or now - self._logged < self.interval:
-            return
-        self._logged = now
-        rate = done / max(now - self.started, 1e-9)
-        eta = round((self.total - done) / rate) if rate else 0
-        self.message(
-            f"{done}/{self.total} {self.unit}, {rate:.1f} {self.unit}/s, "
-            f"ETA {eta // 60}:{eta % 60:02d}"
-        )
-
-    def close(self) -> None:
-        """Remove the progress bar (before the summary, or when the run ends early)."""
-        if self.bar is not None:
-            with self._lock:
-                self.bar.close()
-                self.bar = None
+        """Show progress after each image or frame, processed or failed."""
+        self.update(self.processed + self.failed)
 
     def summary(self, dropped: int | None) -> None:
         """The final line: processed, failed, digits per class, rate (and dropped frames)."""
@@ -497,7 +452,7 @@ class Reporter:
             )
         parts.append(_describe(self.counts))
         parts.append(f"{self.processed / elapsed:.1f} {self.unit}/s")
-        self._print("; ".join(parts), self.out)
+        self.print("; ".join(parts), self.out)
 
 
 def _describe(counts: Counter[str]) -> str:

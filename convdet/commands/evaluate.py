@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,12 +72,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cells -> boxes: local peaks + NMS, or connected components (default: peaks)",
     )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures")
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="a progress bar on stderr when it is a terminal, otherwise (a log, CI) a line "
+        "every S seconds with done/total, rate and ETA (default: 10; 0: no lines)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the model on every scene, print the table, optionally write the JSON figures."""
+    from convdet.progress import Progress
     from runtime.evaluate import evaluate_scene_set, format_report
 
+    if not args.progress_every >= 0:  # NaN too
+        raise CommandError(f"--progress-every: expected at least 0, got {args.progress_every:g}")
     scenes = _load(args.scenes, args.split)
 
     from runtime.detector import Detector
@@ -95,13 +105,15 @@ def run(args: argparse.Namespace) -> int:
         **options,
     )
 
-    def progress(done: int, total: int) -> None:
-        if sys.stderr.isatty():
-            print(f"\r{done}/{total} scenes", end="" if done < total else "\n", file=sys.stderr)
-
     detect, readouts = detector_functions(detector)
     coco = scenes.manifest.get("format") == "coco"
-    tallies = evaluate_scene_set(scenes, detect, readouts, progress)
+    progress = Progress("evaluate", len(scenes.truths), "scenes", args.progress_every)
+    try:
+        tallies = evaluate_scene_set(
+            scenes, detect, readouts, lambda done, _total: progress.update(done)
+        )
+    finally:
+        progress.close()
     settings = {
         "conf": detector.conf,
         "scales": "auto" if detector.pyramid else list(detector.scales),
