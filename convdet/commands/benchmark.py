@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated frame sizes WxH (default: 320x240,640x480,1280x720)",
     )
     parser.add_argument("--repeat", default="30", metavar="N", help="timed runs (default: 30)")
-    parser.add_argument("--warmup", default="5", metavar="N", help="untimed runs first (5)")
+    parser.add_argument(
+        "--warmup", default="5", metavar="N", help="untimed runs first (default: 5)"
+    )
     parser.add_argument("--threads", metavar="N", help="inference threads (default: the runtime's)")
     parser.add_argument(
         "--frames", default="60", metavar="N", help="frames of each test video (default: 60)"

@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         metavar="PATH",
         help="a .onnx or .tflite detector, or a shipped one's name with or without its "
-        "extension (deep, deep_int8, separable.onnx; `convdet info` lists them; "
-        "default: the shipped default model)",
+        "extension, e.g. deep, deep_int8 or separable.onnx, as `convdet info` lists them "
+        "(default: the shipped default model)",
     )
     model.add_argument(
         "--backend",
@@ -94,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--invert",
         default="auto",
         metavar="auto|on|off",
-        help="invert frames to light-on-dark: auto detects dark ink on paper",
+        help="invert frames to light-on-dark: auto detects dark ink on paper (default: auto)",
     )
     model.add_argument(
         "--threads",
@@ -113,8 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--loop",
         default="1",
         metavar="N",
-        help="video files: play the file N times, 0 endlessly, frame indices counting on "
-        "(a demo that never ends, a soak test of a long run; default: 1)",
+        help="video files: play the file N times, 0 endlessly, frame indices counting on, "
+        "for a demo that never ends or a soak test of a long run (default: 1)",
     )
     inputs.add_argument(
         "--camera-size",
@@ -229,7 +229,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--wait",
         metavar="S",
         help="--show with images: seconds each image stays in the window, 0 until a key "
-        "is pressed (q/Esc quits, any other key shows the next image; default: 0)",
+        "is pressed: q or Esc quits, any other key shows the next image (default: 0)",
     )
     drawing = parser.add_argument_group("drawing (--save, --show)")
     drawing.add_argument(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convdet.cli import CommandError
-from convdet.commands.detect import parse_scales
+from convdet.commands.detect import INVERT_MODES, parse_scales
 from runtime.defaults import DEFAULT_CONF
 
 if TYPE_CHECKING:
@@ -41,21 +41,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         metavar="PATH",
         help="a .onnx or .tflite detector, or a shipped one's name with or without its "
-        "extension (convdet info lists them; default: the shipped default model)",
+        "extension, as `convdet info` lists them (default: the shipped default model)",
     )
     parser.add_argument(
-        "--conf", type=float, default=DEFAULT_CONF, help=f"confidence threshold ({DEFAULT_CONF})"
+        "--conf",
+        type=float,
+        default=DEFAULT_CONF,
+        metavar="X",
+        help=f"minimum digit probability of a grid cell (default: {DEFAULT_CONF})",
     )
     parser.add_argument(
         "--scales",
         default="auto",
-        metavar="LIST",
-        help="'auto' (default, as for detect: the image pyramid 1, 0.5, 0.25, ... chosen from "
-        "each frame's size) or comma-separated resize factors run as given, e.g. 1 or 0.5,1,2",
+        metavar="LIST|auto",
+        help="comma-separated resize factors run as given, e.g. 1 or 0.5,1,2 (default: auto, "
+        "as for detect: the image pyramid 1, 0.5, 0.25, ... chosen from each frame's size)",
     )
     parser.add_argument(
         "--invert",
-        choices=("auto", "on", "off"),
+        choices=INVERT_MODES,
+        metavar="|".join(INVERT_MODES),
         default="auto",
         help="dark-ink inversion (default: auto)",
     )
@@ -68,10 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--grouping",
         choices=("peaks", "components"),
+        metavar="peaks|components",
         default="peaks",
         help="cells -> boxes: local peaks + NMS, or connected components (default: peaks)",
     )
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write figures")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON"
+    )
     parser.add_argument(
         "--progress-every",
         type=float,

@@ -10,11 +10,24 @@ HELP = "export a trained detector to ONNX and TFLite with metadata [needs convde
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet export`."""
-    parser.add_argument("run", type=Path, help="folder written by `convdet train --out`")
-    parser.add_argument("--out", type=Path, default=Path("models"), help="output folder")
-    parser.add_argument("--name", help="file stem (default: the run's architecture)")
     parser.add_argument(
-        "--data", type=Path, help="mnist .npz for calibration and checks (default: keras download)"
+        "run", type=Path, metavar="RUN", help="folder written by `convdet train --out`"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("models"),
+        metavar="DIR",
+        help="folder for the .onnx and .tflite files (default: models)",
+    )
+    parser.add_argument(
+        "--name", metavar="STEM", help="file stem (default: the run's architecture)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="NPZ",
+        help="MNIST .npz for calibration and checks (default: keras.datasets download)",
     )
     parser.add_argument(
         "--calibration-scenes",

@@ -42,8 +42,12 @@ def parse_styles(text: str) -> tuple[str, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet scenes`."""
-    parser.add_argument("--data", required=True, type=Path, help="Keras-layout MNIST .npz")
-    parser.add_argument("--out", required=True, type=Path, help="new (or empty) output folder")
+    parser.add_argument(
+        "--data", required=True, type=Path, metavar="NPZ", help="Keras-layout MNIST .npz"
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="new (or empty) output folder"
+    )
     parser.add_argument(
         "--style",
         default="all",
@@ -51,21 +55,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated scene styles or groups, --count scenes of each: mnist, paper, "
         "multiscale (group 'classic': MNIST frames on plain canvases); notebook, strings, large, "
         "clutter, empty (group 'camera': handwriting photographed on real-looking pages, "
-        "'empty' with no digit); 'all' (default)",
+        "'empty' with no digit); all, every style (default: all)",
     )
-    parser.add_argument("--count", type=int, default=100, help="scenes per style (default: 100)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
-        "--size", type=parse_size, default=(640, 480), help="canvas WxH (default: 640x480)"
+        "--count", type=int, default=100, metavar="N", help="scenes per style (default: 100)"
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        default=(640, 480),
+        metavar="WxH",
+        help="canvas width and height in pixels (default: 640x480)",
     )
     parser.add_argument(
         "--split",
         choices=("test", "train"),
+        metavar="test|train",
         default="test",
         help="which digits to place; the models never trained on 'test' (default: test)",
     )
     parser.add_argument(
-        "--max-digits", type=int, default=24, help="at most this many digits a scene (default: 24)"
+        "--max-digits",
+        type=int,
+        default=24,
+        metavar="N",
+        help="at most this many digits a scene (default: 24)",
     )
 
 

@@ -15,43 +15,102 @@ HELP = "train a classifier (digits + background) and convolutionalize it [needs 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `convdet train`."""
+    """Options of `convdet train`: stage 1 trains the 28x28 classifier on augmented digits and
+    background patches; stage 2 fine-tunes the convolutionalized detector on whole scenes."""
     parser.add_argument(
-        "--arch", default="basic", help=f"architecture spec: {ARCHS.replace(',', ', ')}"
+        "--arch",
+        default="basic",
+        metavar=ARCHS.replace(",", "|"),
+        help="architecture spec of the classifier and its detector (default: basic)",
     )
     parser.add_argument(
-        "--data", type=Path, help="Keras-layout mnist .npz (default: keras.datasets download)"
+        "--data",
+        type=Path,
+        metavar="NPZ",
+        help="Keras-layout MNIST .npz to train on (default: keras.datasets download)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="folder for the trained run")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for the trained run: classifier.keras, detector.keras and run.json "
+        "(settings, metrics, history), as `convdet export` and --init read it",
+    )
     parser.add_argument(
         "--pooling",
         choices=("none", "max3", "max4"),
+        metavar="none|max3|max4",
         help="pooling before the detector head (default: the spec's)",
     )
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--label-smoothing", type=float, default=0.05)
     parser.add_argument(
-        "--background-ratio", type=float, default=0.8, help="background patches per training digit"
+        "--epochs",
+        type=int,
+        default=30,
+        metavar="N",
+        help="stage 1 epochs over the training digits, augmented anew each epoch and "
+        "joined by new background patches (default: 30)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=128,
+        metavar="N",
+        help="28x28 images per stage 1 batch, also of the window batches stage 2 interleaves "
+        "with its scenes (default: 128)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=3e-3,
+        metavar="X",
+        help="stage 1's initial Adam learning rate, cosine-decayed to 2%% of it over the "
+        "epochs (default: 0.003)",
+    )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.05,
+        metavar="X",
+        help="label smoothing of stage 1's cross-entropy loss (default: 0.05)",
+    )
+    parser.add_argument(
+        "--background-ratio",
+        type=float,
+        default=0.8,
+        metavar="X",
+        help="background patches drawn per training digit each stage 1 epoch (default: 0.8)",
     )
     parser.add_argument(
         "--background-mix",
         default="",
-        help="weights of background kinds, e.g. 'offcentre=4,seam=2,blank=1'",
+        metavar="LIST",
+        help="relative weights of the kinds of background patch, e.g. "
+        "'offcentre=4,seam=2,blank=1'; kinds not named keep theirs (default: blank, noise, "
+        "gradient, texture 1 each, offcentre 4, seam 2, camera 4, zoomed 1.5)",
     )
     parser.add_argument(
         "--scene-epochs",
         type=int,
         default=12,
-        help="epochs of stage 2, fine-tuning the detector on scenes (0: off)",
+        metavar="N",
+        help="epochs of stage 2, fine-tuning the detector on scenes with a target for every "
+        "grid cell (default: 12; 0: off)",
     )
-    parser.add_argument("--scenes-per-epoch", type=int, default=2400)
+    parser.add_argument(
+        "--scenes-per-epoch",
+        type=int,
+        default=2400,
+        metavar="N",
+        help="stage 2 scenes generated anew each epoch, shared evenly among --styles "
+        "(default: 2400)",
+    )
     parser.add_argument(
         "--styles",
         default=STYLES,
         metavar="LIST",
-        help="scene styles of stage 2 (default: all of them)",
+        help=f"comma-separated scene styles of stage 2: {STYLES.replace(',', ', ')} "
+        "(default: all of them)",
     )
     parser.add_argument(
         "--real",
@@ -64,6 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--real-share",
         type=float,
         default=0.1,
+        metavar="X",
         help="real images per synthetic scene with --real (default: 0.1)",
     )
     parser.add_argument(
@@ -76,6 +136,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--distill-weight",
         type=float,
         default=0.5,
+        metavar="X",
         help="share of the teacher's probabilities in the targets (default: 0.5)",
     )
     parser.add_argument(
@@ -89,11 +150,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mark-weight",
         type=float,
         default=3.0,
+        metavar="X",
         help="stage 2 loss weight of background cells near ink: print, lines, scribbles, parts "
         "of digits (default: 3; digit cells weigh 4, other cells 1)",
     )
-    parser.add_argument("--limit", type=int, help="train on the first N digits only")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="train on the first N training digits only, a tenth of them held out for "
+        "validation: quick runs and tests (default: all of them)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="random seed of the weights, augmentation, background patches and stage 2 "
+        "scenes (default: 0)",
+    )
 
 
 def _check_init(run_dir: Path, arch: str) -> None:
