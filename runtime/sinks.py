@@ -466,8 +466,9 @@ def set_avi_rate(path: Path, fps: float) -> None:
 class VideoSaver:
     """An annotated video, opened at the first frame's size; `.avi` (MJPG) or `.mp4` (mp4v).
 
-    Frames are encoded in one background thread (order kept). AVI survives a killed run better
-    than MP4, whose index is written only at the end. With `measured=True` (`.avi` only, for
+    Frames are encoded in one background thread (order kept). A killed AVI plays up to its
+    last flushed frame; a killed MP4 does not open (its index is written only at the end),
+    so `convdet detect` saves AVI. With `measured=True` (`.avi` only, for
     live sources whose frames come when inference is done) the rate written at the end is the
     one frames were really given at, so the video lasts as long as the run; `fps` is then the
     header's rate until then (what a killed run leaves).

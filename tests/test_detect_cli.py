@@ -13,6 +13,7 @@ import os
 import re
 import select
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from test_sinks import (
     FakeQt,
@@ -175,7 +177,7 @@ def test_video_records_frame_indices_and_saves_an_annotated_video(tmp_path, mnis
     rows = records(out)
     assert [row["frame"] for row in rows] == [0, 2, 4, 6, 8]
     assert {(row["source"], row["width"], row["height"]) for row in rows} == {(str(video), 64, 48)}
-    capture = cv2.VideoCapture(str(saved / "clip.mp4"))
+    capture = cv2.VideoCapture(str(saved / "clip.avi"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
 
 
@@ -194,7 +196,7 @@ def test_a_strided_video_is_saved_at_its_rate_over_the_stride(tmp_path, mnist, m
     saved = tmp_path / "saved"
     command = ["detect", str(video), "--model", str(model), "--vid-stride", str(stride)]
     assert main([*command, "--save", str(saved)]) == 0
-    frames, fps = saved_video(saved / "clip.mp4")
+    frames, fps = saved_video(saved / "clip.avi")
     assert frames == 20 // stride and fps == pytest.approx(10.0 / stride, rel=0.01)
     assert frames / fps == pytest.approx(2.0, rel=0.01)  # it lasts as long as the file
 
@@ -489,9 +491,9 @@ def test_a_second_video_run_keeps_the_first_video(tmp_path, mnist, model):
     args = ["detect", str(video), "--model", str(model), "--save", str(saved)]
     assert main(args) == 0
     first = tree(saved)
-    assert list(first) == ["clip.mp4"]
+    assert list(first) == ["clip.avi"]
     assert main(args) == 0
-    assert tree(saved) == first and list(tree(tmp_path / "runs" / "clip-2")) == ["clip.mp4"]
+    assert tree(saved) == first and list(tree(tmp_path / "runs" / "clip-2")) == ["clip.avi"]
 
 
 def test_the_demo_command_runs_twice_and_its_json_moves_with_the_folder(
@@ -635,7 +637,7 @@ def test_stats_are_saved_only_when_asked(tmp_path, mnist, model):
     heights = {}
     for name, options in {"default": [], "stats": ["--stats"]}.items():
         assert main([*args, str(tmp_path / name), *options]) == 0
-        capture = cv2.VideoCapture(str(tmp_path / name / "clip.mp4"))
+        capture = cv2.VideoCapture(str(tmp_path / name / "clip.avi"))
         ok, frame = capture.read()
         assert ok
         heights[name] = frame.shape[0]
@@ -760,7 +762,7 @@ def test_command_errors_are_one_line_exit_2(tmp_path, mnist, model, capsys, opti
 @pytest.mark.parametrize(
     ("source", "json", "message"),
     [
-        ("clip.avi", "out/clip.mp4", "is where --save writes an annotated video"),
+        ("clip.avi", "out/clip.avi", "is where --save writes an annotated video"),
         ("clip.avi", "clip.avi", "is an input file"),
         ("list.txt", "list.txt", "is an input file"),
         ("list.txt", "out/page.png", "is where --save writes an annotated image"),
@@ -868,6 +870,79 @@ def test_interrupted_mid_batch_leaves_complete_records(tmp_path, mnist, model, s
     assert [row["source"] for row in rows] == in_order
     if signum != signal.SIGKILL:
         assert stderr.splitlines()[-1] == "convdet detect: interrupted"
+
+
+def avi_frames_on_disk(path: Path) -> int:
+    """How many whole frame chunks ('00dc') the movi list of the AVI at `path` holds, walking
+    chunk sizes (what a killed writer left on disk, whatever its headers say); 0 if not AVI."""
+    data = path.read_bytes()
+    movi = data.find(b"movi")
+    if not data.startswith(b"RIFF") or movi < 0:
+        return 0
+    position, frames = movi + 4, 0
+    while position + 8 <= len(data):
+        (size,) = struct.unpack("<I", data[position + 4 : position + 8])
+        end = position + 8 + size
+        if end > len(data):
+            break
+        frames += data[position : position + 4] == b"00dc"
+        position = end + (size & 1)
+    return frames
+
+
+def played_frames(path: Path) -> int:
+    """How many frames a player (OpenCV's FFmpeg reader) decodes from the video at `path`."""
+    capture = cv2.VideoCapture(str(path))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    return frames
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_a_video_saved_by_a_stopped_run_plays_the_frames_written(tmp_path, model, signum):
+    """A killed `detect clip.mp4 --save DIR` leaves a video that plays every frame on disk;
+    SIGTERM and Ctrl-C still close it whole (its index counts the frames recorded)."""
+    source = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    noise = np.random.default_rng(0).integers(0, 256, (10, 120, 160, 3), np.uint8)
+    for frame in noise:  # noise: large JPEG frames, so the writer flushes within seconds
+        writer.write(frame)
+    writer.release()
+    saved, out = tmp_path / "saved", tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "convdet", "detect", str(source), "--model", str(model)]
+    command += ["--loop", "0", "--save", str(saved), "--json", str(out)]  # endless
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    videos: list[Path] = []
+    while time.monotonic() < deadline and process.poll() is None:
+        videos = list(saved.glob("clip.*"))
+        if videos and videos[0].stat().st_size > 400_000:  # past the first buffer flush
+            break
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _stdout, stderr = process.communicate(timeout=30)
+    assert len(videos) == 1 and videos[0].stat().st_size > 400_000, stderr
+    played = played_frames(videos[0])
+    if signum == signal.SIGKILL:
+        assert process.returncode == -9
+        on_disk = avi_frames_on_disk(videos[0])
+        assert played >= max(on_disk, 10), f"{videos[0].name}: {played} of {on_disk} played"
+    else:
+        assert process.returncode == 130, stderr
+        rows = len(records(out))
+        capture = cv2.VideoCapture(str(videos[0]))
+        counted = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        capture.release()
+        # the signal may land between a frame's record and its video frame
+        assert played == counted and played in (rows - 1, rows) and played >= 10
 
 
 # A LiteRT-only board: an import hook refuses onnxruntime, and any OpenCV window call exits 99.

@@ -135,7 +135,7 @@ def test_video_frames_name_crops_and_labels_by_frame_index(tmp_path, mnist, mode
     options = ["--save", str(out), "--save-crop", "--save-txt", "--json", str(tmp_path / "r.jsonl")]
     assert main(["detect", str(video), "--model", str(model), *options]) == 0
     rows = records(tmp_path / "r.jsonl")
-    assert [row["frame"] for row in rows] == [0, 1, 2] and (out / "clip.mp4").is_file()
+    assert [row["frame"] for row in rows] == [0, 1, 2] and (out / "clip.avi").is_file()
     crops = {
         Path("crops", d["label"], f"clip_{row['frame']:08d}_{index}.jpg")
         for row in rows

@@ -187,7 +187,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--save",
         metavar="DIR",
         help="annotated images (mirroring the sources' relative paths) or, for "
-        "videos and cameras, an annotated video, inside DIR; when DIR already holds "
+        "videos and cameras, an annotated MJPG video named after the input (clip.mp4: "
+        "DIR/clip.avi, which a killed run leaves playable) inside DIR; when DIR already holds "
         "files, a fresh DIR-2 (DIR-3, ...) is used instead and a --json FILE inside DIR "
         "moves with it; images in DIR and its numbered folders are never read as inputs",
     )
@@ -703,8 +704,14 @@ def _targets(args: argparse.Namespace, source: Any) -> Targets:
     coco = None if args.coco is None else Path(_moved(args.coco, save, folder))
     video = None
     if folder is not None and source.kind != "images" and args.save_interval is None:
+        # MJPG in AVI, for video files as for cameras: each frame is a whole JPEG chunk on
+        # disk as soon as the writer's buffer flushes, so a killed run (SIGKILL, power loss)
+        # leaves a file that plays up to its last flushed frame. OpenCV's MP4 (mp4v) keeps
+        # its index (moov) for the end, so a killed MP4 does not open at all, and its FFmpeg
+        # writer cannot be told to fragment (OPENCV_FFMPEG_WRITER_OPTIONS reaches the codec,
+        # not the muxer). The name stays the input's stem: clip.mp4 -> DIR/clip.avi.
         path = getattr(source, "path", None)
-        video = folder / (f"{path.stem}.mp4" if path else f"{_live_name(source.name)}.avi")
+        video = folder / f"{path.stem if path else _live_name(source.name)}.avi"
     if coco is not None:
         _check_output("--coco", coco, inputs, folder, video, source)
         if json not in (None, "-") and coco.resolve() == Path(json).resolve():
