@@ -595,10 +595,16 @@ def is_camera(target: int | str) -> bool:
     return isinstance(target, int) or is_video_device(target)
 
 
+def live_what(target: int | str) -> str:
+    """A live source as messages name it: 'camera 0', 'camera /dev/video2' or 'stream URL'
+    (its password masked)."""
+    return f"camera {target}" if is_camera(target) else f"stream {display_name(target)}"
+
+
 def open_capture(target: int | str) -> cv2.VideoCapture:
     """Open a webcam index, camera device path or stream URL with OpenCV, or raise SourceError
     naming it."""
-    what = f"camera {target}" if is_camera(target) else f"stream {display_name(target)}"
+    what = live_what(target)
     if isinstance(target, str) and opencv_path(target) is None:
         raise SourceError(f"cannot open {what}: OpenCV needs a UTF-8 URL")
     try:
@@ -619,7 +625,10 @@ class LiveSource(Source):
     instead of queueing, so what is processed is never more than about one frame old.
     A capture that stops delivering raises StreamStopped from the iteration. `size` (width,
     height) and `fps` are asked of the capture when it opens (cameras; the driver may pick the
-    nearest mode it has, which the frames then show).
+    nearest mode it has, which the frames then show). Frames over `max_pixels` are refused as
+    video files' are: from the capture's properties when it opens (SourceError), and a frame
+    that arrives larger (a stream changing its resolution) stops the source with StreamStopped
+    before it reaches the detector.
     """
 
     kind = "live"
@@ -632,9 +641,11 @@ class LiveSource(Source):
         opener: Callable[[int | str], Capture] | None = None,
         size: tuple[int, int] | None = None,
         fps: float | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.target = target
         self.name = display_name(target)
+        self.max_pixels = max_pixels
         self.vid_stride = vid_stride
         self.opener = opener or open_capture
         self.requested = {
@@ -647,6 +658,7 @@ class LiveSource(Source):
         self._latest: Frame | None = None
         self._ended = False
         self._failure = ""
+        self._refused = ""  # why a frame over max_pixels stopped the source
         self._stop = threading.Event()
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -656,7 +668,16 @@ class LiveSource(Source):
         for prop, value in self.requested.items():
             if value is not None:
                 self._capture.set(prop, value)
-        fps = getattr(self._capture, "get", lambda _prop: 0.0)(cv2.CAP_PROP_FPS)
+        get = getattr(self._capture, "get", lambda _prop: 0.0)  # stand-in cameras may lack it
+        width, height = int(get(cv2.CAP_PROP_FRAME_WIDTH)), int(get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > self.max_pixels:
+            self._capture.release()
+            self._capture = None
+            raise SourceError(
+                f"{live_what(self.target)}: {width}x{height} frames are {width * height} "
+                f"pixels, more than --max-pixels {self.max_pixels}"
+            )
+        fps = get(cv2.CAP_PROP_FPS)
         self.fps = fps / self.vid_stride if fps and fps > 0 else None
         self._thread = threading.Thread(target=self._read_loop, name="convdet-capture", daemon=True)
         self._thread.start()
@@ -673,6 +694,14 @@ class LiveSource(Source):
                     continue
                 ok, image = capture.retrieve()
                 if not ok or image is None:
+                    break
+                height, width = image.shape[:2]
+                if width * height > self.max_pixels:
+                    self._refused = (
+                        f"{live_what(self.target)}: frame {index} is {width}x{height}, "
+                        f"{width * height} pixels, more than --max-pixels {self.max_pixels}; "
+                        "stopped"
+                    )
                     break
                 with self._changed:
                     if self._latest is not None:
@@ -694,6 +723,8 @@ class LiveSource(Source):
             if frame is None:
                 break
             yield frame
+        if self._refused:
+            raise StreamStopped(self._refused)
         if not self._stop.is_set():
             raise StreamStopped(
                 f"{self.name} stopped delivering frames after {self.read_count} frames"
@@ -782,7 +813,8 @@ def resolve_source(
 ) -> Source:
     """The source SOURCE names: a webcam index or device path (/dev/video0), a stream URL, a
     video, an image, a folder, a glob or a text file listing images. Raises SourceError when
-    it names nothing usable. `max_pixels` applies to images and videos (see VideoSource), `loops`
+    it names nothing usable. `max_pixels` applies to images, videos and live sources (see
+    VideoSource, LiveSource), `loops`
     to video files, `camera_size` (width, height) and `camera_fps` to cameras (see LiveSource).
     `exclude` is the --save folder: a folder, glob or list skips files in it and in its
     numbered run folders (earlier runs' outputs). An empty SOURCE is refused: as a path it
@@ -792,9 +824,15 @@ def resolve_source(
         raise SourceError("empty SOURCE ''; name an image, folder, glob, list, video or camera")
     if spec.isdigit() or is_video_device(spec):
         target = int(spec) if spec.isdigit() else spec
-        return LiveSource(target, vid_stride=vid_stride, size=camera_size, fps=camera_fps)
+        return LiveSource(
+            target,
+            vid_stride=vid_stride,
+            size=camera_size,
+            fps=camera_fps,
+            max_pixels=max_pixels,
+        )
     if urlsplit(spec).scheme.lower() in STREAM_SCHEMES:
-        return LiveSource(spec, vid_stride=vid_stride)
+        return LiveSource(spec, vid_stride=vid_stride, max_pixels=max_pixels)
     path = Path(spec)
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSource(path, vid_stride=vid_stride, loops=loops, max_pixels=max_pixels)

@@ -18,14 +18,22 @@ import numpy as np
 import pytest
 from test_backends import tiny_onnx
 from test_preprocess import mnist_scene
-from test_sources import png_chunk, write_video
+from test_sources import StandInCamera, png_chunk, write_video
 
 from convdet.cli import main
 from runtime.annotate import as_bgr
 from runtime.backends import open_backend
 from runtime.detector import Detector
 from runtime.modelinfo import ModelContractError, ModelInfo
-from runtime.sources import ImageBatch, ImageError, SourceError, load_image, resolve_source
+from runtime.sources import (
+    ImageBatch,
+    ImageError,
+    LiveSource,
+    SourceError,
+    StreamStopped,
+    load_image,
+    resolve_source,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_METADATA = ModelInfo(
@@ -142,6 +150,73 @@ def test_a_video_over_max_pixels_is_refused_before_decoding(tmp_path, mnist) -> 
         pass
     with resolve_source(str(video), max_pixels=3072) as source:
         assert len(list(source)) == 2
+
+
+class GrowingCamera(StandInCamera):
+    """A stand-in camera whose properties say `declared` (width, height; a capture's `get`)
+    and whose frames are (48, 64, 3) until frame `grows_at`, then (3000, 4000, 3)."""
+
+    def __init__(self, declared: tuple[int, int] = (64, 48), grows_at: int = 10**9) -> None:
+        super().__init__(frames=50, period=0.001, shape=(48, 64, 3))
+        self.declared, self.grows_at = declared, grows_at
+
+    def get(self, prop: int) -> float:
+        sizes = {
+            cv2.CAP_PROP_FRAME_WIDTH: self.declared[0],
+            cv2.CAP_PROP_FRAME_HEIGHT: self.declared[1],
+        }
+        return float(sizes.get(prop, 0))
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def retrieve(self) -> tuple[bool, np.ndarray]:
+        big = self.grabbed > self.grows_at
+        return True, np.zeros((3000, 4000, 3) if big else self.shape, np.uint8)
+
+
+def test_a_camera_over_max_pixels_is_refused_when_it_opens(tmp_path, model, monkeypatch, capsys):
+    camera = GrowingCamera(declared=(64, 48))
+    with pytest.raises(SourceError, match=r"^camera 0: 64x48 frames are 3072 pixels, more than "):
+        LiveSource(0, opener=lambda _target: camera, max_pixels=3071).__enter__()
+    assert camera.released and camera.grabbed == 0  # refused before a frame was read
+    with LiveSource(0, opener=lambda _target: GrowingCamera(), max_pixels=3072) as source:
+        assert next(iter(source)).image.shape == (48, 64, 3)
+    monkeypatch.setattr("runtime.sources.open_capture", lambda _target: GrowingCamera())
+    out = tmp_path / "out.jsonl"
+    command = ["detect", "0", "--model", str(model), "--json", str(out), "--max-pixels", "1000"]
+    assert main(command) == 2
+    assert capsys.readouterr().err == (
+        "convdet detect: error: camera 0: 64x48 frames are 3072 pixels, more than "
+        "--max-pixels 1000\n"
+    )
+    assert not out.exists()
+
+
+def test_a_live_frame_over_max_pixels_stops_the_source_in_one_line(
+    tmp_path, model, monkeypatch, capsys
+):
+    # properties that say nothing (0x0, as some streams until the first frame), then a frame
+    # of 12 megapixels: refused before the detector sees it
+    camera, shapes = GrowingCamera((0, 0), grows_at=3), []
+    stopped = pytest.raises(StreamStopped, match=r"^camera 0: frame 3 is 4000x3000, 12000000 ")
+    with stopped, LiveSource(0, opener=lambda _target: camera, max_pixels=10**6) as source:
+        shapes.extend(frame.image.shape for frame in source)
+    assert shapes and set(shapes) == {(48, 64, 3)} and camera.released
+    monkeypatch.setattr(
+        "runtime.sources.open_capture", lambda _target: GrowingCamera((0, 0), grows_at=3)
+    )
+    out = tmp_path / "out.jsonl"
+    command = ["detect", "rtsp://u:pw@cam/live", "--model", str(model), "--json", str(out)]
+    assert main([*command, "--max-pixels", "1000000"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "convdet detect: stream rtsp://u:***@cam/live: frame 3 is 4000x3000, 12000000 pixels, "
+        "more than --max-pixels 1000000; stopped\n"
+    )
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows and all((row["width"], row["height"]) == (64, 48) for row in rows)
+    assert all(row["frame"] < 3 for row in rows)
 
 
 def test_a_camera_index_beyond_c_int_is_a_source_error() -> None:

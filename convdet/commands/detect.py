@@ -130,7 +130,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-pixels",
         metavar="N",
         help="refuse images and video frames with more pixels, read from the file header "
-        "or the video's properties before decoding (default: 40000000)",
+        "or the video's properties before decoding; a camera or stream is refused from its "
+        "properties when it opens and stopped at any frame that arrives larger "
+        "(default: 40000000)",
     )
     inputs.add_argument(
         "--io-threads",
