@@ -56,6 +56,9 @@ VIDEO_SUFFIXES = frozenset(
 # the others), so a file that ends before its count is known to be cut.
 COUNTED_VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".m4v", ".mov"})
 LIST_SUFFIXES = frozenset({".txt", ".lst"})
+# The largest list file read: about a million paths of 64 bytes, far beyond any batch a list
+# names by hand or script, while a runaway or forged file is refused instead of filling memory.
+MAX_LIST_BYTES = 64 << 20
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"})
 # 40 megapixels: any real scan or photo of handwriting, while a forged header cannot make a
 # decoder allocate gigabytes (a 16-bit 4-channel image this size is already 320 MB).
@@ -782,13 +785,32 @@ def glob_files(pattern: str) -> list[tuple[Path, PurePath]]:
 
 
 def listed_files(list_file: Path) -> list[tuple[Path, PurePath]]:
-    """Paths named one per line in a text file (relative ones to the file's folder).
+    """Paths named one per line in a UTF-8 text file (relative ones to the file's folder).
 
     Blank lines and lines starting with `#` are skipped. The relative path kept for --save is
-    the line as written; the saver makes it safe.
+    the line as written; the saver makes it safe. SourceError naming the file when it is not a
+    regular file (a FIFO or device would block or never end), holds more than MAX_LIST_BYTES
+    or is not UTF-8.
     """
+    try:
+        handle, size = _open_regular(list_file)
+    except ImageError as error:
+        raise SourceError(f"list file {list_file}: {error}") from None
+    with handle:  # refused from its size unread; read at most the cap should it grow
+        data = b"" if size > MAX_LIST_BYTES else handle.read(MAX_LIST_BYTES + 1)
+    if max(size, len(data)) > MAX_LIST_BYTES:
+        raise SourceError(
+            f"list file {list_file}: {max(size, len(data))} bytes, more than the "
+            f"{MAX_LIST_BYTES} a list may have (about a million paths)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SourceError(
+            f"list file {list_file}: not UTF-8 (a bad byte at offset {error.start})"
+        ) from None
     files = []
-    for line in list_file.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         entry = line.strip()
         if entry and not entry.startswith("#"):
             files.append((list_file.parent / entry, PurePath(entry)))
@@ -840,8 +862,8 @@ def resolve_source(
     if path.is_dir():
         files, unlisted = folder_files(path, recursive=recursive)
         hint = "" if recursive else " (use --recursive to look in subfolders)"
-    elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-        files, hint = listed_files(path), ""
+    elif path.suffix.lower() in LIST_SUFFIXES and os.path.lexists(path):
+        files, hint = listed_files(path), ""  # refuses a FIFO or device, and a dangling link
     elif path.is_file():
         files, hint = [(path, PurePath(path.name))], ""
         exclude = None  # an image named on its own is read wherever it is

@@ -26,6 +26,7 @@ from runtime.backends import open_backend
 from runtime.detector import Detector
 from runtime.modelinfo import ModelContractError, ModelInfo
 from runtime.sources import (
+    MAX_LIST_BYTES,
     ImageBatch,
     ImageError,
     LiveSource,
@@ -139,6 +140,39 @@ def test_a_list_with_a_device_and_a_nul_byte_goes_on_to_its_good_files(tmp_path)
         None,
     ]
     assert frames[2].image.shape == (48, 64)
+
+
+def test_a_list_file_over_the_cap_or_not_regular_or_utf8_is_one_line_naming_it(
+    tmp_path, model, monkeypatch, capsys
+) -> None:
+    huge = sparse(tmp_path / "huge.txt", b"page.png\n", size=MAX_LIST_BYTES + 1)
+    fifo = tmp_path / "pipe.lst"
+    os.mkfifo(fifo)  # read as a list, it would wait for a writer forever
+    zero = tmp_path / "zero.txt"
+    zero.symlink_to("/dev/zero")  # ... and this one would never end at all
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"page.png\nna\xefve.png\n")
+    not_regular = "not a regular file (a folder, device or FIFO)"
+    for listing, why in [
+        (
+            huge,
+            f"{MAX_LIST_BYTES + 1} bytes, more than the 67108864 a list may have (about a "
+            "million paths)",
+        ),
+        (fifo, not_regular),
+        (zero, not_regular),
+        (latin, "not UTF-8 (a bad byte at offset 11)"),
+    ]:
+        assert main(["detect", str(listing), "--model", str(model)]) == 2
+        assert capsys.readouterr().err == f"convdet detect: error: list file {listing}: {why}\n"
+    cv2.imwrite(str(tmp_path / "page.png"), np.zeros((48, 64), np.uint8))
+    monkeypatch.setattr("runtime.sources.MAX_LIST_BYTES", 100)
+    at_cap = tmp_path / "at_cap.txt"
+    at_cap.write_text("page.png\n" + "#" * 91, encoding="utf-8")  # 100 bytes: read
+    assert [frame.error for frame in resolve_source(str(at_cap))] == [None]
+    at_cap.write_text("page.png\n" + "#" * 92, encoding="utf-8")
+    with pytest.raises(SourceError, match=r"at_cap\.txt: 101 bytes, more than the 100 a list"):
+        resolve_source(str(at_cap))
 
 
 def test_a_video_over_max_pixels_is_refused_before_decoding(tmp_path, mnist) -> None:
