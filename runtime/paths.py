@@ -25,6 +25,16 @@ def opencv_path(path: PurePath | str) -> str | None:
     return text
 
 
+def resolved(path: Path) -> Path:
+    """`path.resolve()`, or for a symlink loop, which `resolve` raises on (RuntimeError before
+    Python 3.13), the absolute path as named: a loop points nowhere, and the loader or writer
+    that meets it reports it as the input or output it is."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _numbered(folder: Path) -> Path:
     """`folder` with a name to number: `.` and `..` resolved to the folder they mean."""
     return folder.resolve() if folder.name in ("", "..") else folder
@@ -51,11 +61,11 @@ def in_run_folders(folder: Path) -> Callable[[Path], bool]:
     run_name = re.compile(re.escape(base.name) + r"(-[0-9]+)?")
 
     def inside(path: Path) -> bool:
-        resolved = path.resolve()
-        if resolved.is_relative_to(root):
+        real = resolved(path)
+        if real.is_relative_to(root):
             return True
-        if resolved == parent or not resolved.is_relative_to(parent):
+        if real == parent or not real.is_relative_to(parent):
             return False
-        return run_name.fullmatch(resolved.relative_to(parent).parts[0]) is not None
+        return run_name.fullmatch(real.relative_to(parent).parts[0]) is not None
 
     return inside

@@ -175,6 +175,21 @@ def test_a_list_file_over_the_cap_or_not_regular_or_utf8_is_one_line_naming_it(
         resolve_source(str(at_cap))
 
 
+def test_a_symlink_loop_with_save_is_one_line_not_a_traceback(tmp_path, model, capsys) -> None:
+    (tmp_path / "a.png").symlink_to("b.png")
+    (tmp_path / "b.png").symlink_to("a.png")  # Path.resolve() raised RuntimeError on these
+    listing = tmp_path / "list.txt"
+    listing.write_text("a.png\n", encoding="utf-8")
+    save = ["--model", str(model), "--save", str(tmp_path / "out")]
+    assert main(["detect", str(listing), *save]) == 1
+    why = "unreadable: Too many levels of symbolic links"
+    assert capsys.readouterr().err == f"convdet detect: {tmp_path / 'a.png'}: {why}\n"
+    assert main(["detect", str(tmp_path / "a.png"), *save]) == 2
+    assert capsys.readouterr().err == (
+        f"convdet detect: error: source not found: {tmp_path / 'a.png'}\n"
+    )
+
+
 def test_a_video_over_max_pixels_is_refused_before_decoding(tmp_path, mnist) -> None:
     video = write_video(tmp_path / "clip.avi", mnist, frames=2)
     with (

@@ -864,6 +864,7 @@ def _run(args: argparse.Namespace) -> int:
     """`run` with SIGTERM already raising KeyboardInterrupt."""
     _check_options(args)
     from runtime import Detector
+    from runtime.paths import resolved
     from runtime.sinks import RecordError
     from runtime.sources import (
         DEFAULT_MAX_PIXELS,
@@ -874,7 +875,7 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     save = Path(args.save) if args.save is not None else None
-    if save is not None and any(save.resolve() == Path(spec).resolve() for spec in args.source):
+    if save is not None and any(resolved(save) == resolved(Path(spec)) for spec in args.source):
         raise CommandError(
             f"--save {args.save} is the source folder; annotated images would overwrite the inputs"
         )
