@@ -265,12 +265,11 @@ def _open_regular(path: Path) -> tuple[BinaryIO, int]:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
         raise ImageError(f"unreadable: {getattr(error, 'strerror', None) or error}") from error
-    handle = os.fdopen(descriptor, "rb")
     mode = os.fstat(descriptor)
-    if not stat.S_ISREG(mode.st_mode):
-        handle.close()
+    if not stat.S_ISREG(mode.st_mode):  # checked before fdopen, which refuses a folder itself
+        os.close(descriptor)
         raise ImageError("not a regular file (a folder, device or FIFO)")
-    return handle, mode.st_size
+    return os.fdopen(descriptor, "rb"), mode.st_size
 
 
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

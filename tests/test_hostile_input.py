@@ -125,21 +125,23 @@ def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path) -> None:
     assert errors == ["not a regular file (a folder, device or FIFO)"]
 
 
-def test_a_list_with_a_device_and_a_nul_byte_goes_on_to_its_good_files(tmp_path) -> None:
+def test_a_list_with_a_device_a_nul_byte_and_a_folder_goes_on_to_its_good_files(tmp_path) -> None:
     # (/dev/zero, read forever without the check, is tried under a memory cap above)
     good = tmp_path / "good.png"
     cv2.imwrite(str(good), np.zeros((48, 64), np.uint8))
+    (tmp_path / "folder.png").mkdir()  # fdopen raised IsADirectoryError, ending the batch
     listing = tmp_path / "list.txt"
-    listing.write_text("/dev/null\nbad\x00name.png\ngood.png\n", encoding="utf-8")
+    listing.write_text("/dev/null\nbad\x00name.png\nfolder.png\ngood.png\n", encoding="utf-8")
     source = resolve_source(str(listing))
     assert isinstance(source, ImageBatch)
     frames = list(source)
     assert [frame.error for frame in frames] == [
         "not a regular file (a folder, device or FIFO)",
         "unreadable: embedded null byte",
+        "not a regular file (a folder, device or FIFO)",
         None,
     ]
-    assert frames[2].image.shape == (48, 64)
+    assert frames[3].image.shape == (48, 64)
 
 
 def test_a_list_file_over_the_cap_or_not_regular_or_utf8_is_one_line_naming_it(
