@@ -186,7 +186,7 @@ def test_multi_scale_merge_keeps_one_box_per_digit(inked, full_score, half_score
     blob(full, 3, 4, class_id=9)  # the digit at scale 1 (cell centre 36, 28 in frame px)
     put(full, 3, 4, 9, full_score)
     put(half, 1, 2, 9, half_score)  # the same digit seen at scale 0.5 (cell centre 40, 24)
-    image = strokes(64, 80, [(30, 12, 44, 44)])  # 32 px tall: 16 at scale 0.5, in its range
+    image = strokes(64, 80, [(30, 12, 44, 52)])  # 40 px tall: 20 at scale 0.5, in its range
     grids = [
         ScaleGrid(full, GEOMETRY, image if inked else None),
         ScaleGrid(half, HALF, at_scale(image, 0.5) if inked else None),
@@ -196,7 +196,7 @@ def test_multi_scale_merge_keeps_one_box_per_digit(inked, full_score, half_score
     best = max(find_peaks(g.scores, g.geometry, BACKGROUND, 0.5).score.max() for g in grids)
     assert both.score[0] == best  # the better-scored scale's reading
     if inked:
-        np.testing.assert_allclose(both.xyxy[0], [30, 12, 44, 44], atol=1)
+        np.testing.assert_allclose(both.xyxy[0], [30, 12, 44, 52], atol=1)
 
 
 def test_a_coarse_scale_leaves_short_digits_to_the_finer_one() -> None:

@@ -13,7 +13,7 @@ from runtime.detector import Detector
 from runtime.models import DEFAULT_ARCH, default_model_path
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-ARCHS = ("basic", "deep", "separable")
+ARCHS = ("basic", "deep", "separable", "wide")
 VARIANTS = {".onnx": "fp32", "_fp32.tflite": "fp32", "_fp16.tflite": "fp16", "_int8.tflite": "int8"}
 SHIPPED = [MODELS / f"{arch}{suffix}" for arch in ARCHS for suffix in VARIANTS]
 # (row, col) cells of a 14 x 20 grid (112 x 160 frame) where the golden scene centres a digit,

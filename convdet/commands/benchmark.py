@@ -27,10 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet benchmark`; values are checked in `run` so errors stay one line."""
     parser.add_argument(
         "--models",
-        default="separable,deep,basic",
+        default="wide,deep,separable,basic",
         metavar="LIST",
         help="comma-separated architectures (all their shipped files this install can run) "
-        "or model files, paths or shipped names like deep_int8 (default: separable,deep,basic)",
+        "or model files, paths or shipped names like deep_int8 "
+        "(default: wide,deep,separable,basic)",
     )
     parser.add_argument(
         "--sizes",
