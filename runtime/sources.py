@@ -9,6 +9,7 @@ latency stays about one frame when inference is slower than the camera.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import itertools
 import os
 import re
@@ -747,6 +748,11 @@ class LiveSource(Source):
 # --- resolving SOURCE --------------------------------------------------------------------
 
 
+def _cannot_list(error: OSError) -> str:
+    """The error record of a folder that could not be listed."""
+    return f"cannot list this folder ({error.strerror or error}); its images are skipped"
+
+
 def folder_files(
     folder: Path, *, recursive: bool = False
 ) -> tuple[list[tuple[Path, PurePath]], dict[Path, str]]:
@@ -759,8 +765,7 @@ def folder_files(
     def refused(error: OSError) -> None:
         if Path(error.filename) == folder:
             raise error
-        why = error.strerror or str(error)
-        unlisted[Path(error.filename)] = f"cannot list this folder ({why}); its images are skipped"
+        unlisted[Path(error.filename)] = _cannot_list(error)
 
     if recursive:
         walk = os.walk(folder, onerror=refused)
@@ -774,13 +779,64 @@ def folder_files(
     return files, unlisted
 
 
-def glob_files(pattern: str) -> list[tuple[Path, PurePath]]:
-    """Files matching `pattern` (`**` descends), relative to its fixed leading folder."""
+def glob_files(pattern: str) -> tuple[list[tuple[Path, PurePath]], dict[Path, str]]:
+    """Files matching `pattern` (`**` descends), relative to its fixed leading folder, and the
+    folders the match had to list but could not, each with why (as `folder_files`: pathlib's
+    glob skips those silently)."""
     parts = PurePath(pattern).parts
     fixed = list(takewhile(lambda part: not _has_magic(part), parts[:-1]))
     root = Path(*fixed) if fixed else Path()
-    magic = str(PurePath(*parts[len(fixed) :]))
-    return sorted((path, path.relative_to(root)) for path in root.glob(magic) if path.is_file())
+    unlisted: dict[Path, str] = {}
+    found = set(_globbed(root, parts[len(fixed) :], unlisted))
+    files = sorted((path, path.relative_to(root)) for path in [*found, *unlisted])
+    return files, unlisted
+
+
+def _globbed(folder: Path, parts: Sequence[str], unlisted: dict[Path, str]) -> Iterator[Path]:
+    """Paths below `folder` matching the glob `parts`, as pathlib matches them: a part before
+    the last matches folders (links to folders too), `**` any folders in between (never through
+    a link, so a link loop cannot make it endless), the last part files.
+    Folders that cannot be listed go to `unlisted`."""
+    part, rest = parts[0], parts[1:]
+    if part == "**":
+        if rest:  # a trailing ** matches folders alone, never an input
+            yield from _globbed(folder, rest, unlisted)
+            for entry in _entries(folder, unlisted):
+                if _is_folder(entry) and not entry.is_symlink():
+                    yield from _globbed(Path(entry.path), parts, unlisted)
+        return
+    if _has_magic(part):
+        named = [entry for entry in _entries(folder, unlisted) if fnmatch.fnmatch(entry.name, part)]
+        candidates = [(Path(entry.path), _is_folder(entry)) for entry in named]
+    else:
+        path = folder / part
+        candidates = [(path, path.is_dir())] if os.path.lexists(path) else []
+    for path, is_folder in candidates:
+        if rest and is_folder:
+            yield from _globbed(path, rest, unlisted)
+        elif not rest and path.is_file():
+            yield path
+
+
+def _entries(folder: Path, unlisted: dict[Path, str]) -> list[os.DirEntry[str]]:
+    """The entries of `folder`: none where there is no such folder (nothing matches there),
+    and none, with why kept in `unlisted`, where it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as error:
+        unlisted[folder] = _cannot_list(error)
+        return []
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    """Whether `entry` is a folder or a link to one; False for a dangling link or a loop."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def listed_files(list_file: Path) -> list[tuple[Path, PurePath]]:
@@ -867,7 +923,7 @@ def resolve_source(
         files, hint = [(path, PurePath(path.name))], ""
         exclude = None  # an image named on its own is read wherever it is
     elif _has_magic(spec):
-        files, hint = glob_files(spec), ""
+        (files, unlisted), hint = glob_files(spec), ""
     else:
         raise SourceError(f"source not found: {spec}")
     if exclude is not None:

@@ -468,6 +468,18 @@ def test_a_cut_video_keeps_its_frames_and_is_reported(tmp_path, mnist, model, ca
         assert [frame.error for frame in source] == [None] * 3  # a whole file is no failure
 
 
+def refuse_listing(monkeypatch, locked: Path) -> None:
+    """Make os.scandir refuse `locked` (chmod 000 does not stop root, so tests do it here)."""
+    real = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
 def test_an_unlistable_subfolder_is_reported_once_and_counted_failed(
     tmp_path, model, monkeypatch, capsys
 ) -> None:
@@ -476,15 +488,7 @@ def test_an_unlistable_subfolder_is_reported_once_and_counted_failed(
     locked.mkdir(parents=True)
     for path in [folder / "a.png", locked / "b.png", folder / "z.png"]:
         cv2.imwrite(str(path), np.zeros((48, 64), np.uint8))
-    real = os.scandir
-
-    def scandir(path: object = ".") -> object:
-        # chmod 000 does not stop root, so the refusal is made here
-        if Path(path) == locked:
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    refuse_listing(monkeypatch, locked)
     out = tmp_path / "out.jsonl"
     command = ["detect", str(folder), "--recursive", "--model", str(model), "--json", str(out)]
     assert main(command) == 1
@@ -498,6 +502,30 @@ def test_an_unlistable_subfolder_is_reported_once_and_counted_failed(
         (str(locked), why),
         (str(folder / "z.png"), None),
     ]
+
+
+@pytest.mark.parametrize("pattern", ["**/*.png", "*/*.png"])
+def test_a_glob_reports_each_folder_it_cannot_list_once(
+    tmp_path, model, monkeypatch, capsys, pattern
+) -> None:
+    folder = tmp_path / "scans"
+    locked = folder / "locked"
+    (folder / "open").mkdir(parents=True)
+    locked.mkdir()
+    for path in [folder / "open" / "a.png", locked / "b.png", folder / "z.png"]:
+        cv2.imwrite(str(path), np.zeros((48, 64), np.uint8))
+    refuse_listing(monkeypatch, locked)  # pathlib's glob skipped it silently, exit status 0
+    out = tmp_path / "out.jsonl"
+    assert main(["detect", str(folder / pattern), "--model", str(model), "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    why = "cannot list this folder (Permission denied); its images are skipped"
+    assert captured.err == f"convdet detect: {locked}: {why}\n"  # ** lists it twice: one line
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    matched = [folder / "open" / "a.png", *([folder / "z.png"] if pattern[:2] == "**" else [])]
+    assert [(row["source"], row.get("error")) for row in rows] == sorted(
+        [(str(locked), why), *((str(path), None) for path in matched)]
+    )
+    assert " processed; 1 failed;" in captured.out
 
 
 def test_12_bit_data_in_16_bit_files_detects_as_its_8_bit_version(tmp_path, mnist, model, capsys):
