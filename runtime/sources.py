@@ -756,10 +756,10 @@ def _cannot_list(error: OSError) -> str:
 def folder_files(
     folder: Path, *, recursive: bool = False
 ) -> tuple[list[tuple[Path, PurePath]], dict[Path, str]]:
-    """Image files in `folder` (and below with `recursive`, not following links to folders),
-    sorted, and the subfolders that could not be listed, each with why: a batch takes them
-    among its files as failures, so images skipped for want of permission are never silent.
-    OSError when `folder` itself cannot be listed."""
+    """Entries of `folder` (and below with `recursive`, not following links to folders) with
+    image names, sorted, and the subfolders that could not be listed, each with why: a batch
+    takes them among its files as failures, so images skipped for want of permission are never
+    silent. OSError when `folder` itself cannot be listed."""
     unlisted: dict[Path, str] = {}
 
     def refused(error: OSError) -> None:
@@ -767,22 +767,23 @@ def folder_files(
             raise error
         unlisted[Path(error.filename)] = _cannot_list(error)
 
-    if recursive:
-        walk = os.walk(folder, onerror=refused)
-        candidates: Iterable[Path] = (Path(root, name) for root, _, names in walk for name in names)
-    else:
-        candidates = folder.iterdir()
-    images = [
-        path for path in candidates if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-    ]
+    walk = os.walk(folder, onerror=refused)
+    # os.walk's `names` are all that is not a folder: regular files, and FIFOs, devices,
+    # dangling links and symlink loops with image names, which become their own failures
+    # (read as a list's entries are) instead of vanishing. A folder named x.png is a folder:
+    # descended into with --recursive, left out without, as any subfolder is; nothing in it is
+    # wrong, so it is no failure.
+    levels = walk if recursive else islice(walk, 1)
+    candidates = (Path(root, name) for root, _, names in levels for name in names)
+    images = [path for path in candidates if path.suffix.lower() in IMAGE_SUFFIXES]
     files = sorted((path, path.relative_to(folder)) for path in [*images, *unlisted])
     return files, unlisted
 
 
 def glob_files(pattern: str) -> tuple[list[tuple[Path, PurePath]], dict[Path, str]]:
-    """Files matching `pattern` (`**` descends), relative to its fixed leading folder, and the
-    folders the match had to list but could not, each with why (as `folder_files`: pathlib's
-    glob skips those silently)."""
+    """Entries matching `pattern` (`**` descends), relative to its fixed leading folder, and
+    the folders the match had to list but could not, each with why (as `folder_files`: pathlib's
+    glob skips those silently). Entries that are not folders match, as in `folder_files`."""
     parts = PurePath(pattern).parts
     fixed = list(takewhile(lambda part: not _has_magic(part), parts[:-1]))
     root = Path(*fixed) if fixed else Path()
@@ -795,7 +796,7 @@ def glob_files(pattern: str) -> tuple[list[tuple[Path, PurePath]], dict[Path, st
 def _globbed(folder: Path, parts: Sequence[str], unlisted: dict[Path, str]) -> Iterator[Path]:
     """Paths below `folder` matching the glob `parts`, as pathlib matches them: a part before
     the last matches folders (links to folders too), `**` any folders in between (never through
-    a link, so a link loop cannot make it endless), the last part files.
+    a link, so a link loop cannot make it endless), the last part what is not a folder.
     Folders that cannot be listed go to `unlisted`."""
     part, rest = parts[0], parts[1:]
     if part == "**":
@@ -814,7 +815,7 @@ def _globbed(folder: Path, parts: Sequence[str], unlisted: dict[Path, str]) -> I
     for path, is_folder in candidates:
         if rest and is_folder:
             yield from _globbed(path, rest, unlisted)
-        elif not rest and path.is_file():
+        elif not rest and not is_folder:
             yield path
 
 
@@ -887,6 +888,7 @@ def resolve_source(
     exclude: Path | None = None,
     camera_size: tuple[int, int] | None = None,
     camera_fps: float | None = None,
+    alone: bool = True,
 ) -> Source:
     """The source SOURCE names: a webcam index or device path (/dev/video0), a stream URL, a
     video, an image, a folder, a glob or a text file listing images. Raises SourceError when
@@ -895,7 +897,9 @@ def resolve_source(
     to video files, `camera_size` (width, height) and `camera_fps` to cameras (see LiveSource).
     `exclude` is the --save folder: a folder, glob or list skips files in it and in its
     numbered run folders (earlier runs' outputs). An empty SOURCE is refused: as a path it
-    would mean the current folder, which the user never named.
+    would mean the current folder, which the user never named. A path that exists but is no
+    regular file (a FIFO, a dangling link, a symlink loop) is that input's failure among
+    several SOURCEs (not `alone`), as it is in the folder or glob a shell expanded into them.
     """
     if not spec:
         raise SourceError("empty SOURCE ''; name an image, folder, glob, list, video or camera")
@@ -919,7 +923,7 @@ def resolve_source(
         hint = "" if recursive else " (use --recursive to look in subfolders)"
     elif path.suffix.lower() in LIST_SUFFIXES and os.path.lexists(path):
         files, hint = listed_files(path), ""  # refuses a FIFO or device, and a dangling link
-    elif path.is_file():
+    elif path.is_file() or (os.path.lexists(path) and not alone):
         files, hint = [(path, PurePath(path.name))], ""
         exclude = None  # an image named on its own is read wherever it is
     elif _has_magic(spec):
@@ -943,7 +947,7 @@ def resolve_sources(specs: Sequence[str], **options: Any) -> Source:
     expanded) are one batch of all their images, in the order given. A video, camera or
     stream must be the only SOURCE: its outputs (a saved video, live statistics) are one
     stream's."""
-    sources = [resolve_source(spec, **options) for spec in specs]
+    sources = [resolve_source(spec, **options, alone=len(specs) == 1) for spec in specs]
     if len(sources) == 1:
         return sources[0]
     batches: list[ImageBatch] = []

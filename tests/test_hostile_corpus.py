@@ -8,7 +8,7 @@ Bad (28, each one stderr line naming it and one `error` record):
   GIF 65535x65535 (the most their 16-bit fields hold), and a bomb's PNG header before a
   real image's data (7)
 - sparse 3 GB .png and .jpg (2)
-- named in a list file, as a folder listing skips what is not a file: a folder named x.png,
+- named in a list file, which can also name a folder and a missing file: a folder named x.png,
   a FIFO named f.png, a symlink loop (2 links), a dangling symlink, a missing file and
   /dev/zero (7)
 

@@ -528,6 +528,71 @@ def test_a_glob_reports_each_folder_it_cannot_list_once(
     assert " processed; 1 failed;" in captured.out
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_folder_and_glob_entries_that_are_not_files_are_their_own_failures(
+    tmp_path, model, capsys
+) -> None:
+    folder = tmp_path / "scans"
+    (folder / "x.png").mkdir(parents=True)  # a folder named like an image stays a folder
+    cv2.imwrite(str(folder / "good.png"), np.zeros((48, 64), np.uint8))
+    cv2.imwrite(str(folder / "x.png" / "inner.png"), np.zeros((48, 64), np.uint8))
+    os.mkfifo(folder / "f.png")
+    (folder / "d.png").symlink_to("nowhere.png")
+    (folder / "l.png").symlink_to("l.png")
+    failures = {
+        "d.png": "unreadable: No such file or directory",
+        "f.png": "not a regular file (a folder, device or FIFO)",
+        "l.png": "unreadable: Too many levels of symbolic links",
+    }
+    flat = sorted([*failures, "good.png"])  # the three failures were skipped silently before
+    deep = [*flat, "x.png/inner.png"]
+    for sources, names in [
+        ([str(folder)], flat),
+        ([str(folder), "--recursive"], deep),
+        ([str(folder / "*.png")], flat),
+        ([str(folder / "**" / "*.png")], deep),
+    ]:
+        out = tmp_path / "out.jsonl"
+        out.unlink(missing_ok=True)
+        assert main(["detect", *sources, "--model", str(model), "--json", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err == "".join(
+            f"convdet detect: {folder / name}: {why}\n" for name, why in failures.items()
+        ), sources
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert [(row["source"], row.get("error")) for row in rows] == [
+            (str(folder / name), failures.get(name)) for name in names
+        ], sources
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_dangling_link_among_several_sources_is_that_inputs_failure(
+    tmp_path, model, capsys
+) -> None:
+    # scans/*.png expanded by the shell: what exists among the files but cannot be read is
+    # that file's failure, as in the quoted glob; a name that does not exist is still a typo
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.zeros((48, 64), np.uint8))
+    fifo, dangling = tmp_path / "f.png", tmp_path / "d.png"
+    os.mkfifo(fifo)
+    dangling.symlink_to("nowhere.png")  # stopped the batch: "source not found"
+    not_regular = "not a regular file (a folder, device or FIFO)"
+    out = tmp_path / "out.jsonl"
+    several = [str(dangling), str(fifo), str(good), "/dev/zero"]
+    assert main(["detect", *several, "--model", str(model), "--json", str(out)]) == 1
+    reasons = ["unreadable: No such file or directory", not_regular, None, not_regular]
+    expected = list(zip(several, reasons, strict=True))
+    assert capsys.readouterr().err == "".join(
+        f"convdet detect: {name}: {why}\n" for name, why in expected if why
+    )
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(row["source"], row.get("error")) for row in rows] == expected
+    assert main(["detect", str(good), str(tmp_path / "typo.png"), "--model", str(model)]) == 2
+    assert capsys.readouterr().err == (
+        f"convdet detect: error: source not found: {tmp_path / 'typo.png'}\n"
+    )
+
+
 def test_12_bit_data_in_16_bit_files_detects_as_its_8_bit_version(tmp_path, mnist, model, capsys):
     page = 255 - mnist_scene(mnist["x_test"][4:8])  # dark ink on paper, 8-bit
     twelve = ((page.astype(np.uint32) * 4095 + 127) // 255).astype(np.uint16)  # 0..4095
