@@ -258,6 +258,14 @@ def max_file_bytes(max_pixels: int) -> int:
     return 16 * max_pixels + HEADER_SLACK
 
 
+NOT_REGULAR = "not a regular file (a folder, device or FIFO)"
+
+
+def _unreadable(error: OSError | ValueError) -> str:
+    """Why a path could not be opened or looked at, as records say it."""
+    return f"unreadable: {getattr(error, 'strerror', None) or error}"
+
+
 def _open_regular(path: Path) -> tuple[BinaryIO, int]:
     """`path` opened for reading and its size; ImageError unless it is a regular file (a
     device such as /dev/zero or a FIFO would be read forever or block)."""
@@ -265,12 +273,22 @@ def _open_regular(path: Path) -> tuple[BinaryIO, int]:
         # O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting.
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
-        raise ImageError(f"unreadable: {getattr(error, 'strerror', None) or error}") from error
+        raise ImageError(_unreadable(error)) from error
     mode = os.fstat(descriptor)
     if not stat.S_ISREG(mode.st_mode):  # checked before fdopen, which refuses a folder itself
         os.close(descriptor)
-        raise ImageError("not a regular file (a folder, device or FIFO)")
+        raise ImageError(NOT_REGULAR)
     return os.fdopen(descriptor, "rb"), mode.st_size
+
+
+def _not_regular(path: Path) -> str:
+    """Why `path`, which exists as a name but is no regular file, cannot be read (the reason
+    a batch gives it), found without opening it: opening a device may act on it."""
+    try:
+        os.stat(path)
+    except (OSError, ValueError) as error:  # a dangling link, a symlink loop
+        return _unreadable(error)
+    return NOT_REGULAR
 
 
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -898,8 +916,9 @@ def resolve_source(
     `exclude` is the --save folder: a folder, glob or list skips files in it and in its
     numbered run folders (earlier runs' outputs). An empty SOURCE is refused: as a path it
     would mean the current folder, which the user never named. A path that exists but is no
-    regular file (a FIFO, a dangling link, a symlink loop) is that input's failure among
-    several SOURCEs (not `alone`), as it is in the folder or glob a shell expanded into them.
+    regular file (/dev/zero, a FIFO, a dangling link, a symlink loop) is refused saying why
+    when it is the only SOURCE (`alone`: the run would have nothing to do), and is that input's
+    failure among several, as it is in the folder or glob a shell expanded into them.
     """
     if not spec:
         raise SourceError("empty SOURCE ''; name an image, folder, glob, list, video or camera")
@@ -926,6 +945,8 @@ def resolve_source(
     elif path.is_file() or (os.path.lexists(path) and not alone):
         files, hint = [(path, PurePath(path.name))], ""
         exclude = None  # an image named on its own is read wherever it is
+    elif os.path.lexists(path):
+        raise SourceError(f"{spec}: {_not_regular(path)}")
     elif _has_magic(spec):
         (files, unlisted), hint = glob_files(spec), ""
     else:

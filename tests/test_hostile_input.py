@@ -186,10 +186,8 @@ def test_a_symlink_loop_with_save_is_one_line_not_a_traceback(tmp_path, model, c
     assert main(["detect", str(listing), *save]) == 1
     why = "unreadable: Too many levels of symbolic links"
     assert capsys.readouterr().err == f"convdet detect: {tmp_path / 'a.png'}: {why}\n"
-    assert main(["detect", str(tmp_path / "a.png"), *save]) == 2
-    assert capsys.readouterr().err == (
-        f"convdet detect: error: source not found: {tmp_path / 'a.png'}\n"
-    )
+    assert main(["detect", str(tmp_path / "a.png"), *save]) == 2  # alone: the run has nothing
+    assert capsys.readouterr().err == f"convdet detect: error: {tmp_path / 'a.png'}: {why}\n"
 
 
 def test_a_video_over_max_pixels_is_refused_before_decoding(tmp_path, mnist) -> None:
@@ -591,6 +589,20 @@ def test_a_dangling_link_among_several_sources_is_that_inputs_failure(
     assert capsys.readouterr().err == (
         f"convdet detect: error: source not found: {tmp_path / 'typo.png'}\n"
     )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_lone_source_that_is_no_regular_file_is_refused_saying_why(
+    tmp_path, model, capsys
+) -> None:
+    fifo, dangling = tmp_path / "f.png", tmp_path / "d.png"
+    os.mkfifo(fifo)
+    dangling.symlink_to("nowhere.png")
+    not_regular = "not a regular file (a folder, device or FIFO)"
+    missing = "unreadable: No such file or directory"
+    for alone, why in [("/dev/zero", not_regular), (fifo, not_regular), (dangling, missing)]:
+        assert main(["detect", str(alone), "--model", str(model)]) == 2  # was "source not found"
+        assert capsys.readouterr().err == f"convdet detect: error: {alone}: {why}\n"
 
 
 def test_12_bit_data_in_16_bit_files_detects_as_its_8_bit_version(tmp_path, mnist, model, capsys):
