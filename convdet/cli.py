@@ -27,6 +27,11 @@ INSTALL = {
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# The most inference threads --threads takes (detect, benchmark): a fixed bound, so a command
+# that works on one machine is not refused on another (more threads than cores is only slower),
+# far above the cores of any board or server this runs on, yet low enough that a typo
+# (--threads 100000) cannot make the engine try to start a hundred thousand threads.
+MAX_THREADS = 256
 
 
 class CommandError(Exception):

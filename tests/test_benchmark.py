@@ -80,6 +80,7 @@ def test_quick_run_compares_with_the_seeds_path(quick_run) -> None:
         (["--repeat", "0"], "--repeat: expected at least 1, got 0"),
         (["--warmup", "many"], "--warmup: expected an integer, got 'many'"),
         (["--threads", "0"], "--threads: expected at least 1"),
+        (["--threads", "257"], "--threads: expected at least 1 and at most 256, got 257"),
         (["--models", "huge"], "--models: huge: model file not found (shipped models: basic"),
         (["--models", "absent.onnx"], "--models: absent.onnx: model file not found"),
         (["--data", "absent.npz"], "--data: no such file: absent.npz"),

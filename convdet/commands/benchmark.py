@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from convdet.cli import CommandError, install_hint
+from convdet.cli import MAX_THREADS, CommandError, install_hint
 from convdet.commands.scenes import parse_size
 
 if TYPE_CHECKING:
@@ -43,7 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warmup", default="5", metavar="N", help="untimed runs first (default: 5)"
     )
-    parser.add_argument("--threads", metavar="N", help="inference threads (default: the runtime's)")
+    parser.add_argument(
+        "--threads",
+        metavar="N",
+        help=f"inference threads, 1 to {MAX_THREADS} (default: the runtime's)",
+    )
     parser.add_argument(
         "--frames", default="60", metavar="N", help="frames of each test video (default: 60)"
     )
@@ -74,16 +78,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
 
 
-def _count(value: str | None, option: str, minimum: int) -> int | None:
-    """`value` as an integer >= `minimum`, None if not given, else CommandError."""
+def _count(value: str | None, option: str, minimum: int, maximum: int | None = None) -> int | None:
+    """`value` as an integer in `minimum`..`maximum` (no upper bound when None), None if not
+    given, else CommandError worded as detect's."""
     if value is None:
         return None
     try:
         number = int(value)
     except ValueError:
         raise CommandError(f"{option}: expected an integer, got {value!r}") from None
-    if number < minimum:
-        raise CommandError(f"{option}: expected at least {minimum}, got {number}")
+    if number < minimum or (maximum is not None and number > maximum):
+        upper = "" if maximum is None else f" and at most {maximum}"
+        raise CommandError(f"{option}: expected at least {minimum}{upper}, got {number}")
     return number
 
 
@@ -156,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "warmup": _count(args.warmup, "--warmup", 0),
         "frames": _count(args.frames, "--frames", 1),
     }
-    threads = _count(args.threads, "--threads", 1)
+    threads = _count(args.threads, "--threads", 1, MAX_THREADS)
     if args.video is not None and not args.video.is_file():
         raise CommandError(f"--video: no such file: {args.video}")
     if args.video is None and not args.data.is_file():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, TextIO
 
-from convdet.cli import CommandError, printable
+from convdet.cli import MAX_THREADS, CommandError, printable
 from convdet.progress import Progress
 from runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
 
@@ -32,11 +32,6 @@ HELP = "detect digits in images, folders, globs, videos, webcams and streams"
 BACKEND_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 INVERT_MODES = ("auto", "on", "off")
 GRID_MODES = ("cells", "heatmap", "off")
-# The most inference threads --threads takes: a fixed bound, so a command that works on one
-# machine is not refused on another (more threads than cores is only slower), far above the
-# cores of any board or server this runs on, yet low enough that a typo (--threads 100000)
-# cannot make the engine try to start a hundred thousand threads.
-MAX_THREADS = 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
