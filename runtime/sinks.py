@@ -446,6 +446,9 @@ class AnnotatedImageSaver:
 
 
 VIDEO_CODECS = {".avi": "MJPG", ".mp4": "mp4v"}
+# The container `convdet detect --save` writes and VideoSaver gives a path without a suffix:
+# MJPG in AVI, which a killed run leaves playable up to its last flushed frame.
+VIDEO_SUFFIX = ".avi"
 
 
 def set_avi_rate(path: Path, fps: float) -> None:
@@ -464,11 +467,13 @@ def set_avi_rate(path: Path, fps: float) -> None:
 
 
 class VideoSaver:
-    """An annotated video, opened at the first frame's size; `.avi` (MJPG) or `.mp4` (mp4v).
+    """An annotated video, opened at the first frame's size; `.avi` (MJPG), which a path
+    without a suffix gets (VIDEO_SUFFIX, as `convdet detect --save` writes), or `.mp4` (mp4v).
 
     Frames are encoded in one background thread (order kept). A killed AVI plays up to its
     last flushed frame; a killed MP4 does not open (its index is written only at the end),
-    so `convdet detect` saves AVI. With `measured=True` (`.avi` only, for
+    so MP4 is written only when the path asks for it (a player that needs MP4) and is whole
+    only once the saver is closed. With `measured=True` (`.avi` only, for
     live sources whose frames come when inference is done) the rate written at the end is the
     one frames were really given at, so the video lasts as long as the run; `fps` is then the
     header's rate until then (what a killed run leaves).
@@ -484,6 +489,8 @@ class VideoSaver:
         measured: bool = False,
     ) -> None:
         path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(VIDEO_SUFFIX)
         if path.suffix not in VIDEO_CODECS:
             raise SaveError(f"{path}: video outputs are {' or '.join(VIDEO_CODECS)}")
         if measured and path.suffix != ".avi":

@@ -277,6 +277,14 @@ def test_video_saver_writes_every_frame(tmp_path):
     assert ok and first.shape == (32, 48, 3)
 
 
+def test_video_saver_defaults_to_the_mjpg_avi_detect_saves(tmp_path):
+    with VideoSaver(tmp_path / "clip", fps=5, on_error=print) as video:  # no suffix given
+        video.write(np.zeros((32, 48, 3), np.uint8))
+    assert video.path == tmp_path / "clip.avi"
+    fourcc = int(cv2.VideoCapture(str(video.path)).get(cv2.CAP_PROP_FOURCC))
+    assert fourcc.to_bytes(4, "little") == b"MJPG"
+
+
 def test_a_measured_video_plays_at_the_rate_frames_were_given(tmp_path):
     errors: list[tuple[str, str]] = []
     with VideoSaver(

@@ -687,6 +687,7 @@ def _targets(args: argparse.Namespace, source: Any) -> Targets:
     or a file --save writes, --coco an existing file or the --json one, or --append a --json
     FILE that had to move."""
     from runtime.paths import fresh_folder
+    from runtime.sinks import VIDEO_SUFFIX
 
     inputs = [path for path, _relpath in getattr(source, "files", [])]
     inputs += [Path(spec) for spec in args.source if Path(spec).is_file()]  # videos, lists
@@ -708,7 +709,7 @@ def _targets(args: argparse.Namespace, source: Any) -> Targets:
         # writer cannot be told to fragment (OPENCV_FFMPEG_WRITER_OPTIONS reaches the codec,
         # not the muxer). The name stays the input's stem: clip.mp4 -> DIR/clip.avi.
         path = getattr(source, "path", None)
-        video = folder / f"{path.stem if path else _live_name(source.name)}.avi"
+        video = folder / f"{path.stem if path else _live_name(source.name)}{VIDEO_SUFFIX}"
     if coco is not None:
         _check_output("--coco", coco, inputs, folder, video, source)
         if json not in (None, "-") and coco.resolve() == Path(json).resolve():
