@@ -22,6 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from runtime.models import DEFAULT_ARCH
+
 # Distributions a board must not need; any of them installed means the check proves nothing.
 ABSENT = ("onnxruntime", "opencv-python", "tensorflow", "tensorflow-cpu", "tflite-runtime")
 RECORD_KEYS = {"source", "frame", "width", "height", "detections", "lines"}
@@ -29,7 +31,7 @@ STAMP_KEYS = {"run", "time"}  # the run id on every record, the time on videos' 
 DETECTION_KEYS = {"class_id", "label", "score", "box"}
 LINE_KEYS = {"text", "box", "detections", "score"}
 SAMPLE = Path("samples/digits.png")
-MODEL = Path("models/deep_int8.tflite")
+MODEL = Path(f"models/{DEFAULT_ARCH}_int8.tflite")  # the default model of a LiteRT-only install
 
 
 class CheckFailed(Exception):
