@@ -10,6 +10,7 @@ import hashlib
 import json
 import platform
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import keras
@@ -63,13 +64,14 @@ class ExportReport:
 
 
 def producer_versions() -> dict[str, str]:
-    """Versions of what produced the files, for the metadata."""
+    """Versions of what produced the files, for the metadata (convdet's from the installed
+    package's metadata, so a release bump needs no edit here)."""
     import onnx
     import tensorflow as tf
     import tf2onnx
 
     return {
-        "convdet": "0.1.0",
+        "convdet": version("convdet"),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "tf2onnx": tf2onnx.__version__,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 
 import numpy as np
 import pytest
@@ -44,6 +45,7 @@ def test_all_variants_are_written_with_metadata(exported):
             and info.arch == "basic"
         )
         assert {"tensorflow", "tf2onnx", "keras"} <= set(info.producer)
+        assert info.producer["convdet"] == version("convdet")  # from the package, not a literal
     assert json.loads((out / "tiny_int8.json").read_text())["precision"] == "int8"
 
 
