@@ -416,26 +416,29 @@ class AnnotatedImageSaver:
 
     def save(self, relpath: PurePath | str, image: np.ndarray) -> Path | None:
         """Queue `image` for writing at `root/relpath`; returns the path, None if refused."""
-        assert self._writer is not None, "AnnotatedImageSaver used outside its `with` block"
-        try:
-            path = self.folder.path_for(self.output_relpath(relpath))
-        except SaveError as error:
-            self.on_error(str(relpath), str(error))
-            return None
-        self._writer.submit(str(path), lambda: _write_image(path, image))
-        self.saved += 1
-        return path
+        return self._queue(relpath, self.output_relpath, _write_image, image)
 
     def save_text(self, relpath: PurePath | str, text: str) -> Path | None:
         """Queue `text` (e.g. a YOLO label file) for writing in UTF-8 at `root/relpath`, made
         safe and kept off inputs like an image; returns the path, None if refused."""
+        return self._queue(relpath, PurePath, write_atomic, text.encode("utf-8"))
+
+    def _queue(
+        self,
+        relpath: PurePath | str,
+        place: Callable[[PurePath | str], PurePath],
+        write: Callable[[Path, Any], None],
+        content: Any,
+    ) -> Path | None:
+        """Queue `write(path, content)` at the output path of `place(relpath)` (refusals go
+        to `on_error` under `relpath`); the path, or None if refused."""
         assert self._writer is not None, "AnnotatedImageSaver used outside its `with` block"
         try:
-            path = self.folder.path_for(relpath)
+            path = self.folder.path_for(place(relpath))
         except SaveError as error:
             self.on_error(str(relpath), str(error))
             return None
-        self._writer.submit(str(path), lambda: write_atomic(path, text.encode("utf-8")))
+        self._writer.submit(str(path), lambda: write(path, content))
         self.saved += 1
         return path
 

@@ -316,7 +316,7 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
                 _check_pixels(header, max_pixels)
             data = head + handle.read(limit + 1 - len(head))
     except OSError as error:
-        raise ImageError(f"unreadable: {error.strerror or error}") from error
+        raise ImageError(_unreadable(error)) from error
     if len(data) > limit:  # the file grew while it was read
         raise ImageError(f"more than {limit} bytes, the most --max-pixels {max_pixels} allows")
     if header is None:  # a header longer than HEADER_BYTES (large EXIF or a late TIFF IFD)
@@ -342,6 +342,20 @@ def _check_pixels(header: tuple[str, int, int], max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageError(
             f"{width}x{height} is {width * height} pixels, more than --max-pixels {max_pixels}"
+        )
+
+
+def _refuse_large_capture(
+    get: Callable[[int], float], release: Callable[[], None], what: str, max_pixels: int
+) -> None:
+    """SourceError naming `what` (after `release`) when an opened capture's frame size, as its
+    properties (`get`) say, exceeds `max_pixels`: video files and live sources alike."""
+    width, height = int(get(cv2.CAP_PROP_FRAME_WIDTH)), int(get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width * height > max_pixels:
+        release()
+        raise SourceError(
+            f"{what}: {width}x{height} frames are {width * height} pixels, "
+            f"more than --max-pixels {max_pixels}"
         )
 
 
@@ -529,14 +543,7 @@ class VideoSource(Source):
             capture = cv2.VideoCapture(name)
         if not capture.isOpened():
             raise SourceError(f"cannot open video {self.path}")
-        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if width * height > self.max_pixels:
-            capture.release()
-            raise SourceError(
-                f"video {self.path}: {width}x{height} frames are {width * height} pixels, "
-                f"more than --max-pixels {self.max_pixels}"
-            )
+        _refuse_large_capture(capture.get, capture.release, f"video {self.path}", self.max_pixels)
         return capture
 
     def __enter__(self) -> VideoSource:
@@ -690,14 +697,13 @@ class LiveSource(Source):
             if value is not None:
                 self._capture.set(prop, value)
         get = getattr(self._capture, "get", lambda _prop: 0.0)  # stand-in cameras may lack it
-        width, height = int(get(cv2.CAP_PROP_FRAME_WIDTH)), int(get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if width * height > self.max_pixels:
-            self._capture.release()
-            self._capture = None
-            raise SourceError(
-                f"{live_what(self.target)}: {width}x{height} frames are {width * height} "
-                f"pixels, more than --max-pixels {self.max_pixels}"
+        try:
+            _refuse_large_capture(
+                get, self._capture.release, live_what(self.target), self.max_pixels
             )
+        except SourceError:
+            self._capture = None
+            raise
         fps = get(cv2.CAP_PROP_FPS)
         self.fps = fps / self.vid_stride if fps and fps > 0 else None
         self._thread = threading.Thread(target=self._read_loop, name="convdet-capture", daemon=True)

@@ -617,9 +617,7 @@ class Outputs:
         if self.save_txt:
             from runtime.sinks import yolo_labels
 
-            name = (
-                frame.relpath if frame.index is None else f"{self._stem(frame)}_{frame.index:08d}"
-            )
+            name = frame.relpath if frame.index is None else self._frame_stem(frame)
             text = yolo_labels(result.detections, frame.image.shape, self.save_conf)
             self.files.save_text(PurePath("labels", name).with_suffix(".txt"), text)
         if not self.annotating:
@@ -647,7 +645,7 @@ class Outputs:
         if not len(result.detections):
             return
         image = as_bgr(frame.image)
-        stem = self._stem(frame) + ("" if frame.index is None else f"_{frame.index:08d}")
+        stem = self._stem(frame) if frame.index is None else self._frame_stem(frame)
         boxes = result.detections.pixel_boxes(*image.shape[:2])
         for index, ((x1, y1, x2, y2), class_id) in enumerate(
             zip(boxes, result.detections.class_id, strict=True)
@@ -659,6 +657,11 @@ class Outputs:
     def _stem(frame: Any) -> str:
         """The input's name without its extension; camera0, video0 or stream for live sources."""
         return frame.relpath.stem if frame.relpath else _live_name(frame.source)
+
+    @classmethod
+    def _frame_stem(cls, frame: Any) -> str:
+        """The stem of a video or camera frame's crops and label file: STEM_FRAME."""
+        return f"{cls._stem(frame)}_{frame.index:08d}"
 
     def _relpath(self, frame: Any) -> PurePath:
         if frame.index is None:
