@@ -461,7 +461,8 @@ def read_ahead(items: Iterable[T], depth: int = READ_AHEAD) -> Generator[T, None
 
 class ImageBatch(Source):
     """Image files decoded ahead of inference; unreadable files become error items, and so do
-    the `unlisted` entries of `files` (subfolders that could not be listed, path -> why)."""
+    the `unlisted` entries of `files` (subfolders that could not be listed and list files that
+    could not be read, path -> why)."""
 
     kind = "images"
 
@@ -864,31 +865,41 @@ def _is_folder(entry: os.DirEntry[str]) -> bool:
         return False
 
 
+class ListError(SourceError):
+    """A list file that cannot be read; `reason` says why without naming the file."""
+
+    def __init__(self, list_file: Path, reason: str) -> None:
+        super().__init__(f"list file {list_file}: {reason}")
+        self.reason = reason
+
+
 def listed_files(list_file: Path) -> list[tuple[Path, PurePath]]:
     """Paths named one per line in a UTF-8 text file (relative ones to the file's folder).
 
     Blank lines and lines starting with `#` are skipped. The relative path kept for --save is
-    the line as written; the saver makes it safe. SourceError naming the file when it is not a
-    regular file (a FIFO or device would block or never end), holds more than MAX_LIST_BYTES
-    or is not UTF-8.
+    the line as written; the saver makes it safe. ListError naming the file when it cannot be
+    opened or read, is not a regular file (a FIFO or device would block or never end), holds
+    more than MAX_LIST_BYTES or is not UTF-8.
     """
     try:
         handle, size = _open_regular(list_file)
     except ImageError as error:
-        raise SourceError(f"list file {list_file}: {error}") from None
-    with handle:  # refused from its size unread; read at most the cap should it grow
-        data = b"" if size > MAX_LIST_BYTES else handle.read(MAX_LIST_BYTES + 1)
+        raise ListError(list_file, str(error)) from None
+    try:
+        with handle:  # refused from its size unread; read at most the cap should it grow
+            data = b"" if size > MAX_LIST_BYTES else handle.read(MAX_LIST_BYTES + 1)
+    except OSError as error:
+        raise ListError(list_file, _unreadable(error)) from None
     if max(size, len(data)) > MAX_LIST_BYTES:
-        raise SourceError(
-            f"list file {list_file}: {max(size, len(data))} bytes, more than the "
-            f"{MAX_LIST_BYTES} a list may have (about a million paths)"
+        raise ListError(
+            list_file,
+            f"{max(size, len(data))} bytes, more than the {MAX_LIST_BYTES} a list may have "
+            "(about a million paths)",
         )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise SourceError(
-            f"list file {list_file}: not UTF-8 (a bad byte at offset {error.start})"
-        ) from None
+        raise ListError(list_file, f"not UTF-8 (a bad byte at offset {error.start})") from None
     files = []
     for line in text.splitlines():
         entry = line.strip()
@@ -924,7 +935,9 @@ def resolve_source(
     would mean the current folder, which the user never named. A path that exists but is no
     regular file (/dev/zero, a FIFO, a dangling link, a symlink loop) is refused saying why
     when it is the only SOURCE (`alone`: the run would have nothing to do), and is that input's
-    failure among several, as it is in the folder or glob a shell expanded into them.
+    failure among several, as it is in the folder or glob a shell expanded into them; so is a
+    list file that cannot be read (ListError alone, one failed input among several: the other
+    SOURCEs still run).
     """
     if not spec:
         raise SourceError("empty SOURCE ''; name an image, folder, glob, list, video or camera")
@@ -947,7 +960,14 @@ def resolve_source(
         files, unlisted = folder_files(path, recursive=recursive)
         hint = "" if recursive else " (use --recursive to look in subfolders)"
     elif path.suffix.lower() in LIST_SUFFIXES and os.path.lexists(path):
-        files, hint = listed_files(path), ""  # refuses a FIFO or device, and a dangling link
+        try:
+            files, hint = listed_files(path), ""  # refuses a FIFO or device, a dangling link
+        except ListError as error:
+            if alone:
+                raise
+            files, hint = [(path, PurePath(path.name))], ""
+            unlisted = {path: f"list file not read: {error.reason}; its images are skipped"}
+            exclude = None  # named on its own, as an image is
     elif path.is_file() or (os.path.lexists(path) and not alone):
         files, hint = [(path, PurePath(path.name))], ""
         exclude = None  # an image named on its own is read wherever it is

@@ -177,6 +177,66 @@ def test_a_list_file_over_the_cap_or_not_regular_or_utf8_is_one_line_naming_it(
         resolve_source(str(at_cap))
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_list_file_that_cannot_be_read_among_several_sources_is_that_sources_failure(
+    tmp_path, model, monkeypatch, capsys
+) -> None:
+    cv2.imwrite(str(tmp_path / "page.png"), np.zeros((48, 64), np.uint8))
+    good = tmp_path / "good.txt"
+    good.write_text("page.png\n", encoding="utf-8")
+    dangling = tmp_path / "dangling.txt"
+    dangling.symlink_to("nowhere.txt")  # stopped the whole batch, exit status 2
+    fifo = tmp_path / "pipe.lst"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.txt"
+    zero.symlink_to("/dev/zero")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"page.png\nna\xefve.png\n")
+    huge = sparse(tmp_path / "huge.txt", b"page.png\n", size=MAX_LIST_BYTES + 1)
+    locked = tmp_path / "locked.txt"
+    locked.write_text("page.png\n", encoding="utf-8")
+    real_open = os.open
+
+    def refusing_open(path: object, *args: object) -> int:  # chmod 000 does not stop root
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, *args)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    not_regular = "not a regular file (a folder, device or FIFO)"
+    failures = {
+        dangling: "unreadable: No such file or directory",
+        fifo: not_regular,
+        zero: not_regular,
+        latin: "not UTF-8 (a bad byte at offset 11)",
+        huge: f"{MAX_LIST_BYTES + 1} bytes, more than the 67108864 a list may have (about a "
+        "million paths)",
+        locked: "unreadable: Permission denied",
+    }
+    out = tmp_path / "out.jsonl"
+    sources = [str(tmp_path / "page.png"), *map(str, failures), str(good)]
+    assert main(["detect", *sources, "--model", str(model), "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    why = {
+        path: f"list file not read: {reason}; its images are skipped"
+        for path, reason in failures.items()
+    }
+    assert captured.err == "".join(
+        f"convdet detect: {path}: {line}\n" for path, line in why.items()
+    )
+    assert captured.out.startswith("2 images processed; 6 failed;"), captured.out
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(row["source"], row.get("error")) for row in rows] == [
+        (str(tmp_path / "page.png"), None),
+        *((str(path), line) for path, line in why.items()),
+        (str(tmp_path / "page.png"), None),
+    ]
+    assert main(["detect", str(dangling), "--model", str(model)]) == 2  # alone: nothing to run
+    assert capsys.readouterr().err == (
+        f"convdet detect: error: list file {dangling}: {failures[dangling]}\n"
+    )
+
+
 def test_a_symlink_loop_with_save_is_one_line_not_a_traceback(tmp_path, model, capsys) -> None:
     (tmp_path / "a.png").symlink_to("b.png")
     (tmp_path / "b.png").symlink_to("a.png")  # Path.resolve() raised RuntimeError on these
