@@ -1,5 +1,8 @@
 """Annotators: small classes, settings in `__init__`, one method `annotate(frame, result) -> frame`.
 
+Those that draw detections (`BoxAnnotator`, `LinesAnnotator`) also take `detections=`: a subset
+of `result.detections` to draw instead (e.g. filtered by score), or `Detections` without a Result.
+
 They draw on BGR uint8 frames in place (a gray, BGRA, uint16 or float frame is first converted
 to a new BGR uint8 array, which is returned). Drawing is vectorized: colour lookup tables, index
 maps and OpenCV calls, never a Python loop over grid cells.
@@ -9,13 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from runtime.detections import Detections
 from runtime.detector import Result
 from runtime.grid import digit_score
 from runtime.preprocess import white_level
+from runtime.reading import Line, read_lines
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # Ten saturated colours for the digits (RGB hex), at least 25 apart in CIE Lab (ΔE76) so no
@@ -195,7 +201,50 @@ class HeatmapAnnotator(GridAnnotator):
         return frame
 
 
-class BoxAnnotator:
+class Drawn(NamedTuple):
+    """What a detection annotator draws: `detections`, the class names `labels` (class id ->
+    name) and the lines a Result read from them, if any (`read` reads them otherwise)."""
+
+    detections: Detections
+    labels: Sequence[str]
+    lines: Sequence[Line] | None = None
+
+    def read(self) -> Sequence[Line]:
+        """The detections' lines: those given, else read from the detections."""
+        return read_lines(self.detections, self.labels) if self.lines is None else self.lines
+
+
+class DetectionAnnotator:
+    """Base of the annotators that draw detections. `annotate(frame, result)` draws those of
+    `result`; with `detections=`, those instead: a subset of `result.detections` (e.g. filtered
+    by score), or `Detections` without a Result, each class then named by its id (the digit
+    itself, for the shipped models)."""
+
+    def annotate(
+        self,
+        frame: np.ndarray,
+        result: Result | None = None,
+        *,
+        detections: Detections | None = None,
+    ) -> np.ndarray:
+        """Draw the detections of `result`, or `detections`, on `frame`."""
+        if detections is None:
+            if result is None:
+                raise TypeError("annotate: expected a Result or detections=Detections")
+            drawn = Drawn(result.detections, result.labels, result.lines)
+        elif result is not None:
+            drawn = Drawn(detections, result.labels)
+        else:
+            count = int(detections.class_id.max(initial=-1)) + 1
+            drawn = Drawn(detections, tuple(str(class_id) for class_id in range(count)))
+        return self._draw(as_bgr(frame), drawn)
+
+    def _draw(self, frame: np.ndarray, drawn: Drawn) -> np.ndarray:
+        """Draw `drawn` on the BGR uint8 `frame` (in place) and return it."""
+        raise NotImplementedError
+
+
+class BoxAnnotator(DetectionAnnotator):
     """Detection boxes in their class colour with a "label score" tag above each (below the box
     when the frame ends above it), every tag kept inside the frame."""
 
@@ -204,25 +253,24 @@ class BoxAnnotator:
         self.text_scale = text_scale
         self.show_score = show_score
 
-    def annotate(self, frame: np.ndarray, result: Result) -> np.ndarray:
-        """Draw every detection of `result`."""
-        frame = as_bgr(frame)
-        colors = class_colors(len(result.labels))
-        detections = result.detections
+    def _draw(self, frame: np.ndarray, drawn: Drawn) -> np.ndarray:
+        """Draw a box and a tag for each detection."""
+        detections, labels, _ = drawn
+        colors = class_colors(len(labels))
         boxes = detections.pixel_boxes(*frame.shape[:2])
         for (x1, y1, x2, y2), class_id, score in zip(
             boxes, detections.class_id, detections.score, strict=True
         ):
             color = tuple(int(c) for c in colors[class_id])
             cv2.rectangle(frame, (x1, y1), (x2, y2), color, self.thickness)
-            text = result.labels[class_id] + (f" {score:.2f}" if self.show_score else "")
+            text = labels[class_id] + (f" {score:.2f}" if self.show_score else "")
             height = label_size(text, self.text_scale)[1]
             top = y1 - height if y1 >= height else y2 + 1
             put_label(frame, text, (x1, top), color, self.text_scale)
         return frame
 
 
-class LinesAnnotator:
+class LinesAnnotator(DetectionAnnotator):
     """Each read line's text on a filled label below the line's box (above it when the frame
     ends there, else wherever it covers the box least), and a thin outline of the box, so the
     digits stay visible and the per-digit tags of `BoxAnnotator`, drawn above, stay clear.
@@ -238,11 +286,10 @@ class LinesAnnotator:
         self.color = color
         self.min_digits = min_digits
 
-    def annotate(self, frame: np.ndarray, result: Result) -> np.ndarray:
-        """Draw the lines of `result` that have at least `min_digits` digits."""
-        frame = as_bgr(frame)
+    def _draw(self, frame: np.ndarray, drawn: Drawn) -> np.ndarray:
+        """Draw the lines that have at least `min_digits` digits."""
         height = frame.shape[0]
-        for line in result.lines:
+        for line in drawn.read():
             if len(line.detections) < self.min_digits:
                 continue
             x1, y1, x2, y2 = (round(v) for v in line.box)

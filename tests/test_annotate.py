@@ -169,6 +169,32 @@ def test_boxes_in_class_colour() -> None:
     assert (out[50, 35:55] == colors[3]).all()
 
 
+def test_boxes_draw_only_the_detections_given() -> None:
+    """`detections=` draws a filtered subset: the 8 (score 0.88) left out leaves its box and tag
+    area as it was, the 3 kept is drawn exactly as in a Result holding it alone."""
+    result = synthetic_result()
+    kept = result.detections[result.detections.score > 0.9]
+    out = BoxAnnotator(thickness=1).annotate(frame(), result, detections=kept)
+    height = label_size("8 0.88")[1]
+    assert (out[62 - height - 2 :, 96:] == 60).all()  # the 8's box (x 102..130, y 62..90), tag
+    alone = Result(**{**result.__dict__, "detections": kept})
+    np.testing.assert_array_equal(out, BoxAnnotator(thickness=1).annotate(frame(), alone))
+    assert (out[50, 35:55] == class_colors(11)[3]).all()  # the 3's bottom edge
+
+
+def test_boxes_draw_detections_without_a_result() -> None:
+    """Detections alone (no Result): tags name each class by its id, the digit itself."""
+    result = synthetic_result()
+    out = BoxAnnotator().annotate(frame(), detections=result.detections[[1]])
+    only_8 = Result(**{**result.__dict__, "detections": result.detections[[1]]})
+    np.testing.assert_array_equal(out, BoxAnnotator().annotate(frame(), only_8))
+    assert (out[:, :96] == 60).all()  # the 3 (x 30..58, its tag from x 30) left out
+    untouched = BoxAnnotator().annotate(frame(), detections=Detections.empty())
+    assert (untouched == 60).all()
+    with pytest.raises(TypeError, match="expected a Result or detections"):
+        BoxAnnotator().annotate(frame())
+
+
 def string_result(shape: tuple[int, int], boxes: list[list[float]]) -> Result:
     """The synthetic result with detections "1", "2", "3" at `boxes`, read into lines."""
     detections = Detections(np.array(boxes, dtype=float), [1, 2, 3], [0.9, 0.8, 0.7])
@@ -191,6 +217,23 @@ def test_lines_text_is_drawn_beside_the_line_not_over_its_digits() -> None:
     )
     assert (low[70:93, 20:60] != 60).any(axis=2).sum() > 100
     assert not (low[95:118, 21:77] != 60).any()
+
+
+def test_lines_are_read_from_the_detections_given() -> None:
+    """`detections=` without the "3" (score 0.7): the line drawn is "12", its outline ending at
+    the "2" (x2 = 58), nothing drawn where the "3" was; without a Result, the same."""
+    boxes = [[20, 40, 38, 64], [40, 40, 58, 64], [60, 41, 78, 65]]
+    result = string_result((120, 160), boxes)
+    kept = result.detections[result.detections.score > 0.75]
+    out = LinesAnnotator().annotate(frame(), result, detections=kept)
+    changed = (out != 60).any(axis=2)
+    assert changed[40, 20:59].all()  # the outline of "12"
+    assert not changed[:, 60:].any()  # the "3" (x 60..78) and its wider outline: not drawn
+    label = label_size("12", 0.6)[0]
+    assert changed[67:90, 20 : 20 + label].any(axis=0).mean() > 0.5  # the label "12" below
+    np.testing.assert_array_equal(out, LinesAnnotator().annotate(frame(), detections=kept))
+    alone = Result(**{**result.__dict__, "detections": kept, "lines": read_lines(kept, LABELS)})
+    np.testing.assert_array_equal(out, LinesAnnotator().annotate(frame(), alone))
 
 
 def test_lines_annotator_without_detections_and_single_digits_draws_nothing() -> None:
