@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -729,3 +730,64 @@ def test_after_ctrl_c_the_summary_counts_the_records_written(
     assert written == (2 if where == "record" else 3)
     summary = capsys.readouterr().out.splitlines()[-1]
     assert summary.startswith(f"{written} images processed;"), summary
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("third", ["good", "bad"])
+def test_a_signal_between_a_record_and_its_count_is_held_until_both_are_done(
+    tmp_path, model, monkeypatch, capsys, signum, third
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(5):
+        cv2.imwrite(str(folder / f"{index}.png"), np.zeros((48, 64), np.uint8))
+    if third == "bad":
+        (folder / "2.png").write_bytes(b"not an image")
+    from runtime.sinks import JsonlSink
+
+    real, calls = JsonlSink.write, []
+
+    def signalled(self: JsonlSink, record: dict) -> None:
+        real(self, record)
+        calls.append(1)
+        if len(calls) == 3:  # the third record is on disk, its count not yet taken
+            signal.raise_signal(signum)
+
+    monkeypatch.setattr(JsonlSink, "write", signalled)
+    out = tmp_path / "out.jsonl"
+    command = ["detect", str(folder), "--model", str(model), "--json", str(out)]
+    assert main([*command, "--io-threads", "0"]) == 130
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3
+    summary = capsys.readouterr().out.splitlines()[-1]
+    counted = "2 images processed; 1 failed;" if third == "bad" else "3 images processed;"
+    assert summary.startswith(counted), summary
+
+
+def test_a_second_signal_ends_a_record_write_that_does_not_return(
+    tmp_path, model, monkeypatch, capsys
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f"{index}.png"), np.zeros((48, 64), np.uint8))
+    from runtime.sinks import JsonlSink
+
+    real, calls, returned = JsonlSink.write, [], []
+
+    def blocked(self: JsonlSink, record: dict) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # a write stuck on a pipe nobody reads: a second Ctrl-C ends it
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+            returned.append(1)
+            return
+        real(self, record)
+
+    monkeypatch.setattr(JsonlSink, "write", blocked)
+    out = tmp_path / "out.jsonl"
+    command = ["detect", str(folder), "--model", str(model), "--json", str(out)]
+    assert main([*command, "--io-threads", "0"]) == 130
+    assert not returned  # ended inside the write, not after it
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("1 image processed;")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored

@@ -779,21 +779,54 @@ def _live_name(name: str) -> str:
     return Path(name).name if is_video_device(name) else "stream"
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (e.g. a service being stopped) like Ctrl-C, so outputs are closed cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class Interrupts:
+    """SIGINT and SIGTERM as KeyboardInterrupt while entered (a service being stopped ends like
+    Ctrl-C, its outputs closed cleanly), held back inside `deferred()` blocks until they end.
 
-    def interrupt(_signum: int, _frame: Any) -> None:
+    A record's write and its count are one such block, so a signal landing between them cannot
+    leave the summary disagreeing with the file. A second signal while one is held back raises
+    at once: a write blocked on a pipe nobody reads must not make the run unstoppable. Handlers
+    are installed only in the main thread, and SIGINT's only where it still has Python's own
+    handler (one that is ignored, as for a background job, stays so).
+    """
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._pending = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signum == signal.SIGINT and (
+                    signal.getsignal(signum) is not signal.default_int_handler
+                ):
+                    continue
+                self._previous[signum] = signal.signal(signum, self._interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _interrupt(self, _signum: int, _frame: Any) -> None:
+        if self._depth and not self._pending:
+            self._pending = True
+            return
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A block that a single signal does not split: KeyboardInterrupt comes when it ends."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._pending and not self._depth:
+                self._pending = False
+                raise KeyboardInterrupt
 
 
 def _resume(source: Any, json: str, retry_failed: bool) -> tuple[str, set[str] | None, Any]:
@@ -821,11 +854,13 @@ def _detect_all(
     reporter: Reporter,
     lines: bool,
     classes: tuple[int, ...] | None,
+    interrupts: Interrupts,
 ) -> None:
     """The main loop: every frame through the detector (its result kept to `classes`, if
-    given) and the outputs; a frame is counted
-    as soon as its record is written, before it is drawn, so a run stopped at any point (Ctrl-C,
-    SIGTERM) counts the records that are there: none that is not, and none left out."""
+    given) and the outputs; a frame's record is written and counted in one block that a
+    signal does not split (`interrupts.deferred`), before it is drawn, so a run stopped at any
+    point (Ctrl-C, SIGTERM) counts the records that are there: none that is not, and none left
+    out."""
     for frame in source:
         error = frame.error
         if error is None:
@@ -836,17 +871,19 @@ def _detect_all(
             except Exception as refused:  # any failure is this frame's: counted, run goes on
                 error = str(refused) or type(refused).__name__
         if error is not None:
-            outputs.failed(frame, error)
-            reporter.failure(frame.source, error)
-            reporter.recorded(frame.source)
+            with interrupts.deferred():
+                outputs.failed(frame, error)
+                reporter.failure(frame.source, error)
+                reporter.recorded(frame.source)
         else:
             name = frame.source if frame.index is None else f"{frame.source}#{frame.index}"
             labels = [detector.labels[i] for i in result.detections.class_id]
             texts = [line.text for line in result.lines]
             processed = reporter.processed
-            outputs.record(frame, result)
-            reporter.detected(name, labels, texts, frame.image.shape[:2], lines)
-            reporter.recorded(frame.source)
+            with interrupts.deferred():
+                outputs.record(frame, result)
+                reporter.detected(name, labels, texts, frame.image.shape[:2], lines)
+                reporter.recorded(frame.source)
             if not outputs.draw(frame, result, processed):
                 return
         reporter.step()
@@ -855,12 +892,12 @@ def _detect_all(
 def run(args: argparse.Namespace) -> int:
     """Run detection on SOURCE; see the module docstring for outputs and exit status. SIGTERM
     is Ctrl-C from the start, so a service stopped while the model loads also exits 130."""
-    with _sigterm_as_interrupt():
-        return _run(args)
+    with Interrupts() as interrupts:
+        return _run(args, interrupts)
 
 
-def _run(args: argparse.Namespace) -> int:
-    """`run` with SIGTERM already raising KeyboardInterrupt."""
+def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
+    """`run` with SIGINT and SIGTERM already handled by `interrupts`."""
     _check_options(args)
     from runtime import Detector
     from runtime.paths import resolved
@@ -940,7 +977,7 @@ def _run(args: argparse.Namespace) -> int:
             with contextlib.ExitStack() as sinks:
                 outputs = Outputs(args, targets, source, detector, reporter, sinks)
                 opened = True
-                _detect_all(source, detector, outputs, reporter, lines, classes)
+                _detect_all(source, detector, outputs, reporter, lines, classes, interrupts)
         except (StreamStopped, RecordError) as error:  # the run stops; what was written stays
             reporter.message(str(error))
             status = 1
