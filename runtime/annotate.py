@@ -235,8 +235,7 @@ class DetectionAnnotator:
         elif result is not None:
             drawn = Drawn(detections, result.labels)
         else:
-            count = int(detections.class_id.max(initial=-1)) + 1
-            drawn = Drawn(detections, tuple(str(class_id) for class_id in range(count)))
+            drawn = Drawn(detections, detections.id_labels())
         return self._draw(as_bgr(frame), drawn)
 
     def _draw(self, frame: np.ndarray, drawn: Drawn) -> np.ndarray:

@@ -1,12 +1,21 @@
-"""`Detections`: what flows from grouping to annotators and writers, as parallel numpy arrays."""
+"""`Detections`: what flows from grouping to annotators and writers, as parallel numpy arrays.
+
+`to_supervision` / `from_supervision` convert to and from `supervision.Detections`; supervision
+is imported only there, so it stays an optional dependency.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+# supervision.Detections.data's key for class names (supervision's CLASS_NAME_DATA_FIELD), which
+# its label annotators write when given no labels.
+CLASS_NAME = "class_name"
 
 
 @dataclass(frozen=True)
@@ -95,3 +104,48 @@ class Detections:
             }
             for box, class_id, score in zip(self.xyxy, self.class_id, self.score, strict=True)
         ]
+
+    def id_labels(self) -> tuple[str, ...]:
+        """Class names where no model gives them: class ids 0..max as text (for the shipped
+        models, whose class k is the digit k, the same names)."""
+        return tuple(str(class_id) for class_id in range(int(self.class_id.max(initial=-1)) + 1))
+
+    def to_supervision(self, labels: Sequence[str] | None = None) -> Any:
+        """These detections as a `supervision.Detections` (xyxy, confidence, class_id, and each
+        one's class name, from `labels` or else `id_labels`, in data["class_name"]), to use
+        supervision's annotators, trackers and tools on them."""
+        sv = _supervision("Detections.to_supervision")
+        names = self.id_labels() if labels is None else labels
+        return sv.Detections(
+            xyxy=self.xyxy.copy(),
+            confidence=self.score.copy(),
+            class_id=self.class_id.copy(),
+            data={CLASS_NAME: np.array([names[k] for k in self.class_id.tolist()], dtype=str)},
+        )
+
+    @classmethod
+    def from_supervision(cls, detections: Any) -> Detections:
+        """A `supervision.Detections` as Detections: its xyxy, class_id and confidence (1 where
+        it has none, as ground truth); masks, tracker ids and data are not kept."""
+        sv = _supervision("Detections.from_supervision")
+        if not isinstance(detections, sv.Detections):
+            got = type(detections).__name__
+            raise TypeError(f"from_supervision: expected supervision.Detections, got {got}")
+        if detections.class_id is None:
+            raise ValueError("from_supervision: the detections have no class_id")
+        confidence = detections.confidence
+        if confidence is None:
+            confidence = np.ones(len(detections.xyxy), np.float32)
+        return cls(detections.xyxy, detections.class_id, confidence)
+
+
+def _supervision(caller: str) -> ModuleType:
+    """The supervision module, or ModuleNotFoundError with one line saying how to install it."""
+    try:
+        import supervision
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] != "supervision":
+            raise
+        message = f"{caller} needs supervision, which is not installed: pip install supervision"
+        raise ModuleNotFoundError(message, name="supervision") from None
+    return supervision

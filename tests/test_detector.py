@@ -266,7 +266,8 @@ def test_default_model_is_shipped() -> None:
 
 def test_runtime_runs_without_tensorflow(models_dir) -> None:
     """`import runtime`, a full detection and the tooling a runtime-only install runs
-    (scene generation, COCO folders, evaluation) load neither TensorFlow, Keras nor tf2onnx."""
+    (scene generation, COCO folders, evaluation) load neither TensorFlow, Keras nor tf2onnx,
+    nor the optional Pillow and supervision (imported only for a PIL image or an adapter)."""
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -280,7 +281,7 @@ def test_runtime_runs_without_tensorflow(models_dir) -> None:
             result = runtime.Detector(model)(frame)
             runtime.GridAnnotator().annotate(frame.copy(), result)
         heavy = sorted({{name.split(".")[0] for name in sys.modules}}
-                       & {{"tensorflow", "keras", "tf2onnx", "tf_keras"}})
+                       & {{"tensorflow", "keras", "tf2onnx", "tf_keras", "PIL", "supervision"}})
         print(json.dumps(heavy))
         """
     )
