@@ -85,9 +85,8 @@ def pyramid_scales(height: int, width: int) -> tuple[float, ...]:
 
 def as_frame(image: Any) -> Any:
     """What `Detector.__call__` runs on: a path (str or Path) read with `load_image` (depth and
-    channels kept, JPEG orientation applied), a PIL image as a numpy gray, BGR or BGRA array
-    (modes other than L, RGB and RGBA via `convert`, RGBA when they carry transparency);
-    anything else as given. PIL is never imported: Pillow stays an optional dependency."""
+    channels kept, JPEG orientation applied), a PIL image as the numpy frame it shows
+    (`pil_frame`); anything else as given. PIL is never imported: Pillow stays optional."""
     if isinstance(image, (str, os.PathLike)):
         from runtime.sources import ImageError, load_image
 
@@ -97,13 +96,34 @@ def as_frame(image: Any) -> Any:
             raise ValueError(f"{image}: {error}") from None
     if not type(image).__module__.startswith("PIL."):
         return image
-    if image.mode not in ("L", "RGB", "RGBA"):
-        alpha = "A" in image.mode or "transparency" in image.info
-        image = image.convert("RGBA" if alpha else "RGB")
+    return pil_frame(image)
+
+
+def pil_frame(image: Any) -> np.ndarray:
+    """A PIL image as the array OpenCV would give for it, depth kept: L, F and I;16 (either
+    byte order) as their gray array, I as uint16 gray (16-bit PNGs open as I or I;16), 1 as
+    0/255 gray, RGB and RGBA as BGR and BGRA, other modes converted to RGB, or RGBA when they
+    carry transparency. ValueError in one line for values or modes no frame can hold."""
+    mode = image.mode
+    if mode == "1":
+        image = image.convert("L")
+    elif mode not in ("L", "RGB", "RGBA", "F", "I") and not mode.startswith("I;16"):
+        alpha = "A" in mode or "transparency" in image.info
+        try:
+            image = image.convert("RGBA" if alpha else "RGB")
+        except ValueError:
+            raise ValueError(
+                f"PIL image mode {mode}: not convertible to RGB; convert it to RGB, L or I;16 first"
+            ) from None
     array = np.asarray(image)
-    if image.mode == "L":
-        return array
-    return array[..., [2, 1, 0, 3][: array.shape[-1]]]  # RGB(A) to BGR(A), a new array
+    if array.ndim == 3:
+        return array[..., [2, 1, 0, 3][: array.shape[-1]]]  # RGB(A) to BGR(A), a new array
+    if mode == "I" or mode.startswith("I;16"):
+        low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+        if low < 0 or high > 65535:
+            raise ValueError(f"PIL image mode {mode}: values {low}..{high} do not fit 16 bits")
+        return array.astype(np.uint16)
+    return array
 
 
 class Detector:

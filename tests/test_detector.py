@@ -361,40 +361,75 @@ def test_a_path_is_read_with_load_image(detector, mnist, tmp_path) -> None:
         detector(tmp_path / "empty.png")
 
 
-class StandInPilImage:
-    """A stand-in for a PIL.Image.Image (Pillow is not installed here, nor a dependency): the
-    interface the runtime relies on, as Pillow documents it — `mode`, `info`, `convert(mode)`
-    and the numpy array protocol giving (H, W) for L, (H, W, 3) RGB for RGB, (H, W, 4) RGBA."""
-
-    __module__ = "PIL.Image"
-
-    def __init__(self, rgb: np.ndarray, mode: str) -> None:
-        self.rgb, self.mode, self.info = rgb, mode, {}
-        self.converted: list[str] = []
-
-    def convert(self, mode: str) -> StandInPilImage:
-        self.converted.append(mode)
-        return StandInPilImage(self.rgb, mode)
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        if self.mode == "L":
-            return self.rgb[..., 0]
-        assert self.mode in ("RGB", "RGBA"), "the runtime reads L, RGB and RGBA arrays only"
-        alpha = np.full((*self.rgb.shape[:2], 1), 255, np.uint8)
-        return self.rgb if self.mode == "RGB" else np.concatenate([self.rgb, alpha], axis=2)
+PIL_MODES = ("L", "RGB", "RGBA", "P", "P transparent", "I;16", "I;16B", "I", "F", "1")
 
 
-def test_a_pil_image_becomes_a_bgr_array_without_importing_pil(detector, mnist) -> None:
-    bgr = np.zeros((64, 96, 3), np.uint8)
-    bgr[18:46, 34:62, 1] = mnist["x_test"][0]  # green ink: channel order matters for gray
-    bgr[18:46, 34:62, 0] = mnist["x_test"][0] // 4
-    expected = detector(bgr)
-    rgb = np.ascontiguousarray(bgr[..., ::-1])
-    palette = StandInPilImage(rgb, "P")
-    for image in (StandInPilImage(rgb, "RGB"), StandInPilImage(rgb, "RGBA"), palette):
-        result = detector(image)
-        np.testing.assert_allclose(result.scores, expected.scores, atol=1e-6)
-    assert palette.converted == ["RGB"]
-    gray = detector(StandInPilImage(np.repeat(bgr[..., 1:2], 3, axis=2), "L"))
-    np.testing.assert_allclose(gray.scores, detector(bgr[..., 1]).scores, atol=1e-6)
-    assert "PIL" not in sys.modules
+def pil_and_frame(mode: str, digit: np.ndarray) -> tuple[object, np.ndarray]:
+    """A real PIL image of `mode` showing `digit` on a 64 x 96 page, and the numpy frame OpenCV
+    would give for the same picture (BGR(A), gray, 16-bit gray of 12-bit data or float)."""
+    image = pytest.importorskip("PIL.Image")
+    gray = np.zeros((64, 96), np.uint8)
+    gray[18:46, 34:62] = digit
+    bgr = np.stack([gray // 4, gray, np.zeros_like(gray)], axis=2)  # green ink: order matters
+    opaque = np.full((64, 96, 1), 255, np.uint8)
+    if mode in ("L", "1"):
+        frame = gray if mode == "L" else np.where(gray > 127, 255, 0).astype(np.uint8)
+        return image.fromarray(gray if mode == "L" else gray > 127), frame
+    if mode in ("RGB", "RGBA"):
+        frame = bgr if mode == "RGB" else np.concatenate([bgr, opaque], axis=2)
+        return image.fromarray(
+            np.ascontiguousarray(frame[..., [2, 1, 0, 3][: frame.shape[2]]])
+        ), frame
+    if mode.startswith("P"):  # index k shows bgr's colour for gray k; index 0 transparent
+        palette = np.stack([np.zeros(256), np.arange(256), np.arange(256) // 4], axis=1)
+        picture = image.fromarray(gray)
+        picture.putpalette(palette.astype(np.uint8).ravel().tolist())
+        if mode == "P":
+            return picture, bgr
+        picture.info["transparency"] = 0
+        return picture, np.concatenate([bgr, np.where(gray[..., None] > 0, opaque, 0)], axis=2)
+    if mode == "F":
+        unit = gray.astype(np.float32) / 255
+        return image.fromarray(unit), unit
+    deep = gray.astype(np.uint16) * 16  # 12-bit data, as a camera or scanner stores it
+    stored = {"I;16": deep, "I;16B": deep.astype(">u2"), "I": deep.astype(np.int32)}[mode]
+    return image.fromarray(stored), deep
+
+
+@pytest.mark.parametrize("mode", PIL_MODES)
+def test_a_pil_image_gives_the_detections_of_the_same_numpy_frame(detector, mnist, mode) -> None:
+    picture, frame = pil_and_frame(mode, mnist["x_test"][0])
+    assert picture.mode == mode.split()[0]
+    expected = detector(frame)
+    assert len(expected.detections) == 1, "the page shows one digit"
+    result = detector(picture)
+    np.testing.assert_allclose(result.scores, expected.scores, atol=1e-6)
+    np.testing.assert_array_equal(result.detections.xyxy, expected.detections.xyxy)
+    assert result.detections.class_id.tolist() == expected.detections.class_id.tolist()
+    assert result.frame_shape == expected.frame_shape
+
+
+def test_a_16_bit_png_opened_with_pil_reads_as_cv2_reads_it(detector, mnist, tmp_path) -> None:
+    import cv2
+
+    image = pytest.importorskip("PIL.Image")
+    _, deep = pil_and_frame("I;16", mnist["x_test"][0])
+    cv2.imwrite(str(tmp_path / "scan.png"), deep)
+    with image.open(tmp_path / "scan.png") as picture:
+        result = detector(picture)
+    expected = detector(tmp_path / "scan.png")
+    assert len(expected.detections) == 1
+    np.testing.assert_allclose(result.scores, expected.scores, atol=1e-6)
+
+
+def test_a_pil_image_no_frame_can_show_is_a_one_line_error(detector) -> None:
+    image = pytest.importorskip("PIL.Image")
+    huge = image.fromarray(np.array([[0, 70000]], np.int32))
+    with pytest.raises(
+        ValueError, match=r"^PIL image mode I: values 0\.\.70000 do not fit 16 bits"
+    ):
+        detector(huge)
+    premultiplied = image.new("La", (8, 8))
+    with pytest.raises(ValueError, match=r"^PIL image mode La: not convertible to RGB;") as error:
+        detector(premultiplied)
+    assert "\n" not in str(error.value)
