@@ -167,6 +167,24 @@ def test_ink_boxes_fit_the_digit_in_the_window(image, box, cut, stray) -> None:
     assert ink.cut.tolist() == [cut] and ink.stray.tolist() == [stray]
 
 
+def test_touching_digits_share_their_ink_between_neighbouring_windows() -> None:
+    # "10" written joined: a bar (x 30-34) and a ring (x 44-64) linked by a stroke at mid-height
+    image = strokes(80, 100, [(30, 28, 34, 52), (34, 38, 46, 41)])
+    image = np.maximum(image, cv2.circle(np.zeros_like(image), (54, 40), 10, 1.0, 2))
+    windows = np.array([[18.0, 26.0, 46.0, 54.0], [40.0, 26.0, 68.0, 54.0]])  # centres 32, 54
+    alone = ink_boxes(image, windows[:1])
+    assert alone.boxes[0, 2] > 46 and alone.cut[0]  # on its own the bar's box runs into the 0
+    ink = ink_boxes(image, windows)
+    np.testing.assert_allclose(ink.boxes[:, [0, 2]], [[30, 43], [43, 66]])  # split at x = 43
+    assert not ink.cut.any()  # stopping at a neighbour is not ink running out of the search
+    other_row = windows + np.array([[0, 0, 0, 0], [0, 30, 0, 30]])  # a window a row lower: no stop
+    assert ink_boxes(image, other_row).boxes[0, 2] == alone.boxes[0, 2]
+    read = ink_boxes(image, windows, np.array([1, 0]))
+    np.testing.assert_allclose(read.boxes, ink.boxes)  # a 1 and a 0: two digits
+    twice = ink_boxes(image, windows, np.array([1, 1]))  # one class 22 px apart: one digit
+    assert twice.boxes[0, 2] == alone.boxes[0, 2]
+
+
 def test_grouping_without_ink_at_the_centre_drops_the_cell() -> None:
     scores = grid()
     put(scores, 4, 4, 3, 0.9)  # cell centre (36, 36): ink only at the window's corner
