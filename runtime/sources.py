@@ -56,6 +56,14 @@ VIDEO_SUFFIXES = frozenset(
 # Containers whose index declares the frame count (OpenCV estimates it from the duration for
 # the others), so a file that ends before its count is known to be cut.
 COUNTED_VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".m4v", ".mov"})
+# Matroska and WebM declare a Duration (OpenCV's frame count is that times the rate): a file
+# whose frames end well before it is cut. Well: by more than CUT_SLACK_SECONDS (and two
+# frames), as the Duration covers every track and an audio track may outlast the video.
+TIMED_VIDEO_SUFFIXES = frozenset({".mkv", ".webm"})
+CUT_SLACK_SECONDS = 1.0
+# MPEG transport and program streams declare no length at all; their packets do, so a file
+# that ends inside its last packet is cut.
+PACKET_VIDEO_SUFFIXES = frozenset({".ts", ".mpg", ".mpeg"})
 LIST_SUFFIXES = frozenset({".txt", ".lst"})
 # The largest list file read: about a million paths of 64 bytes, far beyond any batch a list
 # names by hand or script, while a runaway or forged file is refused instead of filling memory.
@@ -513,8 +521,9 @@ class VideoSource(Source):
     `loops` plays the file that many times (0: endlessly), reopening it for each pass, with
     indices counting on across passes: a demo that never ends, or a long run for soak tests.
     A frame size over `max_pixels` (from the capture's properties) is refused before decoding.
-    A file without a single frame, or one that ends before the frame count its index declares
-    (cut short), ends with an error item saying so.
+    A file without a single frame, or one cut short (see `_cut`: fewer frames than an AVI or
+    MP4 index declares, an end well before a Matroska or WebM Duration, an MPEG stream ending
+    inside a packet), ends with an error item saying so, after the frames it has.
     """
 
     kind = "video"
@@ -573,8 +582,9 @@ class VideoSource(Source):
             if played:
                 self._capture.release()
                 self._capture = self._open()
-            start = index
+            start, end = index, 0.0  # end: the latest frame's time in the file, in ms
             while self._capture.grab():
+                end = max(end, self._capture.get(cv2.CAP_PROP_POS_MSEC))
                 if index % self.vid_stride == 0:
                     ok, image = self._capture.retrieve()
                     if not ok:
@@ -591,10 +601,79 @@ class VideoSource(Source):
                         self.name, None, None, "no frames in this video", relpath, self.path
                     )
                 return
-            if read < self.frame_count and self.path.suffix.lower() in COUNTED_VIDEO_SUFFIXES:
-                cut = f"ended after {read} of {self.frame_count} frames, the file is cut"
-                yield Frame(self.name, index, None, cut, relpath, self.path)
+            cut = self._cut(read, end / 1000)
+            if cut is not None:
+                yield Frame(self.name, index, None, f"{cut}, the file is cut", relpath, self.path)
                 return
+
+    def _cut(self, read: int, end: float) -> str | None:
+        """How a pass that read `read` frames, the last at `end` seconds, shows the file is cut
+        short, or None when it does not: fewer frames than a counted container's index
+        declares, an end well before a Matroska or WebM Duration, or an MPEG stream's last
+        packet cut off. Other containers (and these without what they declare) play as whole."""
+        suffix = self.path.suffix.lower()
+        if suffix in COUNTED_VIDEO_SUFFIXES and read < self.frame_count:
+            return f"ended after {read} of {self.frame_count} frames"
+        if suffix in TIMED_VIDEO_SUFFIXES and self.frame_count and self.fps:
+            declared, played = self.frame_count / self.fps, end + 1 / self.fps
+            if declared - played > max(CUT_SLACK_SECONDS, 2 / self.fps):
+                return (
+                    f"ended after {read} frames, at {played:.1f} s of the {declared:.1f} s "
+                    "its container declares"
+                )
+        if suffix in PACKET_VIDEO_SUFFIXES and ends_mid_packet(self.path):
+            return f"ended after {read} frames, inside its last MPEG packet"
+        return None
+
+
+TS_PACKETS = ((188, 0), (192, 4))  # (packet size, offset of its 0x47 sync byte): TS, M2TS
+PS_TAIL = 1 << 16  # bytes of a program stream searched for its last pack
+
+
+def ends_mid_packet(path: Path) -> bool:
+    """Whether an MPEG transport stream (.ts) or program stream (.mpg, .mpeg) ends inside a
+    packet, which a whole stream never does: the last three transport packets must each start
+    with their sync byte, the program stream's last pack must run to the end of the file.
+    False when the tail cannot be read or parsed (nothing to say), or when the file ends on a
+    packet boundary, which a cut may do too."""
+    try:
+        with path.open("rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(size - PS_TAIL, 0))
+            tail = file.read()
+    except OSError:
+        return False
+    if path.suffix.lower() == ".ts":
+        return size >= 188 and not any(
+            all(tail[-packet * k + offset] == 0x47 for k in range(1, min(3, size // packet) + 1))
+            for packet, offset in TS_PACKETS
+        )
+    pack = tail.rfind(b"\x00\x00\x01\xba")
+    return pack >= 0 and _program_stream_end(tail, pack) > len(tail)
+
+
+def _program_stream_end(data: bytes, pos: int) -> int:
+    """Where the pack at `pos` and the packets after it end by their own lengths (past
+    len(data) when the file ends inside one); len(data) when they cannot be parsed."""
+    if pos + 14 > len(data):
+        return len(data) + 1
+    if data[pos + 4] >> 6 == 1:  # MPEG-2: 14 bytes and up to 7 of stuffing
+        pos += 14 + (data[pos + 13] & 7)
+    elif data[pos + 4] >> 4 == 2:  # MPEG-1: 12 bytes
+        pos += 12
+    else:
+        return len(data)
+    while pos < len(data):
+        if pos + 4 > len(data):
+            return len(data) + 1
+        if data[pos : pos + 4] == b"\x00\x00\x01\xb9":  # the program end code
+            return pos + 4
+        if data[pos : pos + 3] != b"\x00\x00\x01" or data[pos + 3] <= 0xBA:
+            return len(data)  # not a packet where one should start: no claim
+        if pos + 6 > len(data):
+            return len(data) + 1
+        pos += 6 + int.from_bytes(data[pos + 4 : pos + 6], "big")
+    return pos
 
 
 def display_name(target: int | str) -> str:

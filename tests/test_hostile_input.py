@@ -33,6 +33,7 @@ from runtime.sources import (
     LiveSource,
     SourceError,
     StreamStopped,
+    ends_mid_packet,
     load_image,
     resolve_source,
 )
@@ -525,6 +526,66 @@ def test_a_cut_video_keeps_its_frames_and_is_reported(tmp_path, mnist, model, ca
     assert [row.get("error") for row in rows] == [None] * frames + [err.split(": ")[-1][:-1]]
     with resolve_source(str(write_video(tmp_path / "clip.avi", mnist, frames=3))) as source:
         assert [frame.error for frame in source] == [None] * 3  # a whole file is no failure
+
+
+@pytest.mark.parametrize(
+    ("name", "fourcc", "how"),
+    [
+        ("clip.mkv", "MJPG", r"at [12]\.\d s of the 4\.0 s its container declares"),
+        ("clip.webm", "VP80", r"at [12]\.\d s of the 4\.0 s its container declares"),
+        ("clip.ts", "mp4v", "inside its last MPEG packet"),
+        ("clip.mpg", "mp4v", "inside its last MPEG packet"),
+    ],
+)
+def test_a_cut_matroska_or_mpeg_stream_is_reported_after_its_frames(
+    tmp_path, mnist, model, capsys, name, fourcc, how
+) -> None:
+    whole = write_video(tmp_path / name, mnist, frames=40, fourcc=fourcc)
+    assert main(["detect", str(whole), "--model", str(model)]) == 0  # a whole file is no failure
+    assert capsys.readouterr().err == ""
+    data = whole.read_bytes()
+    video = tmp_path / f"cut-{name}"
+    video.write_bytes(data[: len(data) // 2 + 101])  # within a packet: played as whole before
+    out = tmp_path / f"{name}.jsonl"
+    assert main(["detect", str(video), "--model", str(model), "--json", str(out)]) == 1
+    err = capsys.readouterr().err
+    read = re.fullmatch(
+        rf"convdet detect: {re.escape(str(video))}: ended after (\d+) frames, {how}, "
+        r"the file is cut\n",
+        err,
+    )
+    assert read is not None, err
+    frames = int(read.group(1))
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert 0 < frames < 40 and [row["frame"] for row in rows] == list(range(frames + 1))
+    assert [row.get("error") for row in rows] == [None] * frames + [err.split(": ", 2)[-1][:-1]]
+
+
+def test_an_mpeg_stream_cut_on_a_packet_boundary_cannot_be_told_from_a_whole_one(
+    tmp_path, mnist
+) -> None:
+    transport = write_video(tmp_path / "clip.ts", mnist, frames=40, fourcc="mp4v").read_bytes()
+    assert len(transport) % 188 == 0 and ends_mid_packet(tmp_path / "clip.ts") is False
+    for cut in (188 * 100 + 1, 188 * 100 + 187, len(transport) - 5):
+        (tmp_path / "cut.ts").write_bytes(transport[:cut])
+        assert ends_mid_packet(tmp_path / "cut.ts"), cut
+    (tmp_path / "cut.ts").write_bytes(transport[: 188 * 100])  # as a whole, shorter stream
+    assert ends_mid_packet(tmp_path / "cut.ts") is False
+    m2ts = b"".join(bytes(4) + transport[i : i + 188] for i in range(0, len(transport), 188))
+    (tmp_path / "m2ts.ts").write_bytes(m2ts)  # 192-byte packets (a timestamp before each)
+    assert ends_mid_packet(tmp_path / "m2ts.ts") is False
+    (tmp_path / "m2ts.ts").write_bytes(m2ts[:-100])
+    assert ends_mid_packet(tmp_path / "m2ts.ts")
+    program = write_video(tmp_path / "clip.mpg", mnist, frames=40, fourcc="mp4v").read_bytes()
+    for data, cut in [
+        (program, False),
+        (program[:-1], True),
+        (program + b"\x00\x00\x01\xb9", False),
+    ]:
+        (tmp_path / "p.mpg").write_bytes(data)
+        assert ends_mid_packet(tmp_path / "p.mpg") is cut
+    (tmp_path / "es.mpg").write_bytes(b"\x00\x00\x01\xb3" + bytes(100))  # no packs: no claim
+    assert ends_mid_packet(tmp_path / "es.mpg") is False
 
 
 def refuse_listing(monkeypatch, locked: Path) -> None:

@@ -245,9 +245,12 @@ def test_resolve_live_sources_masks_passwords():
     assert stream.name == "rtsp://admin:***@10.0.0.5/live"
 
 
-def write_video(path: Path, mnist: dict[str, np.ndarray], frames: int = 10) -> Path:
-    """An MJPG video whose frame i shows MNIST test digit i."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+def write_video(
+    path: Path, mnist: dict[str, np.ndarray], frames: int = 10, fourcc: str = "MJPG"
+) -> Path:
+    """A video (MJPG unless `fourcc` says otherwise) at 10 fps whose frame i shows MNIST test
+    digit i."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (64, 48))
     assert writer.isOpened()
     for index in range(frames):
         writer.write(cv2.cvtColor(digit_page(mnist, index), cv2.COLOR_GRAY2BGR))
