@@ -119,9 +119,18 @@ class Capture(Protocol):
     def set(self, prop: int, value: float) -> bool: ...
 
 
+FFMPEG_LOG_VARIABLES = ("OPENCV_FFMPEG_LOGLEVEL", "OPENCV_FFMPEG_DEBUG")
+FFMPEG_QUIET = "-8"  # AV_LOG_QUIET
+
+
 @contextlib.contextmanager
 def quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's own log lines (decoder and capture warnings); we report errors ourselves."""
+    """Silence OpenCV's own log lines (decoder and capture warnings) and FFmpeg's ('File ended
+    prematurely', 'Error at MB'); we report errors ourselves. FFmpeg's level is read once, when
+    the first capture or writer opens, and kept: unless the user set one of
+    FFMPEG_LOG_VARIABLES (to debug a video), it is quiet from then on."""
+    if not any(name in os.environ for name in FFMPEG_LOG_VARIABLES):
+        os.environ[FFMPEG_LOG_VARIABLES[0]] = FFMPEG_QUIET
     previous = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:

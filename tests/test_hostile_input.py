@@ -852,3 +852,13 @@ def test_a_second_signal_ends_a_record_write_that_does_not_return(
     assert len(out.read_text(encoding="utf-8").splitlines()) == 1
     assert capsys.readouterr().out.splitlines()[-1].startswith("1 image processed;")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_ffmpeg_prints_nothing_of_its_own_on_a_broken_video(tmp_path, mnist, model) -> None:
+    data = write_video(tmp_path / "clip.mkv", mnist, frames=40).read_bytes()
+    video = tmp_path / "cut.mkv"
+    video.write_bytes(data[: len(data) // 2])  # FFmpeg said "File ended prematurely" itself
+    command = [sys.executable, "-m", "convdet", "detect", str(video), "--model", str(model)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 1
+    assert re.fullmatch(rf"convdet detect: {re.escape(str(video))}: [^\n]+ cut\n", done.stderr)
