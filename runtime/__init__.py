@@ -24,7 +24,7 @@ from runtime.detector import Detector, Result
 from runtime.grid import GridGeometry
 from runtime.grouping import Grouping
 from runtime.modelinfo import ModelContractError, ModelInfo
-from runtime.models import default_model_path
+from runtime.models import default_model_path, sample_path
 from runtime.reading import Line, read_lines
 
 __all__ = [
@@ -46,4 +46,5 @@ __all__ = [
     "default_model_path",
     "open_backend",
     "read_lines",
+    "sample_path",
 ]

@@ -1,5 +1,6 @@
-"""Where the shipped detectors live, which one the runtime uses when none is given, and how a
-model name (a path, or a shipped file's name with or without its extension) becomes a file."""
+"""Where the shipped detectors live, which one the runtime uses when none is given, how a
+model name (a path, or a shipped file's name with or without its extension) becomes a file, and
+where the repository's sample frames are."""
 
 from __future__ import annotations
 
@@ -20,6 +21,20 @@ CLASSIFIER_SUFFIX = "_classifier"
 def models_dir() -> Path:
     """The directory of the installed `convdet_models` package (the repo's models/)."""
     return Path(str(files("convdet_models")))
+
+
+def sample_path(name: str = "digits.png") -> Path:
+    """The repository's sample frame `name` (samples/: digits.png, paper.jpg, multiscale.png,
+    camera.jpg), found beside the runtime package, not the working folder, so an example runs
+    from any folder of a checkout or an editable install; FileNotFoundError where the install
+    has no samples/ (a wheel ships none)."""
+    path = Path(__file__).resolve().parents[1] / "samples" / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"sample {name!r} not found at {path}: samples/ ships with the repository, "
+            "so use a checkout or an editable install (pip install -e .)"
+        )
+    return path
 
 
 def shipped_models() -> list[Path]:

@@ -128,3 +128,24 @@ def test_litert_only_board_benchmarks_the_tflite_files_of_an_architecture(models
     assert done.returncode == 0, done.stderr
     names = [Path(path).name for path in done.stdout.split()]
     assert names == ["basic_fp32.tflite", "basic_fp16.tflite", "basic_int8.tflite"]
+
+
+def test_sample_path_finds_the_samples_from_any_folder(tmp_path) -> None:
+    """The README's Python example reads samples/digits.png through `sample_path`: it must work
+    with the working folder elsewhere, and name the missing file otherwise."""
+    script = (
+        "from runtime import Detector, sample_path\n"
+        "path = sample_path()\n"
+        "print(path.is_absolute(), len(Detector()(path).detections))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    absolute, found = done.stdout.split()
+    assert absolute == "True" and int(found) > 0
+    from runtime import sample_path
+
+    assert sample_path("paper.jpg").name == "paper.jpg"
+    with pytest.raises(FileNotFoundError, match=r"^sample 'nope\.png' not found at .*samples"):
+        sample_path("nope.png")
