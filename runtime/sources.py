@@ -142,23 +142,43 @@ def quiet_opencv() -> Iterator[None]:
 # --- image files -------------------------------------------------------------------------
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    """Width and height from the first SOF marker, walking segment lengths (no decoding)."""
-    sof = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+# A marker inside a scan's entropy-coded data: 0xFF followed by neither a stuffed 0x00, a
+# restart marker (RST0..7) nor another 0xFF (fill before the marker).
+_SCAN_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_JPEG_SOF = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+)
+
+
+def _jpeg_markers(data: bytes) -> Iterator[tuple[int, int]]:
+    """Each marker of a JPEG after its SOI, with where it starts, read as a decoder reads them:
+    segments skipped by their lengths (so an EXIF thumbnail's markers, inside one, are not the
+    file's), a scan's entropy-coded data up to the next marker. Ends where the data ends;
+    ImageError where no marker is found where one must start."""
     pos = 2
-    while pos + 4 <= len(data):
+    while pos + 1 < len(data):
         if data[pos] != 0xFF:
-            raise ImageError("corrupt JPEG header")
+            raise ImageError("corrupt JPEG (no marker where one must start)")
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
-        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            continue
+        yield marker, pos
+        if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
             pos += 2
-        elif marker in sof:
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:  # start of scan: its entropy-coded data runs to the next marker
+            found = _SCAN_MARKER.search(data, pos)
+            pos = len(data) if found is None else found.start()
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the first SOF marker, walking segment lengths (no decoding)."""
+    for marker, pos in _jpeg_markers(data):
+        if marker in _JPEG_SOF:
             height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
             return width, height
-        else:
-            pos += 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
     raise ImageError("truncated JPEG header")
 
 
@@ -264,8 +284,12 @@ def _check_png_chunks(data: bytes) -> None:
 
 
 def _jpeg_complete(data: bytes) -> bool:
-    """True when the JPEG ends with its end-of-image marker (trailing padding allowed)."""
-    return data.rstrip(b"\x00\r\n \t").endswith(b"\xff\xd9")
+    """True when the JPEG's markers reach its end-of-image marker: bytes after it (padding, a
+    phone's appended video, a trailer) are allowed, a file cut before it is not."""
+    try:
+        return any(marker == 0xD9 for marker, _pos in _jpeg_markers(data))
+    except ImageError:
+        return False
 
 
 def max_file_bytes(max_pixels: int) -> int:

@@ -862,3 +862,34 @@ def test_ffmpeg_prints_nothing_of_its_own_on_a_broken_video(tmp_path, mnist, mod
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 1
     assert re.fullmatch(rf"convdet detect: {re.escape(str(video))}: [^\n]+ cut\n", done.stderr)
+
+
+def test_a_jpeg_is_whole_when_its_markers_reach_the_end_marker_whatever_follows(
+    tmp_path, mnist
+) -> None:
+    page = cv2.cvtColor(255 - mnist_scene(mnist["x_test"][:4]), cv2.COLOR_GRAY2BGR)
+    baseline = cv2.imencode(".jpg", page)[1].tobytes()
+    progressive = cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    restarts = cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_RST_INTERVAL, 1])[1].tobytes()
+    thumbnail = cv2.imencode(".jpg", page[::4, ::4])[1].tobytes()
+    app1 = b"Exif\x00\x00" + thumbnail  # a whole JPEG inside a segment, its FF D9 included
+    with_thumbnail = baseline[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
+    with_thumbnail += baseline[2:]
+    whole = {
+        "baseline": baseline,
+        "progressive": progressive,
+        "restarts": restarts,
+        "thumbnail": with_thumbnail,
+        "padded": baseline + b"\x00" * 16,
+        "trailer": baseline + b"\x00\x00\x00\x18ftypmp42" + bytes(64),  # a motion photo's video
+    }
+    for name, data in whole.items():  # the trailer was refused as "truncated"
+        (tmp_path / f"{name}.jpg").write_bytes(data)
+        assert load_image(tmp_path / f"{name}.jpg").shape == (120, 200, 3), name
+    for name, data in whole.items():
+        if name in ("padded", "trailer"):
+            continue
+        for cut in (len(data) // 2, len(data) - 2):
+            (tmp_path / "cut.jpg").write_bytes(data[:cut])
+            with pytest.raises(ImageError, match=r"^truncated JPEG \(no end-of-image marker\)"):
+                load_image(tmp_path / "cut.jpg")
