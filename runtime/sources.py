@@ -988,10 +988,11 @@ class ListError(SourceError):
 def listed_files(list_file: Path) -> list[tuple[Path, PurePath]]:
     """Paths named one per line in a UTF-8 text file (relative ones to the file's folder).
 
-    Blank lines and lines starting with `#` are skipped. The relative path kept for --save is
-    the line as written; the saver makes it safe. ListError naming the file when it cannot be
-    opened or read, is not a regular file (a FIFO or device would block or never end), holds
-    more than MAX_LIST_BYTES or is not UTF-8.
+    Blank lines and lines starting with `#` are skipped, and so is a byte order mark before the
+    first line (Windows editors write one); lines may end in CRLF. The relative path kept for
+    --save is the line as written; the saver makes it safe. ListError naming the file when it
+    cannot be opened or read, is not a regular file (a FIFO or device would block or never
+    end), holds more than MAX_LIST_BYTES or is not UTF-8.
     """
     try:
         handle, size = _open_regular(list_file)
@@ -1009,7 +1010,7 @@ def listed_files(list_file: Path) -> list[tuple[Path, PurePath]]:
             "(about a million paths)",
         )
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a BOM (as Windows editors save) is no name
     except UnicodeDecodeError as error:
         raise ListError(list_file, f"not UTF-8 (a bad byte at offset {error.start})") from None
     files = []

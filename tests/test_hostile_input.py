@@ -893,3 +893,15 @@ def test_a_jpeg_is_whole_when_its_markers_reach_the_end_marker_whatever_follows(
             (tmp_path / "cut.jpg").write_bytes(data[:cut])
             with pytest.raises(ImageError, match=r"^truncated JPEG \(no end-of-image marker\)"):
                 load_image(tmp_path / "cut.jpg")
+
+
+def test_a_list_saved_with_a_byte_order_mark_and_crlf_reads_its_first_entry(tmp_path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((48, 64), np.uint8))
+    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((48, 64), np.uint8))
+    listing = tmp_path / "list.txt"
+    listing.write_bytes("\ufeffa.png\r\nb.png\r\n".encode())  # as Notepad saves it
+    frames = list(resolve_source(str(listing)))
+    assert [(Path(frame.source).name, frame.error) for frame in frames] == [
+        ("a.png", None),  # was "\ufeffa.png": unreadable, No such file or directory
+        ("b.png", None),
+    ]
