@@ -27,11 +27,12 @@ def opencv_path(path: PurePath | str) -> str | None:
 
 def resolved(path: Path) -> Path:
     """`path.resolve()`, or for a symlink loop, which `resolve` raises on (RuntimeError before
-    Python 3.13), the absolute path as named: a loop points nowhere, and the loader or writer
-    that meets it reports it as the input or output it is."""
+    Python 3.13), or a name with a NUL byte (ValueError), the absolute path as named: such a
+    path points nowhere, and the loader or writer that meets it reports it as the input or
+    output it is."""
     try:
         return path.resolve()
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):
         return path.absolute()
 
 

@@ -297,10 +297,11 @@ class _Writer:
 
 
 def file_id(path: Path) -> tuple[int, int] | None:
-    """What identifies the file at `path` (device, inode) through links, or None if missing."""
+    """What identifies the file at `path` (device, inode) through links, or None if missing
+    (or unnameable: a NUL byte in a list entry)."""
     try:
         stat = path.stat()
-    except OSError:
+    except (OSError, ValueError):
         return None
     return stat.st_dev, stat.st_ino
 

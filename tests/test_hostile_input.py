@@ -905,3 +905,20 @@ def test_a_list_saved_with_a_byte_order_mark_and_crlf_reads_its_first_entry(tmp_
         ("a.png", None),  # was "\ufeffa.png": unreadable, No such file or directory
         ("b.png", None),
     ]
+
+
+@pytest.mark.parametrize("outputs", [["--save", "out"], ["--json", "out.jsonl", "--append"]])
+def test_a_nul_byte_in_a_list_entry_is_that_entrys_failure_with_any_output(
+    tmp_path, model, capsys, outputs
+) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((48, 64), np.uint8))
+    listing = tmp_path / "list.txt"
+    listing.write_text("a.png\nb\x00c.png\n", encoding="utf-8")
+    (tmp_path / "out.jsonl").write_text("", encoding="utf-8")
+    options = [str(tmp_path / option) if "out" in option else option for option in outputs]
+    # resolving the --save folder's exclusions and the inputs kept from being overwritten
+    # raised "embedded null byte": exit status 2, the batch lost
+    assert main(["detect", str(listing), "--model", str(model), *options]) == 1
+    assert capsys.readouterr().err == (
+        f"convdet detect: {tmp_path / 'b'}\\x00c.png: unreadable: embedded null byte\n"
+    )
