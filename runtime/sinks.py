@@ -374,9 +374,14 @@ def write_atomic(path: Path, data: bytes) -> None:
 def _write_image(path: Path, image: np.ndarray) -> None:
     """Encode by extension and write atomically (`write_atomic`)."""
     ok, encoded = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise OSError(f"{path}: OpenCV could not encode {path.suffix}")
+    if not ok:  # reported under `path` by the writer's on_error
+        raise OSError(f"OpenCV could not encode {path.suffix}")
     write_atomic(path, encoded.tobytes())
+
+
+# Extensions whose OpenCV writer takes one channel only (PGM gray, PBM bits): an annotated
+# image of such an input is saved as PNG instead.
+GRAY_ONLY_SUFFIXES = frozenset({".pgm", ".pbm"})
 
 
 class AnnotatedImageSaver:
@@ -407,11 +412,13 @@ class AnnotatedImageSaver:
     @staticmethod
     def output_relpath(relpath: PurePath | str) -> PurePath:
         """Where below the folder the image of `relpath` goes: the path made safe, with `.png`
-        appended when OpenCV has no writer for its extension (judged on the extension alone,
-        as OpenCV must never see a name that is not UTF-8)."""
+        appended when OpenCV has no writer for its extension or one for gray images alone
+        (GRAY_ONLY_SUFFIXES: annotations are in colour), judged on the extension alone, as
+        OpenCV must never see a name that is not UTF-8."""
         relative = safe_relative(relpath)
         suffix = relative.suffix
-        if not (suffix.isascii() and cv2.haveImageWriter(f"x{suffix}")):
+        colour = suffix.lower() not in GRAY_ONLY_SUFFIXES
+        if not (suffix.isascii() and colour and cv2.haveImageWriter(f"x{suffix}")):
             relative = relative.with_name(relative.name + ".png")
         return relative
 

@@ -922,3 +922,31 @@ def test_a_nul_byte_in_a_list_entry_is_that_entrys_failure_with_any_output(
     assert capsys.readouterr().err == (
         f"convdet detect: {tmp_path / 'b'}\\x00c.png: unreadable: embedded null byte\n"
     )
+
+
+def test_annotated_pgm_and_pbm_inputs_are_saved_as_png(tmp_path, model, capsys) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    gray = np.zeros((48, 64), np.uint8)
+    for name, image in [("a.pgm", gray), ("b.PGM", gray), ("c.pbm", gray), ("d.ppm", as_bgr(gray))]:
+        (folder / name).write_bytes(cv2.imencode(name[-4:].lower(), image)[1].tobytes())
+    out = tmp_path / "out"
+    # OpenCV's PGM and PBM writers refuse colour: "OpenCV could not encode .pgm", exit 1
+    assert main(["detect", str(folder), "--model", str(model), "--save", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+    assert sorted(path.name for path in out.iterdir()) == [
+        "a.pgm.png",
+        "b.PGM.png",
+        "c.pbm.png",
+        "d.ppm",
+    ]
+
+
+def test_an_image_opencv_cannot_encode_is_named_once(tmp_path, model, monkeypatch, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((48, 64), np.uint8))
+    monkeypatch.setattr(cv2, "imencode", lambda *_args: (False, None))
+    out = tmp_path / "out"
+    assert main(["detect", str(tmp_path / "a.png"), "--model", str(model), "--save", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"convdet detect: {out / 'a.png'}: OpenCV could not encode .png\n"  # was named twice
+    )
