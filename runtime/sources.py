@@ -378,8 +378,11 @@ def _header_or_none(head: bytes, complete: bool) -> tuple[str, int, int] | None:
 
 
 def _check_pixels(header: tuple[str, int, int], max_pixels: int) -> None:
-    """ImageError when the header declares more than `max_pixels` pixels."""
-    _kind, width, height = header
+    """ImageError when the header declares more than `max_pixels` pixels, or none: a zero
+    side, which decoders report in lines of their own (libpng's 'Image width is zero')."""
+    kind, width, height = header
+    if width <= 0 or height <= 0:
+        raise ImageError(f"corrupt {kind.upper()} header (declares {width}x{height} pixels)")
     if width * height > max_pixels:
         raise ImageError(
             f"{width}x{height} is {width * height} pixels, more than --max-pixels {max_pixels}"

@@ -950,3 +950,37 @@ def test_an_image_opencv_cannot_encode_is_named_once(tmp_path, model, monkeypatc
     assert capsys.readouterr().err == (
         f"convdet detect: {out / 'a.png'}: OpenCV could not encode .png\n"  # was named twice
     )
+
+
+ZERO_SIDED_LOAD = """
+import sys
+from pathlib import Path
+from runtime.sources import ImageError, load_image, quiet_opencv
+with quiet_opencv():
+    for name in sys.argv[1:]:
+        try:
+            load_image(Path(name))
+        except ImageError as error:
+            print(error)
+"""
+
+
+def test_a_header_declaring_a_zero_side_is_refused_before_the_decoder_speaks(tmp_path) -> None:
+    png = cv2.imencode(".png", np.zeros((48, 64), np.uint8))[1].tobytes()
+    (tmp_path / "w0.png").write_bytes(png_header(0, 48) + png[33:])
+    (tmp_path / "h0.png").write_bytes(png_header(64, 0) + png[33:])
+    (tmp_path / "w0.pgm").write_bytes(b"P5\n0 48\n255\n" + bytes(64))
+    names = [str(tmp_path / name) for name in ("w0.png", "h0.png", "w0.pgm")]
+    done = subprocess.run(  # libpng writes to the file descriptor: only a child shows it
+        [sys.executable, "-c", ZERO_SIDED_LOAD, *names],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.stderr == ""  # was "libpng warning: Image width is zero in IHDR" and more
+    assert done.stdout.splitlines() == [
+        "corrupt PNG header (declares 0x48 pixels)",
+        "corrupt PNG header (declares 64x0 pixels)",
+        "corrupt PNM header (declares 0x48 pixels)",
+    ]
