@@ -551,6 +551,14 @@ class ImageBatch(Source):
         return prefetched(self._read, self.files, self.workers)
 
 
+def video_file_backend() -> int:
+    """The OpenCV backend that opens video files: FFmpeg where OpenCV has it, which reads every
+    container VIDEO_SUFFIXES names and is quiet (see `quiet_opencv`). Left to choose, OpenCV
+    tries its other backends on a file FFmpeg refused, and its own MJPEG reader prints lines
+    of its own on stderr ('Unexpected element. Expected: LIST.') for a broken AVI."""
+    return cv2.CAP_FFMPEG if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else cv2.CAP_ANY
+
+
 class VideoSource(Source):
     """Frames of a video file, every `vid_stride`-th one, with their index in the file.
 
@@ -586,7 +594,7 @@ class VideoSource(Source):
         if name is None:
             raise SourceError(f"cannot open video {self.path}: OpenCV needs a UTF-8 file name")
         with quiet_opencv():
-            capture = cv2.VideoCapture(name)
+            capture = cv2.VideoCapture(name, video_file_backend())
         if not capture.isOpened():
             raise SourceError(f"cannot open video {self.path}")
         _refuse_large_capture(capture.get, capture.release, f"video {self.path}", self.max_pixels)
