@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -39,6 +40,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+from test_backends import tiny_onnx
 from test_hostile_input import png_header, sparse
 from test_preprocess import mnist_scene
 from test_sources import png_chunk, write_video
@@ -348,3 +351,230 @@ def test_a_hostile_corpus_is_one_batch_with_a_line_and_a_record_per_input(
             assert len(row["detections"]) >= 2, (name, row["detections"])  # EXIF turned upright
     expected = {str(AnnotatedImageSaver.output_relpath(name)) for name in corpus.good.values()}
     assert saved_files(saved) == expected  # each good image annotated, nothing else
+
+
+DRIVER = """
+import json, os, sys, traceback
+from convdet.cli import main
+cases = json.loads(open(sys.argv[1], encoding="utf-8").read())
+codes = []
+for case in cases:
+    with open(case["stderr"], "wb") as err:
+        sys.stderr.flush()
+        kept = os.dup(2)
+        os.dup2(err.fileno(), 2)  # libraries' own lines (FFmpeg, ONNX Runtime) land here too
+        try:
+            codes.append(main(case["argv"]))
+        except BaseException:
+            traceback.print_exc()
+            codes.append(None)
+        finally:
+            sys.stderr.flush()
+            os.dup2(kept, 2)
+            os.close(kept)
+print(json.dumps(codes))
+"""
+
+
+@dataclass
+class Alone:
+    """A run that must stand alone: `convdet detect` with `argv` (and --json FILE), the exit
+    status expected, the pattern of its one stderr line (None: no line), which must also name
+    the input (argv[0], or the --model file), and for a whole video its frame count."""
+
+    argv: list[str]
+    code: int
+    line: str | None
+    frames: int | None = None
+
+    def named(self) -> str:
+        """The input the stderr line names, as printed."""
+        shown = (
+            self.argv[self.argv.index("--model") + 1] if "--model" in self.argv else self.argv[0]
+        )
+        return printable(shown)
+
+
+def run_alone(cases: dict[str, Alone], folder: Path) -> dict[str, tuple[int, str]]:
+    """Each case's exit status and stderr, from one driver process calling `main` in turn."""
+    specs = []
+    for name, case in cases.items():
+        argv = ["detect", *case.argv, "--json", str(folder / f"{name}.jsonl")]
+        specs.append({"argv": [*argv, "--progress-every", "0"], "stderr": str(folder / name)})
+    (folder / "cases.json").write_text(json.dumps(specs), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(folder / "cases.json")],
+        capture_output=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr.decode("utf-8", "backslashreplace")  # no crash
+    codes = json.loads(done.stdout.decode().splitlines()[-1])
+    return {
+        name: (code, (folder / name).read_bytes().decode("utf-8", "backslashreplace"))
+        for name, code in zip(cases, codes, strict=True)
+    }
+
+
+def video_cases(root: Path, mnist: dict[str, np.ndarray], page: Path) -> dict[str, Alone]:
+    """Whole, cut, empty, header-only and misnamed videos of each container, and others."""
+    cases: dict[str, Alone] = {}
+    containers = {"avi": "MJPG", "mp4": "mp4v", "mov": "mp4v", "mkv": "MJPG", "webm": "VP80"}
+    containers |= {"ts": "mp4v", "mpg": "mp4v"}
+    cut = r"ended after \d+ (of 30 )?frames, ([^\n]*, )?the file is cut"
+    for kind, fourcc in containers.items():
+        whole = write_video(root / f"whole.{kind}", mnist, frames=30, fourcc=fourcc)
+        cases[f"whole-{kind}"] = Alone([str(whole)], 0, None, frames=30)
+        data = whole.read_bytes()
+        for name, part in [("cut", data[: len(data) // 2 + 101]), ("head", data[:64])]:
+            (root / f"{name}.{kind}").write_bytes(part)
+        (root / f"empty.{kind}").write_bytes(b"")
+        if kind in ("mp4", "mov"):  # the index (moov) is at the end: a cut file does not open
+            cases[f"cut-{kind}"] = Alone([str(root / f"cut.{kind}")], 2, "cannot open video")
+        else:
+            cases[f"cut-{kind}"] = Alone([str(root / f"cut.{kind}")], 1, cut, frames=None)
+        cases[f"head-{kind}"] = Alone([str(root / f"head.{kind}")], 2, "cannot open video")
+        cases[f"empty-{kind}"] = Alone([str(root / f"empty.{kind}")], 2, "cannot open video")
+    cases["cut-mkv-saved"] = Alone(
+        [str(root / "cut.mkv"), "--save", str(root / "saved")], 1, cut, frames=None
+    )
+    cases["cut-avi-strided-looped"] = Alone(
+        [str(root / "cut.avi"), "--vid-stride", "3", "--loop", "2"], 1, cut, frames=None
+    )
+    no_frames = write_video(root / "no-frames.avi", mnist, frames=0)
+    cases["no-frames"] = Alone([str(no_frames)], 1, "no frames in this video", frames=None)
+    cases["oversized"] = Alone(
+        [str(root / "whole.avi"), "--max-pixels", "1000"], 2, "more than --max-pixels 1000"
+    )
+    (root / "text.mp4").write_text("not a video\n", encoding="utf-8")
+    (root / "random.avi").write_bytes(np.random.default_rng(2).bytes(4096))
+    (root / "image.mp4").write_bytes(page.read_bytes())
+    sparse(root / "huge.mp4", b"", size=HUGE)
+    for name in ("text.mp4", "random.avi", "huge.mp4"):
+        cases[name] = Alone([str(root / name)], 2, "cannot open video")
+    cases["image.mp4"] = Alone([str(root / "image.mp4")], 0, None, frames=1)  # FFmpeg reads PNG
+    os.mkfifo(root / "fifo.mp4")
+    (root / "dangling.avi").symlink_to("nowhere.avi")
+    cases["fifo"] = Alone([str(root / "fifo.mp4")], 2, "not a regular file")
+    cases["dangling"] = Alone([str(root / "dangling.avi")], 2, "No such file or directory")
+    return cases
+
+
+def forged_onnx(path: Path, **metadata: str) -> Path:
+    """A stand-in ONNX detector whose metadata says `metadata` instead."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(tiny_onnx(path))
+    for prop in model.metadata_props:
+        prop.value = metadata.get(prop.key, prop.value)
+    onnx.save(model, path)
+    return path
+
+
+def typed_onnx(path: Path, dtype: str) -> Path:
+    """A stand-in ONNX detector taking `dtype` (an onnx.TensorProto name) instead of float."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    model = onnx.load(tiny_onnx(path))
+    model.graph.input[0].name = "raw"
+    model.graph.input[0].type.tensor_type.elem_type = getattr(TensorProto, dtype)
+    model.graph.node.insert(0, helper.make_node("Cast", ["raw"], ["image"], to=TensorProto.FLOAT))
+    onnx.save(model, path)
+    return path
+
+
+def model_cases(root: Path, models: Path, page: Path) -> dict[str, Alone]:
+    """Lying and broken ONNX and LiteRT models, and --model paths that are no model file."""
+    forged = {
+        "window": "100000",
+        "stride": "1000000000",
+        "cell_offset": "NaN",
+        "background": "11",
+        "classes": "[]",
+        "input_range": "[0, Infinity]",
+    }
+    paths = {
+        f"forged-{key}": forged_onnx(root / f"{key}.onnx", **{key: value})
+        for key, value in forged.items()
+    }
+    paths |= {
+        f"typed-{kind}": typed_onnx(root / f"{kind}.onnx", kind) for kind in ("DOUBLE", "UINT8")
+    }
+    paths["no-metadata"] = tiny_onnx(root / "bare.onnx", metadata=False)
+    paths["five-outputs"] = tiny_onnx(root / "five.onnx", outputs=5)
+    paths["rank-3"] = tiny_onnx(root / "rank3.onnx", rank=3)
+    onnx_bytes = (models / "basic.onnx").read_bytes()
+    tflite_bytes = (models / "basic_fp32.tflite").read_bytes()
+    sidecar = json.loads((models / "basic_fp32.json").read_text(encoding="utf-8"))
+    files = {
+        "cut.onnx": onnx_bytes[: len(onnx_bytes) // 2],
+        "empty.onnx": b"",
+        "random.onnx": np.random.default_rng(3).bytes(4096),
+        "text.onnx": b"not a model\n",
+        "cut.tflite": tflite_bytes[: len(tflite_bytes) // 2],
+        "random.tflite": np.random.default_rng(4).bytes(4096),
+        "forged.tflite": tflite_bytes,
+        "lonely.tflite": tflite_bytes,
+        "garbled.tflite": tflite_bytes,
+        "listed.tflite": tflite_bytes,
+    }
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+        paths[name] = root / name
+    for name in ("cut", "random"):
+        (root / f"{name}.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    (root / "forged.json").write_text(json.dumps({**sidecar, "window": 100000}), encoding="utf-8")
+    (root / "garbled.json").write_text("{not json", encoding="utf-8")
+    (root / "listed.json").write_text("[1, 2]", encoding="utf-8")
+    (root / "folder.onnx").mkdir()
+    (root / "dangling.onnx").symlink_to("nowhere.onnx")
+    paths |= {name: root / name for name in ("folder.onnx", "dangling.onnx", "missing.onnx")}
+    (root / "model.txt").write_text("not a model\n", encoding="utf-8")
+    paths["model.txt"] = root / "model.txt"
+    cases = {
+        name: Alone([str(page), "--model", str(path)], 2, re.escape(path.name))
+        for name, path in paths.items()
+    }
+    cases["backend-mismatch"] = Alone(
+        [str(page), "--model", str(models / "basic.onnx"), "--backend", "tflite"],
+        2,
+        "--backend tflite",
+    )
+    return cases
+
+
+def test_videos_and_models_each_alone_end_in_one_line_and_whole_records(
+    tmp_path, mnist, model
+) -> None:
+    page = tmp_path / "page.png"
+    page.write_bytes(encoded(".png", 255 - mnist_scene(mnist["x_test"][4:8])))
+    (tmp_path / "videos").mkdir()
+    cases = video_cases(tmp_path / "videos", mnist, page)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "models").mkdir()
+    cases |= model_cases(tmp_path / "models", ROOT / "models", page)
+    assert len(cases) == 64  # as the module docstring counts them
+    results = run_alone(cases, tmp_path / "runs")
+    for name, case in cases.items():
+        code, stderr = results[name]
+        assert code == case.code, (name, code, stderr)
+        if case.line is None:
+            assert stderr == "", (name, stderr)
+        else:  # one line, ours, naming the input and saying why
+            assert stderr.count("\n") == 1 and stderr.startswith("convdet detect: "), (name, stderr)
+            assert case.named() in stderr and re.search(case.line, stderr), (name, stderr)
+        out = tmp_path / "runs" / f"{name}.jsonl"
+        text = out.read_text(encoding="utf-8") if out.exists() else ""
+        assert text == "" or text.endswith("\n"), name  # whole lines only
+        rows = [json.loads(line) for line in text.splitlines()]
+        if code == 2:  # refused before a record
+            assert rows == [], name
+        elif case.frames is not None:  # every frame's record, none failed
+            assert [row["frame"] for row in rows] == list(range(case.frames)), name
+            assert all("error" not in row for row in rows), name
+        else:  # the frames before the cut, then the cut's error record, which the line says
+            assert [row.get("error") is not None for row in rows] == [False] * (len(rows) - 1) + [
+                True
+            ]
+            assert rows[-1]["error"] in stderr, name
+    assert (tmp_path / "videos" / "saved" / "cut.avi").is_file()  # --save of the cut MKV
