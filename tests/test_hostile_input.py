@@ -994,3 +994,19 @@ def test_a_header_declaring_a_zero_side_is_refused_before_the_decoder_speaks(tmp
         "corrupt PNG header (declares 64x0 pixels)",
         "corrupt PNM header (declares 0x48 pixels)",
     ]
+
+
+def test_a_frame_error_ending_in_a_newline_is_recorded_without_it(
+    tmp_path, model, monkeypatch, capsys
+) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((48, 64), np.uint8))
+
+    def failing(self: Detector, frame: np.ndarray):
+        raise RuntimeError("Failed to allocate memory for requested buffer of size 576000000\n")
+
+    monkeypatch.setattr(Detector, "__call__", failing)  # as ONNX Runtime words it
+    out = tmp_path / "out.jsonl"
+    assert main(["detect", str(tmp_path / "a.png"), "--model", str(model), "--json", str(out)]) == 1
+    why = "Failed to allocate memory for requested buffer of size 576000000"
+    assert capsys.readouterr().err == f"convdet detect: {tmp_path / 'a.png'}: {why}\n"  # not \\n
+    assert json.loads(out.read_text(encoding="utf-8"))["error"] == why

@@ -869,7 +869,7 @@ def _detect_all(
                 if classes is not None:
                     result = result.only(classes)
             except Exception as refused:  # any failure is this frame's: counted, run goes on
-                error = str(refused) or type(refused).__name__
+                error = str(refused).strip() or type(refused).__name__
         if error is not None:
             with interrupts.deferred():
                 outputs.failed(frame, error)
