@@ -4,8 +4,12 @@ just LiteRT (or just ONNX Runtime) works. Opening checks the model contract (mod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,9 +146,14 @@ def default_threads() -> int:
     return max(1, min(available, MAX_DEFAULT_THREADS))
 
 
+ORT_FATAL = 4  # ONNX Runtime's log severity levels: 0 verbose .. 3 error, 4 fatal
+
+
 def session_options(threads: int | None = None) -> Any:
     """ONNX Runtime session options: `threads` intra-op threads (default `default_threads()`),
-    idle workers that sleep instead of spinning, no memory-pattern planning.
+    idle workers that sleep instead of spinning, no memory-pattern planning, and no log lines
+    of its own below FATAL (a failed run, e.g. an allocation refused under a memory cap, is
+    raised and reported once by the caller; ONNX Runtime would print it on stderr as well).
 
     Spinning workers take the cores that the other threads of a video pipeline (decode, encode)
     and any other load need: on a busy 2-core CPU, deep at 640x480 with 2 threads took 20 ms a
@@ -157,6 +166,7 @@ def session_options(threads: int | None = None) -> Any:
     options.intra_op_num_threads = threads or default_threads()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.enable_mem_pattern = False
+    options.log_severity_level = ORT_FATAL
     return options
 
 
@@ -202,6 +212,21 @@ class LiteRTBackend(Backend):
         self.output_spec = _litert_spec(self._output)
         self._shape: tuple[int, ...] | None = None
         self._check_contract()
+        # The first allocation applies XNNPACK, which then prints "INFO: Created TensorFlow
+        # Lite XNNPACK delegate for CPU." on stderr (no setting stops it): made here, for one
+        # window (or the model's fixed size), with stderr silenced.
+        height, width = self.fixed_size or (self.info.window, self.info.window)
+        shape = (1, height, width, 1)
+        with _stderr_silenced():
+            try:
+                self.interpreter.resize_tensor_input(self._input["index"], shape)
+                self.interpreter.allocate_tensors()
+            except (ValueError, RuntimeError) as error:
+                raise ModelContractError(
+                    f"{self.path}: cannot allocate the TFLite model for a {width}x{height} "
+                    f"input ({error})"
+                ) from error
+        self._shape = shape
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Scores for a (N, H, W, 1) float32 batch; resizes the interpreter on a new shape."""
@@ -212,6 +237,26 @@ class LiteRTBackend(Backend):
         self.interpreter.set_tensor(self._input["index"], _quantize(batch, self._input))
         self.interpreter.invoke()
         return _dequantize(self.interpreter.get_tensor(self._output["index"]), self._output)
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 on /dev/null while the block runs, for a native library that prints
+    there with no switch to stop it; only while this is the process's one Python thread, so no
+    other thread's message is lost (otherwise nothing changes)."""
+    if threading.active_count() > 1:
+        yield
+        return
+    sys.stderr.flush()
+    kept = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(kept, 2)
+        os.close(kept)
+        os.close(null)
 
 
 def _import_litert() -> Any:
