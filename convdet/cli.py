@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 # Subcommand name -> module in convdet.commands. Order is the order shown by --help.
 COMMANDS: tuple[str, ...] = ("train", "export", "detect", "scenes", "evaluate", "benchmark", "info")
@@ -59,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    """The installed convdet's version (`unknown` when run from a tree never installed)."""
+    """The installed convdet's version (`unknown` when run from a tree never installed);
+    importlib.metadata is imported here, where `main` already handles signals."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("convdet")
     except PackageNotFoundError:
@@ -132,12 +138,69 @@ def _quiet_stdout() -> None:
         os.close(devnull)
 
 
+class Interrupts:
+    """SIGINT and SIGTERM as KeyboardInterrupt while entered (a service being stopped ends like
+    Ctrl-C, its outputs closed cleanly), held back inside `deferred()` blocks until they end.
+
+    A record's write and its count are one such block, so a signal landing between them cannot
+    leave the summary disagreeing with the file. A second signal while one is held back raises
+    at once: a write blocked on a pipe nobody reads must not make the run unstoppable. Handlers
+    are installed only in the main thread, and SIGINT's only where it still has Python's own
+    handler (one that is ignored, as for a background job, stays so).
+    """
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._pending = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signum == signal.SIGINT and (
+                    signal.getsignal(signum) is not signal.default_int_handler
+                ):
+                    continue
+                self._previous[signum] = signal.signal(signum, self._interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _interrupt(self, _signum: int, _frame: Any) -> None:
+        if self._depth and not self._pending:
+            self._pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A block that a single signal does not split: KeyboardInterrupt comes when it ends."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._pending and not self._depth:
+                self._pending = False
+                raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; return its exit status (0 ok, 1 partial failure, 2 usage, 130 Ctrl-C).
-    A reader that closes stdout early (`| head`) ends the run quietly with status 0."""
+    A reader that closes stdout early (`| head`) ends the run quietly with status 0. Ctrl-C or
+    SIGTERM while the parser is built (its imports take about half a second) ends the same way
+    as later: one line and status 130, not a traceback or a kill."""
     _never_fail_to_print()
-    parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    try:
+        with Interrupts():
+            parser = build_parser()
+            args, unknown = parser.parse_known_args(argv)
+    except KeyboardInterrupt:
+        print("convdet: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if unknown:
         _refuse_unknown(args.command_parser, unknown)
     try:

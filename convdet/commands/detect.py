@@ -13,17 +13,15 @@ import argparse
 import contextlib
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, TextIO
 
-from convdet.cli import MAX_THREADS, CommandError, printable
+from convdet.cli import MAX_THREADS, CommandError, Interrupts, printable
 from convdet.progress import Progress
 from runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
 
@@ -777,56 +775,6 @@ def _live_name(name: str) -> str:
     if name.isdigit():
         return f"camera{name}"
     return Path(name).name if is_video_device(name) else "stream"
-
-
-class Interrupts:
-    """SIGINT and SIGTERM as KeyboardInterrupt while entered (a service being stopped ends like
-    Ctrl-C, its outputs closed cleanly), held back inside `deferred()` blocks until they end.
-
-    A record's write and its count are one such block, so a signal landing between them cannot
-    leave the summary disagreeing with the file. A second signal while one is held back raises
-    at once: a write blocked on a pipe nobody reads must not make the run unstoppable. Handlers
-    are installed only in the main thread, and SIGINT's only where it still has Python's own
-    handler (one that is ignored, as for a background job, stays so).
-    """
-
-    def __init__(self) -> None:
-        self._depth = 0
-        self._pending = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                if signum == signal.SIGINT and (
-                    signal.getsignal(signum) is not signal.default_int_handler
-                ):
-                    continue
-                self._previous[signum] = signal.signal(signum, self._interrupt)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-        self._previous.clear()
-
-    def _interrupt(self, _signum: int, _frame: Any) -> None:
-        if self._depth and not self._pending:
-            self._pending = True
-            return
-        raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        """A block that a single signal does not split: KeyboardInterrupt comes when it ends."""
-        self._depth += 1
-        try:
-            yield
-        finally:
-            self._depth -= 1
-            if self._pending and not self._depth:
-                self._pending = False
-                raise KeyboardInterrupt
 
 
 def _resume(source: Any, json: str, retry_failed: bool) -> tuple[str, set[str] | None, Any]:
