@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.backends import open_backend
+from runtime.defaults import DEFAULT_CONF
 from runtime.detector import Detector
 from runtime.evaluate import match_greedy
 from runtime.scenes import SceneParams, generate_scenes
@@ -205,12 +206,12 @@ class DetectionAgreement:
 
 
 def detection_agreement(
-    reference: Path, candidate: Path, scenes: Sequence[np.ndarray]
+    reference: Path, candidate: Path, scenes: Sequence[np.ndarray], conf: float = DEFAULT_CONF
 ) -> DetectionAgreement:
-    """Run the runtime's default detector with both files on `scenes` (float32 0..1, model
-    polarity) and match the candidate's detections to the reference's by the evaluation's rule
-    (same class, centre inside the box)."""
-    detectors = [Detector(path, invert="off") for path in (reference, candidate)]
+    """Run the runtime's default detector (at `conf`) with both files on `scenes` (float32 0..1,
+    model polarity) and match the candidate's detections to the reference's by the evaluation's
+    rule (same class, centre inside the box)."""
+    detectors = [Detector(path, conf, invert="off") for path in (reference, candidate)]
     counts = np.zeros(3, np.int64)
     for scene in scenes:
         frame = np.rint(scene * 255).astype(np.uint8)

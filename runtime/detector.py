@@ -129,17 +129,17 @@ def pil_frame(image: Any) -> np.ndarray:
 class Detector:
     """A loaded model plus its pre- and post-processing settings; call it on frames.
 
-    `model` is a .onnx or .tflite path or a shipped model's name, with or without its
-    extension (`runtime.models.resolve_model`; default: the shipped default model); `conf` is the
-    minimum digit probability of a cell; `scales` resize the frame before inference: None or
-    "auto" (default) for the pyramid, whose scales `pyramid_scales` chooses per frame size
-    (digits of about 16 px up to a third of the frame's shorter side), or a sequence run as
-    given (e.g. (2, 1, 0.5, 0.25) adds digits of about 8-16 px), results merged by `Grouping`;
-    `invert` is "auto", "on" or "off"; `normalize` removes uneven lighting (on by default:
-    paper-style F1 0.25 -> 0.67 with an early model, MNIST-style unchanged);
-    `threads`/`providers` go to the backend. The `scales` attribute is a tuple: the given
-    scales, or with `pyramid` True all of PYRAMID, of which each frame runs those it can hold.
-    One instance may be called from several threads.
+    `model` is a .onnx or .tflite path or a shipped model's name, with or without its extension
+    (`runtime.models.resolve_model`; default: the shipped default model); `conf` is the minimum
+    score of a detection (and the digit probability that colours a grid cell); `scales` resize
+    the frame before inference: None or "auto" (default) for the pyramid, whose scales
+    `pyramid_scales` chooses per frame size (digits of about 16 px up to a third of the frame's
+    shorter side), or a sequence run as given (e.g. (2, 1, 0.5, 0.25) adds digits of about 8-16
+    px), results merged by `Grouping`; `invert` is "auto", "on" or "off"; `normalize` removes
+    uneven lighting (on by default: paper-style F1 0.25 -> 0.67 with an early model, MNIST-style
+    unchanged); `threads`/`providers` go to the backend. The `scales` attribute is a tuple: the
+    given scales, or with `pyramid` True all of PYRAMID, of which each frame runs those it can
+    hold. One instance may be called from several threads.
     """
 
     def __init__(

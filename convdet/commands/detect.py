@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--conf",
         default=str(DEFAULT_CONF),
         metavar="X",
-        help=f"minimum digit probability of a grid cell (default: {DEFAULT_CONF})",
+        help="minimum detection score (digit probability times class share), also the "
+        f"grid's cell threshold (default: {DEFAULT_CONF})",
     )
     model.add_argument(
         "--classes",

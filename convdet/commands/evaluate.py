@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_CONF,
         metavar="X",
-        help=f"minimum digit probability of a grid cell (default: {DEFAULT_CONF})",
+        help="minimum detection score (digit probability times class share), also the "
+        f"grid's cell threshold (default: {DEFAULT_CONF})",
     )
     parser.add_argument(
         "--scales",
