@@ -82,7 +82,9 @@ def test_max4_cell_equals_the_classifier_on_a_28x28_input(arch):
     grid = np.asarray(detector(images, training=False))
     assert grid.shape == (8, 4, 4, 11)
     centre = classifier_cell(spec, "max4")
-    assert np.abs(grid[:, centre, centre] - expected).max() <= 1e-5
+    # float32 sums in another order (1x1 convolutions vs matmuls, blocked by the threads free):
+    # 3e-5 apart on wide's 128-channel head on a loaded machine, 0 to 1e-6 on an idle one.
+    assert np.abs(grid[:, centre, centre] - expected).max() <= 1e-4
 
 
 @pytest.mark.parametrize("pooling", POOLINGS)
