@@ -9,6 +9,7 @@ so are tests marked `needs_display`, which skip without Xvfb and a window manage
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +87,20 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """SIGINT raising KeyboardInterrupt in the test process, and at its default in the processes
+    the test starts (exec resets a caught signal), for tests of what Ctrl-C does. A suite run as
+    a background job of a shell without job control (`pytest &` in a script, CI under nohup)
+    inherits SIGINT ignored, and convdet rightly leaves an ignored SIGINT ignored: without this,
+    such a test sends a Ctrl-C that nothing receives and the run ends as if never stopped."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 _skipped: list[str] = []

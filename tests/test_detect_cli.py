@@ -255,21 +255,26 @@ def test_live_stream_that_stops_flushes_outputs_and_fails(tmp_path, model, monke
     assert camera.released
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_on_a_live_source_closes_outputs_and_exits_130(tmp_path, model, monkeypatch):
     camera = StandInCamera(frames=100_000, period=0.002, shape=(48, 64, 3))
     monkeypatch.setattr("runtime.sources.open_capture", lambda target: camera)
     out, saved = tmp_path / "live.jsonl", tmp_path / "saved"
-    # Ctrl-C must raise here even when the suite runs as a background job (which ignores it).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    ended = threading.Event()
+
+    def ctrl_c_once_recorded() -> None:  # however long the model takes to load
+        while not ended.wait(0.01):
+            if out.exists() and out.read_bytes().count(b"\n") >= 3:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+
+    threading.Thread(target=ctrl_c_once_recorded, daemon=True).start()
     try:
         status = main(
             ["detect", "0", "--model", str(model), "--json", str(out), "--save", str(saved)]
         )
     finally:
-        timer.cancel()
-        signal.signal(signal.SIGINT, previous)
+        ended.set()
     assert status == 130
     rows = records(out)
     capture = cv2.VideoCapture(str(saved / "camera0.avi"))

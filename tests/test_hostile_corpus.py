@@ -604,11 +604,12 @@ def test_videos_and_models_each_alone_end_in_one_line_and_whole_records(
     assert (tmp_path / "videos" / "saved" / "cut.avi").is_file()  # --save of the cut MKV
 
 
-SIGNALLED_EARLY = """
-import importlib, os, signal, sys
+SIGNALLED = """
+import importlib, os, signal, sys, time
 import runtime
 
 where, signum = sys.argv[1], getattr(signal, sys.argv[2])
+last = len(os.listdir(sys.argv[3])) if where == "last" else 0
 real_import = importlib.import_module
 
 
@@ -618,14 +619,21 @@ def importing(name, *args):
     return real_import(name, *args)
 
 
-class Loading(runtime.Detector):
+class Signalled(runtime.Detector):
     def __init__(self, *args, **kwargs):
         if where == "loading":
             os.kill(os.getpid(), signum)
         super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        while where == "last" and self.calls == last:  # the batch cannot end before a signal
+            time.sleep(0.01)
+        return super().__call__(*args, **kwargs)
 
 
-importlib.import_module, runtime.Detector = importing, Loading
+importlib.import_module, runtime.Detector = importing, Signalled
 from convdet.cli import main
 sys.exit(main(["detect", *sys.argv[3:]]))
 """
@@ -647,9 +655,14 @@ def whole_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def detect_process(argv: list[str]) -> subprocess.Popen:
-    """`convdet detect` with `argv` in a child process, its output piped."""
-    command = [sys.executable, "-m", "convdet", "detect", *argv, "--progress-every", "0"]
+def detect_process(argv: list[str], signum: int | None = None) -> subprocess.Popen:
+    """`convdet detect` with `argv` (a folder first) in a child process, its output piped. With
+    `signum`, the run waits on the folder's last image for a signal: however slowly the test
+    gets to send `signum`, the batch cannot have ended before it."""
+    command = [sys.executable, "-m", "convdet", "detect"]
+    if signum is not None:
+        command = [sys.executable, "-c", SIGNALLED, "last", signal.Signals(signum).name]
+    command += [*argv, "--progress-every", "0"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
 
 
@@ -662,6 +675,7 @@ def stop_after_records(child: subprocess.Popen, out: Path, signum: int, records:
     child.send_signal(signum)
 
 
+@pytest.mark.usefixtures("ctrl_c")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_while_loading_or_mid_batch_ends_in_one_line_and_counts_what_is_written(
     tmp_path, model, signum
@@ -673,7 +687,7 @@ def test_a_signal_while_loading_or_mid_batch_ends_in_one_line_and_counts_what_is
             [
                 sys.executable,
                 "-c",
-                SIGNALLED_EARLY,
+                SIGNALLED,
                 where,
                 signum.name,
                 *argv,
@@ -686,7 +700,7 @@ def test_a_signal_while_loading_or_mid_batch_ends_in_one_line_and_counts_what_is
         assert (early.returncode, early.stderr) == (130, said + b"interrupted\n"), where
         assert whole_records(tmp_path / where) == []
     out = tmp_path / "out.jsonl"
-    child = detect_process([*argv, str(out)])
+    child = detect_process([*argv, str(out)], signum)
     stop_after_records(child, out, signum)
     stdout, stderr = child.communicate(timeout=60)
     assert (child.returncode, stderr) == (130, b"convdet detect: interrupted\n")
@@ -700,7 +714,7 @@ def test_a_kill_mid_batch_leaves_whole_records_and_resume_completes_it(tmp_path,
     inputs = many_pages(tmp_path / "pages", 400)
     out = tmp_path / "out.jsonl"
     argv = [str(tmp_path / "pages"), "--model", str(model), "--json", str(out)]
-    child = detect_process(argv)
+    child = detect_process(argv, signal.SIGKILL)
     stop_after_records(child, out, signal.SIGKILL)
     child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL

@@ -772,6 +772,7 @@ def test_after_ctrl_c_the_summary_counts_the_records_written(
     assert summary.startswith(f"{written} images processed;"), summary
 
 
+@pytest.mark.usefixtures("ctrl_c")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("third", ["good", "bad"])
 def test_a_signal_between_a_record_and_its_count_is_held_until_both_are_done(
@@ -803,6 +804,7 @@ def test_a_signal_between_a_record_and_its_count_is_held_until_both_are_done(
     assert summary.startswith(counted), summary
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_a_second_signal_ends_a_record_write_that_does_not_return(
     tmp_path, model, monkeypatch, capsys
 ) -> None:
