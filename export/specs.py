@@ -150,6 +150,23 @@ def classifier_cell(spec: ArchSpec, pooling: str) -> int:
     return math.floor((spec.feature_size - 1) / 2 - (kernel - 1) / 2 + (kernel - 1) // 2)
 
 
+def receptive_field(spec: ArchSpec, pooling: str) -> tuple[int, int]:
+    """(start, end): grid cell i of `spec`'s detector depends on input pixels
+    stride * i + start .. stride * i + end of an input padded to a multiple of the stride,
+    composed backwards through the layers: a k-wide window with stride s whose 'same' padding
+    puts p before maps outputs lo..hi to inputs s * lo - p .. s * hi - p + k - 1 (TensorFlow
+    pads (k - s) // 2 before on sizes divisible by s, as every map of a padded input is)."""
+    kernel = pooling_kernel(pooling)
+    layers = [(3, stride) for _, stride in spec.convs]
+    if kernel > 1:
+        layers.append((kernel, 1))
+    low, high = 0, 0  # the head's 1x1 convolutions keep a cell's own feature
+    for size, stride in reversed(layers):
+        before = max(size - stride, 0) // 2
+        low, high = stride * low - before, stride * high - before + size - 1
+    return low, high
+
+
 def detector_info(spec: ArchSpec, pooling: str, **extra: Any) -> ModelInfo:
     """The model-contract metadata of `spec`'s detector with `pooling` (plus `extra` fields)."""
     return ModelInfo(
@@ -159,6 +176,7 @@ def detector_info(spec: ArchSpec, pooling: str, **extra: Any) -> ModelInfo:
         window=WINDOW,
         cell_offset=cell_offset(spec, pooling),
         classifier_cell=classifier_cell(spec, pooling),
+        receptive_field=receptive_field(spec, pooling),
         polarity="light-on-dark",
         arch=spec.name,
         pooling=pooling,

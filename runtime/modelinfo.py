@@ -25,6 +25,7 @@ MAX_STRIDE = 64
 MAX_WINDOW = 512
 MAX_FIXED_SIDE = 16384
 MAX_INPUT_MAGNITUDE = 1e6
+MAX_RECEPTIVE_FIELD = 4096  # px either side of a cell's stride offset
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -61,6 +62,8 @@ class ModelInfo:
     fixed_input: tuple[int, int] | None = None
     classifier_cell: int | None = None  # on an unpadded window x window input, this cell
     # (row = column) computes the 28x28 classifier
+    receptive_field: tuple[int, int] | None = None  # (start, end): cell i's scores depend on
+    # input pixels stride * i + start .. stride * i + end along each axis (runtime.field)
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.classes) <= MAX_CLASSES:
@@ -87,6 +90,14 @@ class ModelInfo:
                 )
             for side in self.fixed_input:
                 _check_int("fixed_input", side, 1, MAX_FIXED_SIDE)
+        if self.receptive_field is not None:
+            if len(self.receptive_field) != 2:
+                raise ModelContractError(
+                    f"receptive_field: expected [start, end] or null, got {self.receptive_field}"
+                )
+            start, end = self.receptive_field
+            _check_int("receptive_field", start, -MAX_RECEPTIVE_FIELD, MAX_RECEPTIVE_FIELD)
+            _check_int("receptive_field", end, start, MAX_RECEPTIVE_FIELD)
         if self.classifier_cell is not None:
             _check_int("classifier_cell", self.classifier_cell, 0, MAX_FIXED_SIDE)
         if not isinstance(self.test_accuracy, dict):
@@ -136,8 +147,9 @@ class ModelInfo:
                 "test_accuracy": json.loads,
                 "trained_on": str,
                 "producer": json.loads,
-                "fixed_input": lambda v: None if json.loads(v) is None else tuple(json.loads(v)),
+                "fixed_input": _optional_tuple,
                 "classifier_cell": json.loads,
+                "receptive_field": _optional_tuple,
             }
             for key, parse in optional.items():
                 if key in metadata:
@@ -152,6 +164,12 @@ class ModelInfo:
     def cell_centre(self, index: float) -> float:
         """Input-pixel coordinate of the centre of grid cell `index` along one axis."""
         return self.stride * index + self.cell_offset
+
+
+def _optional_tuple(value: str) -> tuple | None:
+    """A JSON array as a tuple, JSON null as None."""
+    parsed = json.loads(value)
+    return None if parsed is None else tuple(parsed)
 
 
 def _check_int(key: str, value: object, low: int, high: int) -> None:

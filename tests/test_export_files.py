@@ -15,6 +15,7 @@ pytest.importorskip("ai_edge_litert")
 from export.package import export_run  # noqa: E402
 from export.parity import detection_agreement, parity_scenes  # noqa: E402
 from runtime.backends import open_backend  # noqa: E402
+from runtime.field import measure_field  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,11 @@ def test_all_variants_are_written_with_metadata(exported):
         ]
     )
     for file in report.files:
-        info = open_backend(file).info
+        backend = open_backend(file)
+        info = backend.info
+        # derived from the spec at export, and what an impulse test of the file measures
+        assert info.receptive_field == (-8, 30)
+        assert measure_field(backend.run, info.stride, info.input_range) == (-8, 30)
         assert info.classes[info.background] == "background" and info.stride == 8
         assert (
             info.window == 28
