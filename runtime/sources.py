@@ -1061,7 +1061,9 @@ def resolve_source(
     when it is the only SOURCE (`alone`: the run would have nothing to do), and is that input's
     failure among several, as it is in the folder or glob a shell expanded into them; so is a
     list file that cannot be read (ListError alone, one failed input among several: the other
-    SOURCEs still run).
+    SOURCEs still run), and an empty folder or list or a glob matching nothing (SourceError
+    alone: the run would have nothing to do; among several, a batch whose one input fails
+    saying it holds no images).
     """
     if not spec:
         raise SourceError("empty SOURCE ''; name an image, folder, glob, list, video or camera")
@@ -1107,8 +1109,10 @@ def resolve_source(
         if files and not kept:
             hint = f" outside --save {exclude} and its numbered run folders"
         files = kept
-    if not files:
+    if not files and alone:
         raise SourceError(f"no images in {spec}{hint}")
+    if not files:
+        files, unlisted = [(path, PurePath(path.name))], {path: f"no images{hint}"}
     return ImageBatch(files, name=spec, max_pixels=max_pixels, workers=workers, unlisted=unlisted)
 
 

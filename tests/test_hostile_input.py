@@ -239,6 +239,42 @@ def test_a_list_file_that_cannot_be_read_among_several_sources_is_that_sources_f
     )
 
 
+def test_an_empty_folder_list_or_glob_among_several_sources_is_that_sources_failure(
+    tmp_path, model, capsys
+) -> None:
+    cv2.imwrite(str(tmp_path / "page.png"), np.zeros((48, 64), np.uint8))
+    empty = tmp_path / "empty"
+    (empty / "inner").mkdir(parents=True)
+    (empty / "inner" / "deep.png").write_bytes((tmp_path / "page.png").read_bytes())
+    nothing = tmp_path / "nothing.txt"
+    nothing.write_text("# no entries\n\n", encoding="utf-8")
+    unmatched = str(tmp_path / "*.jpg")
+    why = {
+        str(empty): "no images (use --recursive to look in subfolders)",
+        str(nothing): "no images",
+        unmatched: "no images",
+    }
+    out = tmp_path / "out.jsonl"
+    sources = [str(tmp_path / "page.png"), *why, str(tmp_path / "page.png")]
+    # each stopped the whole batch: "no images in ...", exit status 2
+    assert main(["detect", *sources, "--model", str(model), "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "".join(
+        f"convdet detect: {spec}: {line}\n" for spec, line in why.items()
+    )
+    assert captured.out.startswith("2 images processed; 3 failed;"), captured.out
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(row["source"], row.get("error")) for row in rows] == [
+        (str(tmp_path / "page.png"), None),
+        *why.items(),
+        (str(tmp_path / "page.png"), None),
+    ]
+    for spec in why:  # alone: the run would have nothing to do
+        assert main(["detect", spec, "--model", str(model)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"convdet detect: error: no images in {spec}{why[spec][len('no images') :]}\n"
+
+
 def test_a_symlink_loop_with_save_is_one_line_not_a_traceback(tmp_path, model, capsys) -> None:
     (tmp_path / "a.png").symlink_to("b.png")
     (tmp_path / "b.png").symlink_to("a.png")  # Path.resolve() raised RuntimeError on these
