@@ -3,7 +3,7 @@ Python API and the commands; a module of its own so `convdet --help` stays impor
 
 # Minimum score of a detection (its peak cell's digit probability times its class's share), and
 # the digit probability at which the grid colours a cell. Measured with the wide model: camera dev
-# scenes F1 0.631 / 0.658 / 0.641 and ORAND-CAR-A dev digit F1 0.730 / 0.701 / 0.725 for a cell
+# scenes F1 0.631 / 0.658 / 0.641 and ORAND-CAR-A dev box F1 0.730 / 0.701 / 0.725 for a cell
 # threshold of 0.3 (box scores could be lower), box scores >= 0.3, and box scores >= 0.2; classic
 # dev 0.982 throughout. 0.2 keeps real handwriting's figures with the score meaning what it says.
 DEFAULT_CONF = 0.2

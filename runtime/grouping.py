@@ -86,7 +86,7 @@ class Grouping:
     min_height: float = 18.0
     # Digits written tightly sit 2-3 cells apart: a peak must only beat its 8 neighbours, and the
     # box stays on the peak's cell (a centroid over 7x7 cells drifts into the next digit). On
-    # camera dev scenes (wide model) F1 0.494 (radius 2, refine 3) -> 0.592, ORAND-CAR-A dev digit
+    # camera dev scenes (wide model) F1 0.494 (radius 2, refine 3) -> 0.592, ORAND-CAR-A dev box
     # F1 0.608 -> 0.705 and exact strings 4% -> 12%; classic dev 0.981 -> 0.982.
     radius: int = 1
     smooth: bool = False
@@ -240,7 +240,7 @@ def ink_boxes(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray | None =
     high = np.ceil(boxes[:, 2:] + INK_MARGIN * size).astype(np.int64)
     # Touching digits: a search stops halfway to the next window's centre in its row, so each
     # digit of a connected string gets its own share of the ink; ink at such a stop is not cut.
-    # On camera dev scenes F1 0.592 -> 0.627, ORAND-CAR-A dev digit F1 0.705 -> 0.735 and exact
+    # On camera dev scenes F1 0.592 -> 0.627, ORAND-CAR-A dev box F1 0.705 -> 0.735 and exact
     # strings 12% -> 23% (a joined "604" was one box over three digits, dropping the other two).
     stops = _neighbour_stops(boxes, classes)
     split = np.zeros((count, 4), bool)
