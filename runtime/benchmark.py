@@ -155,6 +155,21 @@ def scene_frames(data: Path, size: tuple[int, int], count: int) -> list[np.ndarr
     return [cv2.cvtColor(scene.image, cv2.COLOR_GRAY2BGR) for scene in scenes]
 
 
+def full_of_digits(images: np.ndarray, size: tuple[int, int], gap: int = 4) -> np.ndarray:
+    """A BGR frame of `size` (w, h) tiled with MNIST digits (N, 28, 28) every 28 + `gap` px,
+    light on dark: ink in every cell's field, where sparse inference can skip nothing."""
+    width, height = size
+    side = images.shape[1] + gap
+    frame = np.zeros((height, width), np.uint8)
+    index = 0
+    for top in range(0, height - side + gap + 1, side):
+        for left in range(0, width - side + gap + 1, side):
+            digit = images[index % len(images)]
+            frame[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+            index += 1
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+
+
 def video_frames(video: Path, size: tuple[int, int], count: int) -> list[np.ndarray]:
     """Up to `count` frames of `video`, resized to `size` (w, h); ValueError if it has none."""
     capture = cv2.VideoCapture(str(video))

@@ -16,11 +16,14 @@ import numpy as np
 from runtime.backends import Backend, open_backend
 from runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
 from runtime.detections import Detections
+from runtime.field import model_field
 from runtime.grid import GridGeometry, decode_cells
 from runtime.grouping import Grouping, ScaleGrid
 from runtime.modelinfo import ModelInfo
 from runtime.preprocess import Preprocessor
 from runtime.reading import Line, read_lines
+from runtime.sparse import SPARSE_MODES, SparseInference
+from runtime.temporal import NOISE_THRESHOLD, TemporalReuse, check_threshold
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,13 @@ class Detector:
     unchanged); `threads`/`providers` go to the backend. The `scales` attribute is a tuple: the
     given scales, or with `pyramid` True all of PYRAMID, of which each frame runs those it can
     hold. One instance may be called from several threads.
+
+    `sparse` runs the model only where cells see ink (`runtime.sparse`), with the same scores:
+    "auto" (default) where it pays, "on" always, "off" never. `temporal` True reuses the scores
+    of cells whose field did not change beyond noise since the previous frame
+    (`runtime.temporal`; a pixel change up to `temporal_threshold` is noise): for the frames of
+    one video or camera, called in order. Both need a model that takes any input size;
+    otherwise frames run whole.
     """
 
     def __init__(
@@ -152,7 +162,12 @@ class Detector:
         grouping: Grouping | None = None,
         threads: int | None = None,
         providers: list[str] | None = None,
+        sparse: str = "auto",
+        temporal: bool = False,
+        temporal_threshold: float = NOISE_THRESHOLD,
     ) -> None:
+        if sparse not in SPARSE_MODES:
+            raise ValueError(f"sparse: expected one of {', '.join(SPARSE_MODES)}, got {sparse!r}")
         if model is None:
             from runtime.models import default_model_path
 
@@ -181,6 +196,35 @@ class Detector:
         # One thread at a time fills the reused input buffer and runs the backend (a LiteRT
         # interpreter is not thread-safe), so threads sharing a detector get their own results.
         self._inference = threading.Lock()
+        self.sparse = sparse
+        self.temporal = temporal
+        self.temporal_threshold = temporal_threshold
+        check_threshold(temporal_threshold)
+        self._sparse: SparseInference | None = None
+        self._temporal: TemporalReuse | None = None
+
+    def _selective(self) -> SparseInference | None:
+        """The sparse inference of this model, made on first use (it may measure the model's
+        receptive field); None when frames run whole. Called with the inference lock held."""
+        if self.sparse == "off" and not self.temporal:
+            return None
+        if self._sparse is None:
+            field = model_field(self.backend)
+            if field is None:
+                self.sparse, self.temporal = "off", False
+                return None
+            background = float(self.preprocessor.background)
+            run = self.backend.run
+            self._sparse = SparseInference(run, field, self.info.stride, background, self.sparse)
+            if self.temporal:
+                self._temporal = TemporalReuse(self._sparse, self.temporal_threshold)
+        return self._sparse
+
+    def reset(self) -> None:
+        """Forget the previous frames temporal reuse compares with (a new video or a cut)."""
+        with self._inference:
+            if self._temporal is not None:
+                self._temporal.reset()
 
     @property
     def model_path(self) -> Path:
@@ -216,9 +260,8 @@ class Detector:
                 start = time.perf_counter()
                 images = [self.preprocessor.scaled(prepared[i][0], scale) for i in indices]
                 with self._inference:
-                    batch = self._batch(images)
                     middle = time.perf_counter()
-                    scores = self.backend.run(batch)
+                    scores = self._infer(images, scale)
                     end = time.perf_counter()
                 geometry = GridGeometry.from_info(self.info, scale)
                 for position, index in enumerate(indices):
@@ -230,6 +273,19 @@ class Detector:
             self._decode(grids[index], frame.shape, prepared[index][1], timings[index])
             for index, frame in enumerate(frames)
         ]
+
+    def _infer(self, images: list[np.ndarray], scale: float) -> Sequence[np.ndarray]:
+        """Scores of same-size scaled images: one batch through the backend, or each image
+        through temporal reuse or sparse inference when they are on."""
+        selective = self._selective()
+        if selective is None:
+            return self.backend.run(self._batch(images))
+        scores = []
+        for image in images:  # one at a time: `padded` reuses its buffer
+            padded = self.preprocessor.padded(image)[0, :, :, 0]
+            temporal = self._temporal
+            scores.append(selective(padded) if temporal is None else temporal(scale, padded))
+        return scores
 
     def _batch(self, images: list[np.ndarray]) -> np.ndarray:
         """The model input for same-size scaled images (the reused buffer for one image)."""

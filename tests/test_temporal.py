@@ -1,0 +1,90 @@
+"""Temporal reuse gives the detections of full recompute on synthetic video with a moving digit,
+recomputes only around the change, and never lets changes below the threshold add up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from runtime.detector import Detector
+from runtime.field import model_field
+from runtime.motion import moving_digit_video
+from runtime.scenes import SceneParams, generate_scenes
+from runtime.sparse import SparseInference
+from runtime.temporal import NOISE_THRESHOLD, TemporalReuse
+from tests.test_sparse import same_detections
+
+
+@pytest.fixture(scope="module")
+def dense(models_dir) -> Detector:
+    return Detector(models_dir / "wide.onnx", sparse="off")
+
+
+def page(mnist, style: str) -> np.ndarray:
+    scenes = generate_scenes(mnist["x_test"], mnist["y_test"], SceneParams(style, 1, 3))
+    return next(scenes).image
+
+
+@pytest.mark.parametrize(
+    ("style", "noise", "threshold"),
+    [("mnist", 0.0, 0.0), ("notebook", 0.0, 0.0), ("notebook", 2.0, NOISE_THRESHOLD)],
+)
+def test_temporal_gives_the_detections_of_full_recompute(
+    dense, mnist, style, noise, threshold
+) -> None:
+    """At threshold 0 the scores too (the page's normalization moves every pixel a little as
+    the digit moves); with camera noise, below-noise changes are reused."""
+    video = moving_digit_video(page(mnist, style), mnist["x_test"][5], 6, noise=noise)
+    temporal = Detector(dense.model_path, temporal=True, temporal_threshold=threshold)
+    for frame in video:
+        expected, found = dense(frame), temporal(frame)
+        assert same_detections(expected.detections, found.detections)
+        if threshold == 0.0:
+            assert np.abs(expected.scores - found.scores).max() <= 1e-6
+
+
+def test_only_cells_that_see_the_change_are_recomputed(dense, mnist) -> None:
+    video = moving_digit_video(page(mnist, "paper"), mnist["x_test"][5], 3, noise=0.0)
+    field = model_field(dense.backend)
+    reuse = TemporalReuse(SparseInference(dense.backend.run, field, 8, 0.0, "off"))
+    shares = []
+    for frame in video:
+        prepared, _ = dense.preprocessor.prepare(frame)
+        image = dense.preprocessor.model_input(prepared)[0, :, :, 0]
+        expected = dense.backend.run(image[None, :, :, None])[0]
+        assert np.abs(reuse("frame", image) - expected).max() <= 1e-6
+        shares.append(reuse.last_recomputed)
+    assert shares[0] == 1.0 and 0.0 < max(shares[1:]) < 0.25
+
+
+def test_changes_below_the_threshold_do_not_add_up(dense) -> None:
+    field = model_field(dense.backend)
+    reuse = TemporalReuse(SparseInference(dense.backend.run, field, 8, 0.0), threshold=0.03)
+    image = np.zeros((96, 128), np.float32)
+    image[40:60, 50:60] = 0.5
+    reuse(0, image)
+    reuse(0, image + 0.02)  # noise: kept
+    assert reuse.last_recomputed == 0.0
+    reuse(0, image + 0.04)  # 0.04 from the frame the scores were computed on: recomputed
+    assert reuse.last_recomputed == 1.0
+    found = reuse(0, image + 0.04)
+    expected = dense.backend.run((image + 0.04)[None, :, :, None])[0]
+    assert np.abs(found - expected).max() <= 1e-6
+
+
+def test_reset_and_a_new_size_compute_the_next_frame_in_full(dense) -> None:
+    reuse = TemporalReuse(SparseInference(dense.backend.run, model_field(dense.backend), 8, 0.0))
+    image = np.zeros((64, 64), np.float32)
+    reuse(0, image)
+    reuse(0, image)
+    assert reuse.last_recomputed == 0.0
+    reuse.reset()
+    reuse(0, image)
+    assert reuse.last_recomputed == 1.0
+    reuse(0, np.zeros((64, 72), np.float32))
+    assert reuse.last_recomputed == 1.0
+
+
+def test_bad_threshold_is_a_value_error(models_dir) -> None:
+    with pytest.raises(ValueError, match=r"temporal_threshold: expected 0 <= x < 1, got 1\.5"):
+        Detector(models_dir / "basic.onnx", temporal=True, temporal_threshold=1.5)
