@@ -3,6 +3,8 @@ recomputes only around the change, and never lets changes below the threshold ad
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,38 @@ def test_reset_and_a_new_size_compute_the_next_frame_in_full(dense) -> None:
 def test_bad_threshold_is_a_value_error(models_dir) -> None:
     with pytest.raises(ValueError, match=r"temporal_threshold: expected 0 <= x < 1, got 1\.5"):
         Detector(models_dir / "basic.onnx", temporal=True, temporal_threshold=1.5)
+
+
+def test_detect_command_gives_the_same_records_with_sparse_and_temporal_on(
+    tmp_path, mnist, models_dir
+) -> None:
+    from convdet.cli import main
+    from runtime.benchmark import write_video
+
+    frames = moving_digit_video(page(mnist, "mnist"), mnist["x_test"][5], 4, noise=0.0)
+    video = write_video(frames, tmp_path / "moving.avi")
+    texts = {}
+    for name, options in {
+        "dense": ["--sparse", "off"],
+        "fast": ["--sparse", "on", "--temporal", "on"],
+    }.items():
+        out = tmp_path / f"{name}.jsonl"
+        model = str(models_dir / "wide.onnx")
+        assert main(["detect", str(video), "--model", model, "--json", str(out), *options]) == 0
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        texts[name] = [record["detections"] for record in records if "detections" in record]
+    assert len(texts["dense"]) == 4 and texts["fast"] == texts["dense"]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--sparse", "--sparse: expected one of auto, on, off, got 'yes'"),
+        ("--temporal", "--temporal: expected one of on, off, got 'yes'"),
+    ],
+)
+def test_detect_refuses_bad_modes(option, message, model, capsys) -> None:
+    from convdet.cli import main
+
+    assert main(["detect", "x.png", "--model", str(model), option, "yes"]) == 2
+    assert message in capsys.readouterr().err

@@ -29,6 +29,7 @@ HELP = "detect digits in images, folders, globs, videos, webcams and streams"
 
 BACKEND_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 INVERT_MODES = ("auto", "on", "off")
+SPARSE_MODES = ("auto", "on", "off")  # runtime.sparse's, named here so --help imports nothing
 GRID_MODES = ("cells", "heatmap", "off")
 
 
@@ -94,6 +95,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         metavar="N",
         help=f"inference threads, 1 to {MAX_THREADS} (default: the runtime's)",
+    )
+    model.add_argument(
+        "--sparse",
+        default="auto",
+        metavar="auto|on|off",
+        help="run the model only where cells see ink, with the same results: auto where it "
+        "pays, on always, off never (default: auto)",
+    )
+    model.add_argument(
+        "--temporal",
+        default="off",
+        metavar="on|off",
+        help="video and cameras: keep the scores of cells whose pixels did not change beyond "
+        "noise since the previous frame (default: off)",
     )
     inputs = parser.add_argument_group("input")
     inputs.add_argument("--recursive", action="store_true", help="descend into subfolders")
@@ -328,6 +343,8 @@ def _check_options(args: argparse.Namespace) -> None:
     args.invert = _choice(args.invert, "--invert", INVERT_MODES)
     args.backend = _choice(args.backend, "--backend", ("auto", *BACKEND_SUFFIXES))
     args.threads = _number(args.threads, "--threads", int, 1, MAX_THREADS)
+    args.sparse = _choice(args.sparse, "--sparse", SPARSE_MODES)
+    args.temporal = _choice(args.temporal, "--temporal", ("on", "off")) == "on"
     args.vid_stride = _number(args.vid_stride, "--vid-stride", int, 1)
     args.loop = _number(args.loop, "--loop", int, 0)
     args.max_pixels = _number(args.max_pixels, "--max-pixels", int, 1)
@@ -908,6 +925,8 @@ def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
         scales=args.scales,
         invert=args.invert,
         threads=args.threads,
+        sparse=args.sparse,
+        temporal=args.temporal,
     )
     classes = parse_classes(args.classes, detector.labels, detector.info.background)
     lines = args.json is None and save is None and not args.show
