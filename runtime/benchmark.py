@@ -14,7 +14,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from itertools import cycle
@@ -26,9 +26,15 @@ import numpy as np
 
 from runtime.annotate import BoxAnnotator, GridAnnotator, class_colors
 from runtime.backends import session_options
+from runtime.detections import Detections
 from runtime.detector import Detector
+from runtime.evaluate import match_greedy
+from runtime.field import model_field
 from runtime.grid import windows_for_cells
 from runtime.models import DEFAULT_ARCH
+from runtime.motion import moving_digit_video
+from runtime.scenes import STYLES, SceneParams, generate_scenes
+from runtime.sparse import SparseInference
 
 SIZES = ((320, 240), (640, 480), (1280, 720))
 TARGET_SIZE = (640, 480)  # where the issue's targets are stated
@@ -58,6 +64,7 @@ class Settings:
     video: Path | None = None  # frames come from this video (resized) instead of scenes
     data: Path | None = None  # MNIST npz for generated scenes
     matmul_side: int = 2048
+    sparse_styles: tuple[str, ...] = ()  # frame styles of the sparse and temporal table
 
 
 @dataclass(frozen=True)
@@ -520,6 +527,130 @@ def measure_windows(
     )
 
 
+# --- sparse inference and temporal reuse ----------------------------------------------------
+
+# Frame styles of the sparse and temporal table: the scene styles, then a blank frame and one
+# full of digits. Temporal reuse runs on a video of a digit moving over each style's frame,
+# still (pixels elsewhere unchanged) and with camera noise of CAMERA_NOISE codes (sigma).
+SPARSE_STYLES = (*STYLES, "blank", "full")
+CAMERA_NOISE = 2.0
+
+
+MODES = ("dense", "sparse", "temporal", "noisy")  # the table's columns, in order
+
+
+@dataclass
+class SparseRow:
+    """One frame style through the default model: dense, sparse and temporal, side by side.
+
+    `infer` times the inference stage (Result.timings["infer"]: sparse planning, crops and
+    pasting included), `call` the whole Detector call, per mode of MODES: "dense"
+    (sparse="off") and "sparse" (auto) over the still video, "temporal" over it in order,
+    "noisy" temporal over its twin with camera noise."""
+
+    style: str
+    model: str
+    size: tuple[int, int]
+    coverage: float  # share of the scale-1 input run through the model by sparse inference
+    infer: dict[str, Timing]
+    call: dict[str, Timing]
+    sparse_max_diff: float  # largest |score| difference, sparse vs dense, all frames
+    temporal_agreement: float  # detections of temporal vs dense (Dice), still video
+    noisy_agreement: float  # the same with camera noise
+    keras_ms: float | None  # the seed's Keras predict at this size (same architecture)
+
+    @property
+    def speedup(self) -> dict[str, float]:
+        """Dense inference time over each mode's."""
+        dense = self.infer["dense"].median_ms
+        return {mode: dense / timing.median_ms for mode, timing in self.infer.items()}
+
+
+def style_frame(images: np.ndarray, labels: np.ndarray, style: str, size: tuple[int, int]):
+    """One frame of `style` at `size` (w, h): a generated scene, a blank frame or a full one."""
+    if style == "blank":
+        return np.zeros((size[1], size[0], 3), np.uint8)
+    if style == "full":
+        return full_of_digits(images, size)
+    return next(generate_scenes(images, labels, SceneParams(style, 1, seed=7, size=size))).image
+
+
+def detections_agreement(expected: list[Detections], found: list[Detections]) -> float:
+    """Dice of two runs' detections over the same frames, matched by the evaluation's rule
+    (same class, centre inside the box); 1.0 when neither found any."""
+    matched = total = 0
+    for first, second in zip(expected, found, strict=True):
+        matches = match_greedy(
+            first.xyxy, first.class_id, second.xyxy, second.class_id, second.score
+        )
+        matched += int((matches >= 0).sum())
+        total += len(first) + len(second)
+    return 2 * matched / total if total else 1.0
+
+
+def measure_sparse(
+    model: Path,
+    style: str,
+    frame: np.ndarray,
+    digit: np.ndarray,
+    settings: Settings,
+    keras_ms: float | None,
+) -> SparseRow:
+    """Time the MODES on one style's frames in turns (dense and sparse over the still video,
+    temporal over it and over its noisy twin, each in order) and compare their results."""
+    still = moving_digit_video(frame, digit, settings.frames, noise=0.0)
+    noisy = moving_digit_video(frame, digit, settings.frames, noise=CAMERA_NOISE)
+    videos = {"dense": still, "sparse": still, "temporal": still, "noisy": noisy}
+    options = {"dense": {"sparse": "off"}, "sparse": {}, "temporal": {"temporal": True}}
+    options["noisy"] = options["temporal"]
+    detectors = {mode: Detector(model, threads=settings.threads, **options[mode]) for mode in MODES}
+    infer_ms: dict[str, list[float]] = {mode: [] for mode in MODES}
+
+    def call(mode: str, upcoming: Iterator[np.ndarray]) -> None:
+        infer_ms[mode].append(detectors[mode](next(upcoming)).timings["infer"])
+
+    runs = {mode: partial(call, mode, cycle(videos[mode])) for mode in MODES}
+    calls = time_in_turns(runs, settings.warmup, settings.repeat)
+    infer = {
+        mode: Timing(
+            float(np.median(ms[settings.warmup :])), float(np.percentile(ms[settings.warmup :], 90))
+        )
+        for mode, ms in infer_ms.items()
+    }
+    results = {}
+    for mode, detector in detectors.items():
+        detector.reset()
+        results[mode] = [detector(image) for image in videos[mode]]
+    reference = [detectors["dense"](image) for image in noisy]
+    dense = detectors["dense"]
+    receptive = model_field(dense.backend)
+    coverage = 1.0
+    if receptive is not None:
+        inference = SparseInference(dense.backend.run, receptive, dense.info.stride, 0.0)
+        prepared, _ = dense.preprocessor.prepare(frame)
+        inference(dense.preprocessor.model_input(prepared)[0, :, :, 0])
+        coverage = inference.last_coverage
+    return SparseRow(
+        style=style,
+        model=model.name,
+        size=(frame.shape[1], frame.shape[0]),
+        coverage=coverage,
+        infer=infer,
+        call=calls,
+        sparse_max_diff=max(
+            float(np.abs(a.scores - b.scores).max())
+            for a, b in zip(results["dense"], results["sparse"], strict=True)
+        ),
+        temporal_agreement=detections_agreement(
+            [r.detections for r in results["dense"]], [r.detections for r in results["temporal"]]
+        ),
+        noisy_agreement=detections_agreement(
+            [r.detections for r in reference], [r.detections for r in results["noisy"]]
+        ),
+        keras_ms=keras_ms,
+    )
+
+
 # --- process-level figures -------------------------------------------------------------------
 
 
@@ -598,6 +729,7 @@ class Figures:
     `machine` (cpu, cpus, load_average, versions), `settings`, `import_runtime_s`,
     `matmul_gflops`, `models` (ModelRow fields + `times_bound`, one per file and size),
     `seed` (SeedRow fields + `speedup`), `windows` (WindowsRow fields + `speedup`),
+    `sparse` (SparseRow fields + `speedup` per mode),
     `detect_run` (DetectRun), `notes` (why figures are missing) and `targets` (Target fields +
     `met`). Times are in ms unless the key says `_s`; timings are {median_ms, p90_ms}.
     """
@@ -609,6 +741,7 @@ class Figures:
     models: list[ModelRow] = field(default_factory=list)
     seed: list[SeedRow] = field(default_factory=list)
     windows: list[WindowsRow] = field(default_factory=list)
+    sparse: list[SparseRow] = field(default_factory=list)
     detect_run: DetectRun | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -616,7 +749,12 @@ class Figures:
         """JSON-ready figures (paths as strings): the fields, each row with its derived ratios,
         and `targets`."""
         figures = asdict(self)
-        for key, rows in (("models", self.models), ("seed", self.seed), ("windows", self.windows)):
+        for key, rows in (
+            ("models", self.models),
+            ("seed", self.seed),
+            ("windows", self.windows),
+            ("sparse", self.sparse),
+        ):
             for row, record in zip(rows, figures[key], strict=True):
                 for ratio in ("times_bound", "speedup"):
                     if hasattr(row, ratio):
@@ -703,8 +841,9 @@ def run_benchmark(
                 figures.seed.append(
                     measure_seed(predictors[row.arch], detector, frames, video, row, settings)
                 )
-    figures.notes += missing_notes(figures, seed_factory is not None)
     size = TARGET_SIZE if TARGET_SIZE in videos else settings.sizes[0]
+    figures.sparse = sparse_rows(settings, size, figures.seed, progress)
+    figures.notes += missing_notes(figures, seed_factory is not None)
     model = next(
         (path for path in settings.models if path.name == f"{DEFAULT_ARCH}.onnx"),
         settings.models[0],
@@ -712,6 +851,32 @@ def run_benchmark(
     progress(f"peak memory of convdet detect on the {size[0]}x{size[1]} video")
     figures.detect_run = detect_run(videos[size], model, settings.workdir, settings.threads)
     return figures
+
+
+def sparse_rows(
+    settings: Settings, size: tuple[int, int], seed: list[SeedRow], progress: Progress
+) -> list[SparseRow]:
+    """The sparse and temporal table at `size` for the default model (`<DEFAULT_ARCH>.onnx`
+    among the models, else the first ONNX one), one row per SPARSE_STYLES; none without an
+    ONNX model or the MNIST data the frames are made of."""
+    model = next(
+        (path for path in settings.models if path.name == f"{DEFAULT_ARCH}.onnx"),
+        next((path for path in settings.models if path.suffix == ".onnx"), None),
+    )
+    if model is None or settings.data is None or not settings.data.is_file():
+        return []
+    from runtime.digits import load_mnist_npz
+
+    _, _, images, labels = load_mnist_npz(settings.data)
+    arch = Detector(model, sparse="off").info.arch
+    keras = _find(seed, arch=arch, size=size)
+    rows = []
+    for style in settings.sparse_styles or SPARSE_STYLES:
+        progress(f"{size[0]}x{size[1]}: dense, sparse and temporal on {style} frames")
+        frame = style_frame(images, labels, style, size)
+        keras_ms = keras.predict.median_ms if keras else None
+        rows.append(measure_sparse(model, style, frame, images[5], settings, keras_ms))
+    return rows
 
 
 def missing_notes(figures: Figures, seed: bool) -> list[str]:
@@ -724,6 +889,8 @@ def missing_notes(figures: Figures, seed: bool) -> list[str]:
         notes.append(f"sliding windows skipped for {arch}: no {arch}_classifier.onnx")
     if seed and not onnx_archs:
         notes.append("the seed's path is compared with ONNX models only; none was measured")
+    if not figures.sparse:
+        notes.append("sparse and temporal figures need an ONNX model and the MNIST data")
     return notes
 
 
@@ -767,6 +934,12 @@ def targets(figures: Figures) -> list[Target]:
         else 100 * (lite32.digit_accuracy - int8.digit_accuracy)
     )
     run = figures.detect_run
+    styles = {row.style: row for row in figures.sparse}
+
+    def ratio(style: str, mode: str) -> float | None:
+        row = styles.get(style)
+        return None if row is None else row.speedup[mode]
+
     return [
         Target("full pipeline", fp32 and fp32.pipeline_fps, 150, True, "FPS"),
         Target("pipeline vs the seed's", seed and seed.speedup, 12, True, "x"),
@@ -783,6 +956,23 @@ def targets(figures: Figures) -> list[Target]:
         Target("int8 digit accuracy lost", accuracy_lost, 0.5, False, "points"),
         Target("import runtime", figures.import_runtime_s, 0.3, False, "s"),
         Target("peak RSS of convdet detect", run and run.peak_rss_mb, 150, False, "MB"),
+        Target("sparse vs dense, paper frames", ratio("paper", "sparse"), 2, True, "x"),
+        Target("sparse vs dense, blank frame", ratio("blank", "sparse"), 20, True, "x"),
+        Target("sparse vs dense, full of digits", ratio("full", "sparse"), 0.97, True, "x"),
+        Target(
+            "temporal vs dense, still notebook page",
+            ratio("notebook", "temporal"),
+            5,
+            True,
+            "x",
+        ),
+        Target(
+            f"temporal vs dense, notebook, noise {CAMERA_NOISE:g}",
+            ratio("notebook", "noisy"),
+            5,
+            True,
+            "x",
+        ),
     ]
 
 
@@ -837,6 +1027,30 @@ WINDOWS_COLUMNS: tuple[Column, ...] = (
     ("agreement %", lambda w: _number(100 * w.agreement, 2)),
     ("on digit cells %", lambda w: _number(w.digit_agreement and 100 * w.digit_agreement)),
 )
+SPARSE_COLUMNS: tuple[Column, ...] = (
+    ("style", lambda r: r.style),
+    ("run %", lambda r: f"{100 * r.coverage:.0f}"),
+    ("dense ms", lambda r: _number(r.infer["dense"].median_ms, 2)),
+    ("sparse ms", lambda r: _number(r.infer["sparse"].median_ms, 2)),
+    ("x", lambda r: f"{r.speedup['sparse']:.2f}"),
+    ("max |d|", lambda r: f"{r.sparse_max_diff:.0e}" if r.sparse_max_diff else "0"),
+    ("temporal ms", lambda r: _number(r.infer["temporal"].median_ms, 2)),
+    ("x", lambda r: f"{r.speedup['temporal']:.2f}"),
+    ("agree %", lambda r: _number(100 * r.temporal_agreement, 2)),
+    (f"noise {CAMERA_NOISE:g} ms", lambda r: _number(r.infer["noisy"].median_ms, 2)),
+    ("x", lambda r: f"{r.speedup['noisy']:.2f}"),
+    ("agree %", lambda r: _number(100 * r.noisy_agreement, 2)),
+    ("calls ms d/s/t", lambda r: "/".join(f"{r.call[m].median_ms:.1f}" for m in MODES[:3])),
+    ("Keras ms", lambda r: _number(r.keras_ms, 1)),
+    (
+        "Keras/(d, s, t)",
+        lambda r: (
+            "-"
+            if r.keras_ms is None
+            else "/".join(f"{r.keras_ms / r.infer[m].median_ms:.1f}" for m in MODES[:3])
+        ),
+    ),
+)
 TARGET_COLUMNS: tuple[Column, ...] = (
     (f"target ({DEFAULT_ARCH}, {_size(TARGET_SIZE)})", lambda t: t.name),
     ("measured", lambda t: f"{_number(t.value, 2)} {t.unit}"),
@@ -889,6 +1103,14 @@ def format_report(figures: Figures) -> str:
             "sliding windows (the 28x28 classifier ONNX on every cell's window) vs the detector",
             WINDOWS_COLUMNS,
             figures.windows,
+        ),
+        (
+            f"dense, sparse and temporal inference ({DEFAULT_ARCH} or the first ONNX model; "
+            "the infer stage of Detector calls, median ms, every pyramid scale; temporal over "
+            "a digit moving on the frame, still and with camera noise; agree %: detections "
+            "matching dense; whole calls dense/sparse/temporal; Keras predict over each)",
+            SPARSE_COLUMNS,
+            figures.sparse,
         ),
         ("", TARGET_COLUMNS, targets(figures)),
     )

@@ -22,7 +22,7 @@ from runtime.benchmark import (
 
 JSON_KEYS = {
     "machine", "settings", "import_runtime_s", "matmul_gflops", "models", "seed", "windows",
-    "detect_run", "notes", "targets",
+    "sparse", "detect_run", "notes", "targets",
 }  # fmt: skip
 
 
@@ -60,6 +60,22 @@ def test_quick_run_reports_sane_figures(quick_run, models_dir) -> None:
     assert 0.0 <= windows["agreement"] <= 1.0 and windows["speedup"] > 0
     assert windows["windows_gflops"] > windows["detector_gflops"] > 0
     assert {target["met"] for target in figures["targets"]} <= {True, False, None}
+
+
+def test_quick_run_reports_dense_sparse_and_temporal_side_by_side(quick_run) -> None:
+    figures, report = quick_run
+    rows = {row["style"]: row for row in figures["sparse"]}
+    assert list(rows) == ["notebook", "blank", "full"]
+    for row in rows.values():
+        assert row["model"] == "deep.onnx" and row["size"] == [320, 240]
+        assert set(row["infer"]) == set(row["speedup"]) == {"dense", "sparse", "temporal", "noisy"}
+        assert all(timing["median_ms"] >= 0 for timing in row["infer"].values())
+        assert row["sparse_max_diff"] <= 1e-6 and row["temporal_agreement"] == 1.0
+    assert rows["blank"]["coverage"] == 0.0 and rows["full"]["coverage"] == 1.0
+    assert rows["blank"]["speedup"]["sparse"] > 1.0  # no inference at all
+    assert "dense, sparse and temporal inference" in report
+    names = {target["name"] for target in figures["targets"]}
+    assert {"sparse vs dense, blank frame", "sparse vs dense, full of digits"} <= names
 
 
 def test_quick_run_compares_with_the_seeds_path(quick_run) -> None:

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
 HELP = "measure speed, memory and footprint against the seed's path and sliding windows"
 
 DEFAULT_DATA = Path("../shared/data/mnist-subset.npz")
-QUICK = {"repeat": 3, "warmup": 1, "frames": 6, "matmul_side": 1024}
+QUICK = {
+    "repeat": 3,
+    "warmup": 1,
+    "frames": 6,
+    "matmul_side": 1024,
+    "sparse_styles": ("notebook", "blank", "full"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="the first size only, 3 repeats, 6 frames: a smoke test, not figures",
+        help="the first size only, 3 repeats, 6 frames, 3 frame styles: a smoke test, not figures",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
 
