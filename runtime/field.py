@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 if TYPE_CHECKING:
@@ -111,12 +112,15 @@ def _field_from(moved: np.ndarray, positions: list[int], stride: int, spacing: i
     return min(starts), max(ends)
 
 
-def block_peaks(image: np.ndarray, stride: int) -> np.ndarray:
-    """The largest value of each stride x stride block of a (H, W) image whose sides are
-    multiples of `stride`: (H / stride, W / stride), the grid's resolution."""
-    height, width = image.shape
-    blocks = image.reshape(height // stride, stride, width // stride, stride)
-    return blocks.max(axis=(1, 3))
+def marked_blocks(mask: np.ndarray, stride: int) -> np.ndarray:
+    """Which stride x stride blocks of a (H, W) uint8 0/255 mask (sides multiples of `stride`)
+    hold a marked pixel: (H / stride, W / stride) bool. OpenCV's area resize averages each
+    block in integers, so one 255 among stride * stride <= 484 pixels still rounds above 0."""
+    height, width = mask.shape
+    rows, cols = height // stride, width // stride
+    if stride * stride <= 484:
+        return cv2.resize(mask, (cols, rows), interpolation=cv2.INTER_AREA) > 0
+    return mask.reshape(rows, stride, cols, stride).any(axis=(1, 3))
 
 
 def cells_seeing(blocks: np.ndarray, field: Field, stride: int) -> np.ndarray:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 from runtime.crops import plan_crops
-from runtime.field import Field, block_peaks, cells_seeing
+from runtime.field import Field, cells_seeing, marked_blocks
 
 SPARSE_MODES = ("auto", "on", "off")
 # Above this share of the frame's pixels in crops, "auto" runs the whole frame instead.
@@ -99,8 +100,8 @@ class SparseInference:
     def ink_cells(self, image: np.ndarray) -> np.ndarray:
         """Cells (gh, gw) whose field holds a pixel of `image` (H, W, padded) that is not the
         background value: the only cells whose scores differ from a blank input's."""
-        ink = block_peaks(np.abs(image - self.background), self.stride) > 0
-        return cells_seeing(ink, self.field, self.stride)
+        ink = cv2.compare(image, float(self.background), cv2.CMP_NE)
+        return cells_seeing(marked_blocks(ink, self.stride), self.field, self.stride)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Scores (gh, gw, C) of one padded model input (H, W) float32."""

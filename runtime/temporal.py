@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from runtime.field import block_peaks, cells_seeing
+from runtime.field import cells_seeing, marked_blocks
 from runtime.sparse import SparseInference
 
 # Largest change of a model-input pixel (0..1 range) still taken for noise, not content. On
@@ -64,7 +65,8 @@ class TemporalReuse:
             self.last_recomputed = 1.0
             return scores.copy()
         stride = self.sparse.stride
-        changed = block_peaks(np.abs(image - stream.reference), stride) > self.threshold
+        moved = cv2.compare(cv2.absdiff(image, stream.reference), self.threshold, cv2.CMP_GT)
+        changed = marked_blocks(moved, stride)
         wanted = cells_seeing(changed, self.sparse.field, stride)
         self.last_recomputed = float(wanted.mean())
         if self.last_recomputed:

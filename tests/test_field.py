@@ -13,7 +13,7 @@ import pytest
 from export.specs import ARCHS, receptive_field
 from runtime import field as field_module
 from runtime.backends import open_backend
-from runtime.field import cells_seeing, measure_field, model_field
+from runtime.field import cells_seeing, marked_blocks, measure_field, model_field
 from runtime.modelinfo import ModelContractError, ModelInfo
 
 
@@ -111,3 +111,11 @@ def test_cells_seeing_a_block_are_those_whose_field_covers_it() -> None:
         ]
         assert cells.tolist() == expected
     assert seeing.sum() == len(np.flatnonzero(seeing.any(1))) * len(np.flatnonzero(seeing.any(0)))
+
+
+@pytest.mark.parametrize("stride", [8, 16, 32])
+def test_one_marked_pixel_marks_its_block(stride) -> None:
+    mask = np.zeros((stride * 3, stride * 4), np.uint8)
+    mask[stride * 2 + stride - 1, stride] = 255  # the last row of block (2, 1)
+    blocks = marked_blocks(mask, stride)
+    assert blocks.shape == (3, 4) and blocks.sum() == 1 and blocks[2, 1]
