@@ -6,6 +6,9 @@ the annotations name, directly or in `images/`. Each image becomes one `Truth` w
 are its digit boxes (tight ink boxes, as people draw them) and whose one written line is all of
 them left to right: a cheque amount, a meter reading or a date read as one string.
 
+`CocoImageIds` reads only a COCO file's image list, so that detections written as COCO results
+carry the ids of the ground truth they are scored against.
+
 Splits are fixed by file name, not by order or a seed, so that a file never moves between
 them when the set grows: the SHA-256 of the name picks "test" (25%, held out: never used to
 train or to tune), "dev" (15%, for choosing settings) or "train" (60%).
@@ -15,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+import os
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -119,3 +123,70 @@ def _truths(
             )
         )
     return truths
+
+
+class CocoImageIds:
+    """The image ids of a COCO ground-truth file by file name, so that COCO results score
+    against it (pycocotools matches results to truths by image_id alone). An input is matched
+    by its path relative to its SOURCE folder, else by its base name when a single image of the
+    file has that base name (a file_name of images/x.png is matched by x.png); each image is
+    given to one input, as a second one's detections would count against it twice."""
+
+    def __init__(self, path: Path, ids: dict[str, int]) -> None:
+        self.path = path
+        self.ids = ids
+        names_of: dict[str, list[str]] = {}
+        for name in ids:
+            names_of.setdefault(PurePosixPath(name).name, []).append(name)
+        self.by_base = {base: names[0] for base, names in names_of.items() if len(names) == 1}
+        self.given: dict[int, str] = {}
+
+    @classmethod
+    def load(cls, path: str | Path) -> CocoImageIds:
+        """The ids of the "images" list ({"id", "file_name"}, other keys ignored) of the COCO
+        file `path`; ValueError naming the file when it cannot be read, is not JSON, or has no
+        images, an image without an integer id or a file_name, or one file_name twice."""
+        path = Path(path)
+        if os.path.lexists(path) and not path.is_file():
+            raise ValueError(f"{path}: not a regular file")
+        try:
+            coco = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ValueError(f"{path}: unreadable: {error.strerror or error}") from None
+        except ValueError as error:  # not UTF-8, or not JSON
+            raise ValueError(f"{path}: not a COCO JSON file ({error})") from None
+        images = coco.get("images") if isinstance(coco, dict) else None
+        if not isinstance(images, list) or not images:
+            raise ValueError(f'{path}: not a COCO file with images (no "images" list, or empty)')
+        ids: dict[str, int] = {}
+        for position, image in enumerate(images):
+            ok = isinstance(image, dict) and isinstance(image.get("file_name"), str)
+            image_id = image.get("id") if ok else None
+            if not ok or not isinstance(image_id, int) or isinstance(image_id, bool):
+                raise ValueError(
+                    f'{path}: image {position} of "images" has no integer "id" and '
+                    '"file_name" string'
+                )
+            name = PurePosixPath(image["file_name"]).as_posix()
+            if name in ids:
+                raise ValueError(f"{path}: file_name {name!r} is named by two images")
+            ids[name] = image_id
+        return cls(path, ids)
+
+    def take(self, relpath: PurePath, source: str) -> int:
+        """The id of the image that the input `source` at `relpath` (relative to its SOURCE
+        folder) is, now given to it; ValueError saying why it has none (no such file name, or
+        its image given to an earlier input)."""
+        name = PurePosixPath(relpath.as_posix()).as_posix()
+        found = name if name in self.ids else self.by_base.get(PurePosixPath(name).name)
+        if found is None:
+            alone = "" if name == relpath.name else f", nor one alone named {relpath.name}"
+            raise ValueError(f"not in --coco-images {self.path} (no image named {name}{alone})")
+        image_id = self.ids[found]
+        if image_id in self.given:
+            raise ValueError(
+                f"its --coco-images image ({found}, id {image_id}) is already "
+                f"{self.given[image_id]}'s"
+            )
+        self.given[image_id] = source
+        return image_id

@@ -172,6 +172,79 @@ def test_coco_results_number_images_by_their_place_in_the_batch(tmp_path, page, 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in", "r.jsonl", "results.json"]
 
 
+def test_coco_images_give_each_result_the_ground_truths_id_for_its_file_name(
+    tmp_path, page, model, capsys
+):
+    folder = page.parent
+    (folder / "sub").mkdir()
+    page.rename(folder / "sub" / "page.png")
+    drawn = cv2.imread(str(folder / "sub" / "page.png"))
+    for name in ("a-page.png", "z-page.png", "extra.png"):
+        cv2.imwrite(str(folder / name), drawn)
+    images = [
+        {"id": 42, "file_name": "images/a-page.png", "width": 256},  # by its base name alone
+        {"id": 7, "file_name": "sub/page.png"},  # by its path in the SOURCE folder
+        {"id": 1001, "file_name": "z-page.png"},
+        {"id": 5, "file_name": "other/z-page.png"},  # z-page.png is two base names
+    ]
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"images": images, "annotations": []}), encoding="utf-8")
+    coco, jsonl = tmp_path / "results.json", tmp_path / "r.jsonl"
+    sources = [str(folder), str(folder / "z-page.png")]  # z-page.png twice
+    options = ["--recursive", "--coco", str(coco), "--coco-images", str(gt), "--json", str(jsonl)]
+    assert main(["detect", *sources, "--model", str(model), *options]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"convdet detect: {folder / 'extra.png'}: not in --coco-images {gt} (no image named "
+        "extra.png)",
+        f"convdet detect: {folder / 'z-page.png'}: its --coco-images image (z-page.png, id "
+        f"1001) is already {folder / 'z-page.png'}'s",
+    ]
+    rows = records(jsonl)
+    assert [(Path(row["source"]).name, "error" in row) for row in rows] == [
+        ("a-page.png", False),
+        ("extra.png", True),
+        ("page.png", False),
+        ("z-page.png", False),
+        ("z-page.png", True),
+    ]
+    wanted = {"a-page.png": 42, "sub/page.png": 7, "z-page.png": 1001}
+    expected = [
+        (wanted[Path(row["source"]).relative_to(folder).as_posix()], d["class_id"])
+        for row in rows
+        if "error" not in row
+        for d in row["detections"]
+    ]
+    results = json.loads(coco.read_text(encoding="utf-8"))
+    assert len(expected) == 12  # four digits on each page
+    assert [(r["image_id"], r["category_id"]) for r in results] == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "--coco-images {gt}: unreadable: No such file or directory"),
+        ("{", "--coco-images {gt}: not a COCO JSON file (Expecting property name"),
+        ("[]", '--coco-images {gt}: not a COCO file with images (no "images" list, or empty)'),
+        ('{"images": []}', "--coco-images {gt}: not a COCO file with images"),
+        ('{"images": [{"id": "1", "file_name": "a.png"}]}', 'image 0 of "images" has no'),
+        ('{"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "./a.png"}]}',
+         "--coco-images {gt}: file_name 'a.png' is named by two images"),
+        ('{"images": [{"id": 1, "file_name": "page.png"}]}', "--coco-images needs --coco FILE"),
+    ],
+)  # fmt: skip
+def test_coco_images_that_cannot_be_used_are_one_line_before_the_run(
+    tmp_path, page, model, capsys, content, message
+):
+    gt = tmp_path / "gt.json"
+    if content is not None:
+        gt.write_text(content, encoding="utf-8")
+    coco = [] if "needs --coco" in message else ["--coco", str(tmp_path / "c.json")]
+    assert detect(page, model, *coco, "--coco-images", str(gt)) == 2
+    err = capsys.readouterr().err
+    assert error_lines(err) == [err.rstrip("\n")] and message.format(gt=gt) in err
+    assert not (tmp_path / "c.json").exists()
+
+
 def test_coco_inside_a_used_save_folder_moves_with_the_run(tmp_path, page, model):
     out = tmp_path / "out"
     for _run in range(2):

@@ -163,9 +163,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="image batches: a COCO results file, a JSON list of {image_id, category_id, "
         "bbox [x, y, w, h], score}, written when the run ends (also when it is stopped), "
         "atomically; image_id is the image's position in the batch from 1, in the order of "
-        "the records (each SOURCE in turn, a folder's or glob's files sorted by path), and "
-        "category_id the model's class id (the digit, for the shipped models); an existing "
-        "FILE is refused, and so is an input file or a file --json or --save writes",
+        "the records (each SOURCE in turn, a folder's or glob's files sorted by path), or "
+        "with --coco-images its ground truth's id, and category_id the model's class id (the "
+        "digit, for the shipped models); an existing FILE is refused, and so is an input file "
+        "or a file --json or --save writes",
+    )
+    outputs.add_argument(
+        "--coco-images",
+        metavar="GT",
+        help='with --coco: take each image_id from the COCO file GT (its "images" list of '
+        "{id, file_name}, as the ground truth you score against), the image whose file_name "
+        "is the input's path relative to its SOURCE folder, else the one image with its base "
+        "name; an input GT does not name is that input's failure",
     )
     outputs.add_argument(
         "--progress-every",
@@ -360,6 +369,8 @@ def _check_options(args: argparse.Namespace) -> None:
             raise CommandError(f"{option} needs --save DIR")
     if args.save_conf and not args.save_txt:
         raise CommandError("--save-conf needs --save-txt")
+    if args.coco_images is not None and args.coco is None:
+        raise CommandError("--coco-images needs --coco FILE")
     if args.append and args.json in (None, "-"):
         raise CommandError("--append needs --json FILE")
     if args.resume and (not args.append or args.json in (None, "-")):
@@ -490,6 +501,7 @@ class Outputs:
         detector: Any,
         reporter: Reporter,
         stack: contextlib.ExitStack,
+        coco_images: Any = None,
     ) -> None:
         from runtime import (
             BoxAnnotator,
@@ -534,6 +546,7 @@ class Outputs:
             if targets.coco is None
             else stack.enter_context(CocoResults(targets.coco, on_error=reporter.failure))
         )
+        self.coco_images = coco_images  # a CocoImageIds (--coco-images), or None
         self.image_id = 0  # the position in the batch of the latest frame, from 1 (--coco)
         self.files = self.images = self.video = self.window = None
         self.save_crop, self.save_txt = args.save_crop, args.save_txt
@@ -599,18 +612,29 @@ class Outputs:
         stamp = {"time": utc_time()} if self.live else {}
         self.json.write({**record, **stamp, "run": self.run})
 
+    def number(self, frame: Any) -> str | None:
+        """Give `frame` its --coco image_id: its position in the batch, or with --coco-images
+        its ground-truth image's id; why it has none (no ground-truth image is that input) is
+        the input's error, returned."""
+        self.image_id += 1
+        if self.coco_images is None:
+            return None
+        try:
+            self.image_id = self.coco_images.take(frame.relpath, frame.source)
+        except ValueError as error:
+            return str(error)
+        return None
+
     def failed(self, frame: Any, error: str) -> None:
         """Write the record of a file or frame that could not be processed."""
         from runtime.sinks import failure_record
 
-        self.image_id += 1
         self._write(failure_record(frame.source, frame.index, error))
 
     def record(self, frame: Any, result: Any) -> None:
         """Write one result's record to --json and its detections to --coco, if given."""
         from runtime.sinks import detection_record
 
-        self.image_id += 1
         if self.coco is not None:
             self.coco.add(self.image_id, result.detections)
         self._write(
@@ -710,6 +734,7 @@ def _targets(args: argparse.Namespace, source: Any) -> Targets:
 
     inputs = [path for path, _relpath in getattr(source, "files", [])]
     inputs += [Path(spec) for spec in args.source if Path(spec).is_file()]  # videos, lists
+    inputs += [] if args.coco_images is None else [Path(args.coco_images)]
     save = None if args.save is None else Path(args.save)
     folder = None if save is None else fresh_folder(save)
     json = args.json if args.json in (None, "-") else _moved(args.json, save, folder)
@@ -828,7 +853,8 @@ def _detect_all(
     point (Ctrl-C, SIGTERM) counts the records that are there: none that is not, and none left
     out."""
     for frame in source:
-        error = frame.error
+        unnumbered = outputs.number(frame)
+        error = frame.error or unnumbered
         if error is None:
             try:
                 result = detector(frame.image)
@@ -915,6 +941,14 @@ def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
             "--coco and --resume exclude each other: a resumed run's COCO file would hold "
             "only the images it ran, numbered from 1 again"
         )
+    coco_images = None
+    if args.coco_images is not None:
+        from runtime.coco import CocoImageIds
+
+        try:
+            coco_images = CocoImageIds.load(args.coco_images)
+        except ValueError as error:
+            raise CommandError(f"--coco-images {error}") from None
     targets = _targets(args, source)
     resumed, retrying = None, None
     if args.resume:
@@ -943,7 +977,7 @@ def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
         opened = False
         try:
             with contextlib.ExitStack() as sinks:
-                outputs = Outputs(args, targets, source, detector, reporter, sinks)
+                outputs = Outputs(args, targets, source, detector, reporter, sinks, coco_images)
                 opened = True
                 _detect_all(source, detector, outputs, reporter, lines, classes, interrupts)
         except (StreamStopped, RecordError) as error:  # the run stops; what was written stays
