@@ -529,10 +529,12 @@ def measure_windows(
 
 # --- sparse inference and temporal reuse ----------------------------------------------------
 
-# Frame styles of the sparse and temporal table: the scene styles, then a blank frame and one
-# full of digits. Temporal reuse runs on a video of a digit moving over each style's frame,
-# still (pixels elsewhere unchanged) and with camera noise of CAMERA_NOISE codes (sigma).
-SPARSE_STYLES = (*STYLES, "blank", "full")
+# Frame styles of the sparse and temporal table: the scene styles, MNIST digits sparsely placed
+# ("few": at most FEW_DIGITS), a blank frame and one full of digits. Temporal reuse runs on a
+# video of a digit moving over each style's frame, still (pixels elsewhere unchanged) and with
+# camera noise of CAMERA_NOISE codes (sigma).
+SPARSE_STYLES = (*STYLES, "few", "blank", "full")
+FEW_DIGITS = 4
 CAMERA_NOISE = 2.0
 
 
@@ -567,7 +569,11 @@ class SparseRow:
 
 
 def style_frame(images: np.ndarray, labels: np.ndarray, style: str, size: tuple[int, int]):
-    """One frame of `style` at `size` (w, h): a generated scene, a blank frame or a full one."""
+    """One frame of `style` at `size` (w, h): a generated scene, a few MNIST digits, a blank
+    frame or a full one."""
+    if style == "few":
+        params = SceneParams("mnist", 1, seed=7, size=size, max_digits=FEW_DIGITS)
+        return next(generate_scenes(images, labels, params)).image
     if style == "blank":
         return np.zeros((size[1], size[0], 3), np.uint8)
     if style == "full":

@@ -23,6 +23,9 @@ BUCKET_CELLS = tuple(
 # What one more backend call costs, as input pixels of work (a 48x48 crop): merging two crops
 # whose union costs less than both plus this saves time.
 CALL_COST_PX = 48 * 48
+# Groups of cells merged pair by pair at most; beyond, one crop holds them all (the greedy
+# merge costs the square of the groups per step, and so many crops would not pay anyway).
+MAX_GROUPS = 64
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,18 @@ def crop_spans(
 
 def plan_crops(needed: np.ndarray, field: Field, stride: int) -> list[Crop]:
     """Crops giving every True cell of `needed` (gh, gw): one per connected group of cells,
-    merged greedily while a merged crop costs less than its parts (CALL_COST_PX per call),
-    sorted by shape so that a backend resizes its input as few times as possible."""
+    merged greedily while a merged crop costs less than its parts (CALL_COST_PX per call; one
+    crop for more than MAX_GROUPS groups), sorted by shape so that a backend resizes its input
+    as few times as possible."""
     rows, cols = needed.shape
     count, _, stats, _ = cv2.connectedComponentsWithStats(needed.astype(np.uint8), connectivity=8)
     if count <= 1:
         return []
     left, top, width, height = (stats[1:, k].astype(np.int64) for k in range(4))
     boxes = np.stack([top, top + height - 1, left, left + width - 1], axis=1)  # inclusive
+    if len(boxes) > MAX_GROUPS:
+        low, high = boxes.min(axis=0), boxes.max(axis=0)
+        boxes = np.array([[low[0], high[1], low[2], high[3]]])
     limits = (stride * rows, stride * cols)
 
     def spans(box: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:

@@ -140,3 +140,10 @@ def test_auto_runs_a_frame_full_of_digits_whole(models_dir, mnist) -> None:
 def test_bad_sparse_mode_is_a_value_error(models_dir) -> None:
     with pytest.raises(ValueError, match="sparse: expected one of auto, on, off, got 'yes'"):
         Detector(models_dir / "basic.onnx", sparse="yes")
+
+
+def test_many_groups_make_one_crop_over_them_all() -> None:
+    wanted = np.zeros((60, 80), bool)
+    wanted[::2, ::2] = True  # 1200 cells, no two touching
+    (crop,) = plan_crops(wanted, (-30, 44), 8)
+    assert crop.cells == (0, 59, 0, 79) and crop.shape == (480, 640)
