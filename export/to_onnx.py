@@ -58,6 +58,28 @@ def _softmax_after_transpose(model: onnx.ModelProto) -> None:
     )
 
 
+def explicit_pads(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with every Conv and MaxPool whose padding is `auto_pad` SAME_UPPER given explicit
+    `pads` instead: (k - s) // 2 before and the rest after, TensorFlow's 'same' padding on maps
+    whose sides are multiples of the stride s, as every map of an input padded to a multiple of
+    the model's stride is (the runtime's inputs). OpenCV 5's default DNN engine computes the
+    SAME_UPPER graphs wrongly and these right; at other input sizes the graph is not TF's."""
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "MaxPool"):
+            continue
+        attributes = {attribute.name: attribute for attribute in node.attribute}
+        auto_pad = attributes.get("auto_pad")
+        if auto_pad is None or onnx.helper.get_attribute_value(auto_pad) != b"SAME_UPPER":
+            continue
+        kernel = onnx.helper.get_attribute_value(attributes["kernel_shape"])
+        strides = onnx.helper.get_attribute_value(attributes["strides"])
+        before = [max(k - s, 0) // 2 for k, s in zip(kernel, strides, strict=True)]
+        after = [max(k - s, 0) - b for k, s, b in zip(kernel, strides, before, strict=True)]
+        node.attribute.remove(auto_pad)
+        node.attribute.append(onnx.helper.make_attribute("pads", before + after))
+    return model
+
+
 def _convert(
     model: keras.Model, shape: tuple, info: ModelInfo, path: Path, dims: tuple[tuple, tuple]
 ) -> onnx.ModelProto:
