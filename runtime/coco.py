@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
@@ -147,8 +146,8 @@ class CocoImageIds:
         file `path`; ValueError naming the file when it cannot be read, is not JSON, or has no
         images, an image without an integer id or a file_name, or one file_name twice."""
         path = Path(path)
-        if os.path.lexists(path) and not path.is_file():
-            raise ValueError(f"{path}: not a regular file")
+        if path.exists() and not path.is_file():  # a FIFO would block, a device never end
+            raise ValueError(f"{path}: not a regular file (a folder, device or FIFO)")
         try:
             coco = json.loads(path.read_text(encoding="utf-8"))
         except OSError as error:

@@ -8,6 +8,7 @@ model finds (checked by the unfiltered run each test compares with).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -230,13 +231,19 @@ def test_coco_images_give_each_result_the_ground_truths_id_for_its_file_name(
         ('{"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "./a.png"}]}',
          "--coco-images {gt}: file_name 'a.png' is named by two images"),
         ('{"images": [{"id": 1, "file_name": "page.png"}]}', "--coco-images needs --coco FILE"),
+        ("FIFO", "--coco-images {gt}: not a regular file (a folder, device or FIFO)"),
+        ("folder", "--coco-images {gt}: not a regular file (a folder, device or FIFO)"),
     ],
 )  # fmt: skip
 def test_coco_images_that_cannot_be_used_are_one_line_before_the_run(
     tmp_path, page, model, capsys, content, message
 ):
     gt = tmp_path / "gt.json"
-    if content is not None:
+    if content == "FIFO":
+        os.mkfifo(gt)  # read, it would block the run before it starts
+    elif content == "folder":
+        gt.mkdir()
+    elif content is not None:
         gt.write_text(content, encoding="utf-8")
     coco = [] if "needs --coco" in message else ["--coco", str(tmp_path / "c.json")]
     assert detect(page, model, *coco, "--coco-images", str(gt)) == 2
