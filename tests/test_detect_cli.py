@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_hostile_corpus import detect_process, stop_after_records
 from test_sinks import (
     FakeQt,
     disk_filling_up,
@@ -831,6 +832,7 @@ def test_missing_source_or_camera_is_one_line_exit_2(model, capsys, source, mess
     assert capsys.readouterr().err == f"convdet detect: error: {message}\n"
 
 
+@pytest.mark.usefixtures("ctrl_c")
 @pytest.mark.parametrize(
     ("signum", "expected"), [(signal.SIGKILL, -9), (signal.SIGINT, 130), (signal.SIGTERM, 130)]
 )
@@ -841,33 +843,10 @@ def test_interrupted_mid_batch_leaves_complete_records(tmp_path, mnist, model, s
     for index in range(400):
         (folder / f"{index:03d}.png").write_bytes(page)
     out = tmp_path / "out.jsonl"
-    command = [
-        sys.executable,
-        "-m",
-        "convdet",
-        "detect",
-        str(folder),
-        "--model",
-        str(model),
-        "--json",
-        str(out),
-        "--io-threads",
-        "1",
-    ]
-    process = subprocess.Popen(
-        command,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        # The default Ctrl-C, even when the suite runs as a background job (which ignores it).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
-        time.sleep(0.02)
-    process.send_signal(signum)
-    _stdout, stderr = process.communicate(timeout=20)
+    argv = [str(folder), "--model", str(model), "--json", str(out), "--io-threads", "1"]
+    process = detect_process(argv, signum)  # waits on its last image for the signal
+    stop_after_records(process, out, signum, records=3)
+    _stdout, stderr = (text.decode() for text in process.communicate(timeout=60))
     assert process.returncode == expected, stderr
     rows = records(out)
     assert 3 <= len(rows) < 400, "the run was not interrupted mid-batch"
