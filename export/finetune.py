@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import keras
 import numpy as np
 
+from export.checkpoint import EpochCheckpoint, resumable_fit
 from runtime.camera import CAMERA_STYLES
 from runtime.coco import load_coco_set
 from runtime.modelinfo import ModelInfo
@@ -94,11 +96,12 @@ class SceneSet(keras.utils.PyDataset):
         windows: keras.utils.PyDataset,
         batch_size: int,
         seed: int,
+        first_epoch: int = 0,
     ) -> None:
         super().__init__()
         self.digits, self.labels, self.info, self.config = digits, labels, info, config
         self.windows = windows
-        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+        self.batch_size, self.seed, self.epoch = batch_size, seed, first_epoch
         self.preprocessor = Preprocessor(info, invert="auto", normalize=True)
         self.real = None if config.real is None else load_coco_set(config.real, "train")
         self.on_epoch_end()
@@ -212,13 +215,17 @@ def finetune(
     windows: keras.utils.PyDataset,
     seed: int = 0,
     batch_size: int = 32,
+    checkpoint: Path | None = None,
 ) -> dict[str, list[float]]:
     """Fine-tune `detector` in place on scenes of `digits` (uint8, training split) and on the
-    28x28 batches of `windows`."""
+    28x28 batches of `windows`; with a `checkpoint` folder, saved after every epoch and resumed
+    from it (the scenes of epoch N are the same either way)."""
     for layer in detector.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
-    scenes = SceneSet(digits, labels, info, config, windows, batch_size, seed)
+    saver = None if checkpoint is None else EpochCheckpoint(checkpoint)
+    first = 0 if saver is None else saver.done
+    scenes = SceneSet(digits, labels, info, config, windows, batch_size, seed, first)
     steps = config.epochs * len(scenes)
     detector.compile(
         optimizer=keras.optimizers.Adam(
@@ -227,5 +234,4 @@ def finetune(
         loss=keras.losses.CategoricalCrossentropy(),
         weighted_metrics=["accuracy"],
     )
-    history = detector.fit(scenes, epochs=config.epochs, verbose=2)
-    return history.history
+    return resumable_fit(detector, scenes, config.epochs, saver, verbose=2)

@@ -16,6 +16,7 @@ import numpy as np
 
 from export.augment import Augmentation, augment_digits
 from export.background import BackgroundMix, make_background
+from export.checkpoint import EpochCheckpoint, resumable_fit
 from export.data import Mnist
 from export.distill import Distillation, Teacher
 from export.finetune import FinetuneConfig, finetune
@@ -125,8 +126,12 @@ def evaluate_classifier(
     }
 
 
-def train(data: Mnist, config: TrainConfig) -> TrainResult:
-    """Train the classifier of `config.arch`, measure it, and convolutionalize it."""
+def train(data: Mnist, config: TrainConfig, checkpoint: Path | None = None) -> TrainResult:
+    """Train the classifier of `config.arch`, measure it, and convolutionalize it. With a
+    `checkpoint` folder, each stage saves its state there after every epoch and a run started
+    again on the folder goes on where it stopped; the augmented digits and background patches
+    after the break are new draws, so a resumed run is close to, not the same as, an unbroken
+    one (stage 2's scenes do not change)."""
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     digits, labels = data.x_train, data.y_train.astype(np.int64)
@@ -156,9 +161,15 @@ def train(data: Mnist, config: TrainConfig) -> TrainResult:
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
         )
-        history = classifier.fit(
-            training, epochs=config.epochs, validation_data=(val_x, val_y), verbose=2
-        ).history
+        saver = None if checkpoint is None else EpochCheckpoint(checkpoint / "stage1")
+        history = resumable_fit(
+            classifier,
+            training,
+            config.epochs,
+            saver,
+            validation_data=(val_x, val_y),
+            verbose=2,
+        )
     else:  # an earlier run's classifier: after its stage 2 it holds the detector's weights
         classifier = keras.models.load_model(Path(config.init) / "classifier.keras")
         history = {}
@@ -170,7 +181,14 @@ def train(data: Mnist, config: TrainConfig) -> TrainResult:
         info = detector_info(config.spec, config.detector_pooling)
         scene_digits = np.rint(digits[fit] * 255).astype(np.uint8)
         tuned = finetune(
-            detector, scene_digits, labels[fit], info, config.scenes, training, config.seed
+            detector,
+            scene_digits,
+            labels[fit],
+            info,
+            config.scenes,
+            training,
+            config.seed,
+            checkpoint=None if checkpoint is None else checkpoint / "stage2",
         )
         histories.update({f"scenes_{key}": values for key, values in tuned.items()})
         transfer_weights(detector, classifier)

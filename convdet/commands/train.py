@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 from pathlib import Path
 
 # The stage-2 styles, named here so that `convdet --help` does not load the scene generator
@@ -10,6 +12,8 @@ from pathlib import Path
 STYLES = "mnist,paper,multiscale,notebook,strings,large,clutter,empty"
 # The architecture specs, for the same reason (tests check them against export.specs.ARCHS).
 ARCHS = "basic,deep,separable,wide"
+
+CHECKPOINT = "checkpoint"  # the folder in --out where an unfinished run keeps its state
 
 HELP = "train a classifier (digits + background) and convolutionalize it [needs convdet[train]]"
 
@@ -147,6 +151,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "directory of the same --arch) with stage 2 from where it ended",
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the unfinished run in --out (killed or stopped: each stage saves its "
+        "state in DIR/checkpoint after every epoch), with the same options",
+    )
+    parser.add_argument(
         "--mark-weight",
         type=float,
         default=3.0,
@@ -173,8 +183,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_init(run_dir: Path, arch: str) -> None:
     """CommandError unless `run_dir` is a finished training run of `arch`."""
-    import json
-
     from convdet.cli import CommandError
 
     try:
@@ -186,6 +194,35 @@ def _check_init(run_dir: Path, arch: str) -> None:
             f"--init {run_dir}: a run of --arch {run.get('arch')!r} (need {arch!r}, with "
             "classifier.keras)"
         )
+
+
+def _checkpoint(out: Path, resume: bool, config: dict[str, object]) -> Path:
+    """The checkpoint folder of a run in `out`, holding `config`; CommandError when an
+    unfinished run is there without `resume`, or `resume` finds none or other options."""
+    from convdet.cli import CommandError
+
+    folder = out / CHECKPOINT
+    saved = folder / "config.json"
+    if not resume:
+        if folder.exists():
+            raise CommandError(
+                f"--out {out}: holds an unfinished run ({folder}); add --resume to go on with "
+                "it, or choose another --out"
+            )
+        folder.mkdir(parents=True)
+        saved.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        return folder
+    try:
+        before = json.loads(saved.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise CommandError(f"--resume: {out} holds no unfinished run ({saved})") from None
+    keys = config.keys() | before.keys()
+    changed = sorted(key for key in keys if config.get(key) != before.get(key))
+    if changed:
+        raise CommandError(
+            f"--resume: options differ from the unfinished run's ({', '.join(changed)})"
+        )
+    return folder
 
 
 def run(args: argparse.Namespace) -> int:
@@ -245,9 +282,14 @@ def run(args: argparse.Namespace) -> int:
         init=None if args.init is None else str(args.init),
         distillation=distillation,
     )
+    from dataclasses import asdict
+
     data = load_mnist(args.data)
-    result = train(data, config)
+    options = json.loads(json.dumps({**asdict(config), "data": data.source}))
+    checkpoint = _checkpoint(args.out, args.resume, options)
+    result = train(data, config, checkpoint)
     save_run(result, config, data, args.out)
+    shutil.rmtree(checkpoint)  # the run is saved: nothing is left to resume
     metrics = result.metrics
     print(
         f"{args.arch}: digit accuracy {metrics['digit_accuracy']:.2%} on {len(data.x_test)} test "
