@@ -4,12 +4,9 @@ just LiteRT (or just ONNX Runtime) works. Opening checks the model contract (mod
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sys
-import threading
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ import numpy as np
 
 from runtime.modelinfo import ModelContractError, ModelInfo, sidecar_path
 from runtime.models import resolve_model
+from runtime.native_stderr import native_lines
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 MAX_DEFAULT_THREADS = 4  # the seed models' small convolutions gain little from more
@@ -147,6 +145,7 @@ def default_threads() -> int:
 
 
 ORT_FATAL = 4  # ONNX Runtime's log severity levels: 0 verbose .. 3 error, 4 fatal
+XNNPACK_NOTICE = re.compile(r"INFO: Created TensorFlow Lite XNNPACK delegate")
 
 
 def session_options(threads: int | None = None) -> Any:
@@ -214,10 +213,10 @@ class LiteRTBackend(Backend):
         self._check_contract()
         # The first allocation applies XNNPACK, which then prints "INFO: Created TensorFlow
         # Lite XNNPACK delegate for CPU." on stderr (no setting stops it): made here, for one
-        # window (or the model's fixed size), with stderr silenced.
+        # window (or the model's fixed size), with that line taken off.
         height, width = self.fixed_size or (self.info.window, self.info.window)
         shape = (1, height, width, 1)
-        with _stderr_silenced():
+        with native_lines(XNNPACK_NOTICE):
             try:
                 self.interpreter.resize_tensor_input(self._input["index"], shape)
                 self.interpreter.allocate_tensors()
@@ -237,26 +236,6 @@ class LiteRTBackend(Backend):
         self.interpreter.set_tensor(self._input["index"], _quantize(batch, self._input))
         self.interpreter.invoke()
         return _dequantize(self.interpreter.get_tensor(self._output["index"]), self._output)
-
-
-@contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """File descriptor 2 on /dev/null while the block runs, for a native library that prints
-    there with no switch to stop it; only while this is the process's one Python thread, so no
-    other thread's message is lost (otherwise nothing changes)."""
-    if threading.active_count() > 1:
-        yield
-        return
-    sys.stderr.flush()
-    kept = os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(kept, 2)
-        os.close(kept)
-        os.close(null)
 
 
 def _import_litert() -> Any:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from runtime.native_stderr import native_lines
 from runtime.paths import in_run_folders, opencv_path
 
 IMAGE_SUFFIXES = frozenset(
@@ -403,6 +404,15 @@ def _refuse_large_capture(
         )
 
 
+# libjpeg's warnings (OpenCV keeps its default message handler, which prints them itself):
+# "Corrupt JPEG data: premature end of data segment" is the only sign of a file cut short and
+# closed with an end marker, whose missing rows it fills with grey.
+LIBJPEG_LINE = re.compile(
+    r"(Corrupt JPEG data|Premature end of JPEG file|Invalid SOS parameters|Inconsistent "
+    r"progression sequence|Warning: |Unsupported marker|Bogus |Huffman table)"
+)
+
+
 def _decode(data: bytes, kind: str) -> np.ndarray:
     """The pixels of a whole file whose header passed; ImageError for corrupt data or a
     decoder that runs out of memory."""
@@ -411,12 +421,21 @@ def _decode(data: bytes, kind: str) -> np.ndarray:
     if kind == "jpeg" and not _jpeg_complete(data):
         raise ImageError("truncated JPEG (no end-of-image marker)")
     flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if kind == "jpeg" else cv2.IMREAD_UNCHANGED
+    array = np.frombuffer(data, np.uint8)
+    warnings: list[str] = []
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        if kind == "jpeg":
+            with native_lines(LIBJPEG_LINE) as warnings:
+                image = cv2.imdecode(array, flags)
+        else:
+            image = cv2.imdecode(array, flags)
     except cv2.error as error:
         raise ImageError(f"corrupt {kind.upper()} data") from error
     except MemoryError as error:
         raise ImageError(f"not enough memory to decode this {kind.upper()}") from error
+    cut = [line for line in warnings if "premature end" in line.lower()]
+    if cut:  # the decoder ran out of data and filled the rest of the image with grey
+        raise ImageError(f"truncated JPEG (libjpeg: {cut[0]})")
     if image is None or image.size == 0:
         raise ImageError(f"corrupt or truncated {kind.upper()} data")
     return image

@@ -42,9 +42,8 @@ mid-batch (6), SIGKILL mid-batch then --append --resume (2), a full disk for --j
 memory cap (RLIMIT_AS 1.5 GiB above the loaded process: bombs, a sparse file, 36 and 12
 megapixel images).
 
-Left out: a CMYK JPEG (OpenCV's JPEG encoder writes 1 or 3 components only), and a JPEG cut
-with an end marker appended, which reads as an image: its markers are whole and libjpeg fills
-the missing rows without an error OpenCV passes on.
+Left out: a CMYK JPEG (OpenCV's JPEG encoder writes 1 or 3 components only). A JPEG cut with
+an end marker appended is tested in test_hostile_input.py (libjpeg's warning is its only sign).
 """
 
 from __future__ import annotations

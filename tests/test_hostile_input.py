@@ -1027,3 +1027,28 @@ def test_a_frame_error_ending_in_a_newline_is_recorded_without_it(
     why = "Failed to allocate memory for requested buffer of size 576000000"
     assert capsys.readouterr().err == f"convdet detect: {tmp_path / 'a.png'}: {why}\n"  # not \\n
     assert json.loads(out.read_text(encoding="utf-8"))["error"] == why
+
+
+def test_a_jpeg_cut_short_and_closed_with_an_end_marker_is_truncated(tmp_path, model, capfd):
+    """libjpeg fills the rows it never got with grey and says so only on file descriptor 2: the
+    file is a failed input named in convdet's one line, and libjpeg's warnings about files that
+    decode whole ("extraneous bytes before marker") are not printed at all."""
+    texture = cv2.GaussianBlur(
+        (np.random.default_rng(0).random((240, 320, 3)) * 255).astype(np.uint8), (9, 9), 3
+    )
+    whole = cv2.imencode(".jpg", texture)[1].tobytes()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "cut.jpg").write_bytes(whole[: len(whole) // 2] + b"\xff\xd9")
+    (folder / "padded.jpg").write_bytes(whole[:-2] + bytes(3) + whole[-2:])
+    out = tmp_path / "out.jsonl"
+    capfd.readouterr()
+    assert main(["detect", str(folder), "--model", str(model), "--json", str(out)]) == 1
+    err = capfd.readouterr().err.splitlines()
+    assert err == [
+        f"convdet detect: {folder / 'cut.jpg'}: truncated JPEG (libjpeg: Corrupt JPEG data: "
+        "premature end of data segment)"
+    ]
+    records = {Path(r["source"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    assert records["cut.jpg"]["error"].startswith("truncated JPEG")
+    assert "error" not in records["padded.jpg"]
