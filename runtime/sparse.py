@@ -17,8 +17,10 @@ from runtime.crops import plan_crops
 from runtime.field import Field, cells_seeing, marked_blocks
 
 SPARSE_MODES = ("auto", "on", "off")
-# Above this share of the frame's pixels in crops, "auto" runs the whole frame instead.
-DENSE_COVERAGE = 0.85
+# Above this share of the frame's pixels in crops, "auto" runs the whole frame instead: with
+# wide.onnx on MNIST-style 640x480 frames of 1 to 20 digits, crops covering 12% of the frame
+# took 0.14x the whole frame's time, 56% 0.58x, 79% 0.72-0.76x, 89% 0.86x and 98% 1.2x.
+DENSE_COVERAGE = 0.9
 BLANK_CACHE = 16  # background grids kept, per grid shape
 
 Run = Callable[[np.ndarray], np.ndarray]  # (1, H, W, 1) float32 -> (1, gh, gw, C)
