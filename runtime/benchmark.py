@@ -27,7 +27,7 @@ import numpy as np
 from runtime.annotate import BoxAnnotator, GridAnnotator, class_colors
 from runtime.backends import session_options
 from runtime.detections import Detections
-from runtime.detector import Detector
+from runtime.detector import Detector, Result
 from runtime.evaluate import match_greedy
 from runtime.field import model_field
 from runtime.grid import windows_for_cells
@@ -547,8 +547,9 @@ class SparseRow:
 
     `infer` times the inference stage (Result.timings["infer"]: sparse planning, crops and
     pasting included), `call` the whole Detector call, per mode of MODES: "dense"
-    (sparse="off") and "sparse" (auto) over the still video, "temporal" over it in order,
-    "noisy" temporal over its twin with camera noise."""
+    (sparse="off") and "sparse" (auto) on the style's frame, "temporal" in order over a video
+    of a digit moving on it, "noisy" over its twin with camera noise. Sparse scores are
+    compared with dense ones on the frame and the still video."""
 
     style: str
     model: str
@@ -602,11 +603,11 @@ def measure_sparse(
     settings: Settings,
     keras_ms: float | None,
 ) -> SparseRow:
-    """Time the MODES on one style's frames in turns (dense and sparse over the still video,
-    temporal over it and over its noisy twin, each in order) and compare their results."""
+    """Time the MODES on one style's frame in turns (dense and sparse on the frame, temporal
+    over the videos of a digit moving on it, in order) and compare their results."""
     still = moving_digit_video(frame, digit, settings.frames, noise=0.0)
     noisy = moving_digit_video(frame, digit, settings.frames, noise=CAMERA_NOISE)
-    videos = {"dense": still, "sparse": still, "temporal": still, "noisy": noisy}
+    videos = {"dense": [frame], "sparse": [frame], "temporal": still, "noisy": noisy}
     options = {"dense": {"sparse": "off"}, "sparse": {}, "temporal": {"temporal": True}}
     options["noisy"] = options["temporal"]
     detectors = {mode: Detector(model, threads=settings.threads, **options[mode]) for mode in MODES}
@@ -619,14 +620,17 @@ def measure_sparse(
     calls = time_in_turns(runs, settings.warmup, settings.repeat)
     infer = {
         mode: Timing(
-            float(np.median(ms[settings.warmup :])), float(np.percentile(ms[settings.warmup :], 90))
+            float(np.median(ms[settings.warmup :])),
+            float(np.percentile(ms[settings.warmup :], 90)),
         )
         for mode, ms in infer_ms.items()
     }
-    results = {}
-    for mode, detector in detectors.items():
-        detector.reset()
-        results[mode] = [detector(image) for image in videos[mode]]
+    results: dict[str, list[Result]] = {}
+    for mode in ("temporal", "noisy"):
+        detectors[mode].reset()
+        results[mode] = [detectors[mode](image) for image in videos[mode]]
+    for mode in ("dense", "sparse"):  # the frame itself, then the still video
+        results[mode] = [detectors[mode](image) for image in [frame, *still]]
     reference = [detectors["dense"](image) for image in noisy]
     dense = detectors["dense"]
     receptive = model_field(dense.backend)
@@ -648,7 +652,8 @@ def measure_sparse(
             for a, b in zip(results["dense"], results["sparse"], strict=True)
         ),
         temporal_agreement=detections_agreement(
-            [r.detections for r in results["dense"]], [r.detections for r in results["temporal"]]
+            [r.detections for r in results["dense"][1:]],
+            [r.detections for r in results["temporal"]],
         ),
         noisy_agreement=detections_agreement(
             [r.detections for r in reference], [r.detections for r in results["noisy"]]
