@@ -26,7 +26,7 @@ import numpy as np
 from runtime.backends import open_backend
 from runtime.defaults import DEFAULT_CONF
 from runtime.detector import Detector
-from runtime.evaluate import match_greedy
+from runtime.evaluate import agreeing_detections
 from runtime.scenes import SceneParams, generate_scenes
 
 PARITY_SIZES = ((28, 28), (100, 100), (127, 333), (480, 640), (720, 1280))
@@ -216,10 +216,7 @@ def detection_agreement(
     for scene in scenes:
         frame = np.rint(scene * 255).astype(np.uint8)
         expected, found = (detector(frame).detections for detector in detectors)
-        matches = match_greedy(
-            expected.xyxy, expected.class_id, found.xyxy, found.class_id, found.score
-        )
-        counts += [len(expected), len(found), int((matches >= 0).sum())]
+        counts += [len(expected), len(found), agreeing_detections(expected, found)]
     engine = "onnxruntime" if candidate.suffix == ".onnx" else "litert"
     return DetectionAgreement(f"{engine} {candidate.name}", *map(int, counts))
 

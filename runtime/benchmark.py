@@ -28,7 +28,7 @@ from runtime.annotate import BoxAnnotator, GridAnnotator, class_colors
 from runtime.backends import session_options
 from runtime.detections import Detections
 from runtime.detector import Detector, Result
-from runtime.evaluate import match_greedy
+from runtime.evaluate import agreeing_detections
 from runtime.field import model_field
 from runtime.grid import windows_for_cells
 from runtime.models import DEFAULT_ARCH
@@ -587,10 +587,7 @@ def detections_agreement(expected: list[Detections], found: list[Detections]) ->
     (same class, centre inside the box); 1.0 when neither found any."""
     matched = total = 0
     for first, second in zip(expected, found, strict=True):
-        matches = match_greedy(
-            first.xyxy, first.class_id, second.xyxy, second.class_id, second.score
-        )
-        matched += int((matches >= 0).sum())
+        matched += agreeing_detections(first, second)
         total += len(first) + len(second)
     return 2 * matched / total if total else 1.0
 
@@ -636,7 +633,8 @@ def measure_sparse(
     receptive = model_field(dense.backend)
     coverage = 1.0
     if receptive is not None:
-        inference = SparseInference(dense.backend.run, receptive, dense.info.stride, 0.0)
+        background = float(dense.preprocessor.background)
+        inference = SparseInference(dense.backend.run, receptive, dense.info.stride, background)
         prepared, _ = dense.preprocessor.prepare(frame)
         inference(dense.preprocessor.model_input(prepared)[0, :, :, 0])
         coverage = inference.last_coverage

@@ -22,7 +22,7 @@ from runtime.grouping import Grouping, ScaleGrid
 from runtime.modelinfo import ModelInfo
 from runtime.preprocess import Preprocessor
 from runtime.reading import Line, read_lines
-from runtime.sparse import SPARSE_MODES, SparseInference
+from runtime.sparse import SparseInference, check_mode
 from runtime.temporal import NOISE_THRESHOLD, TemporalReuse, check_threshold
 
 
@@ -166,8 +166,7 @@ class Detector:
         temporal: bool = False,
         temporal_threshold: float = NOISE_THRESHOLD,
     ) -> None:
-        if sparse not in SPARSE_MODES:
-            raise ValueError(f"sparse: expected one of {', '.join(SPARSE_MODES)}, got {sparse!r}")
+        check_mode(sparse)
         if model is None:
             from runtime.models import default_model_path
 

@@ -46,6 +46,7 @@ from runtime.reading import group_lines
 from runtime.scenes import SceneSet, isolated_crops
 
 if TYPE_CHECKING:
+    from runtime.detections import Detections
     from runtime.detector import Detector, Result
 
 GROW = 0.3
@@ -102,6 +103,15 @@ def match_greedy(
             matched[d] = t
             free[t] = False
     return matched
+
+
+def agreeing_detections(expected: Detections, found: Detections) -> int:
+    """How many of `found` lie on one of `expected`'s of the same class, one to one, by the
+    evaluation's rule (`match_greedy`, `expected` as the truth): two runs' detections compared."""
+    matches = match_greedy(
+        expected.xyxy, expected.class_id, found.xyxy, found.class_id, found.score
+    )
+    return int((matches >= 0).sum())
 
 
 def alignment_matches(read: Sequence[int], true: Sequence[int]) -> int:

@@ -421,14 +421,10 @@ def _decode(data: bytes, kind: str) -> np.ndarray:
     if kind == "jpeg" and not _jpeg_complete(data):
         raise ImageError("truncated JPEG (no end-of-image marker)")
     flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if kind == "jpeg" else cv2.IMREAD_UNCHANGED
-    array = np.frombuffer(data, np.uint8)
-    warnings: list[str] = []
+    lines = native_lines(LIBJPEG_LINE) if kind == "jpeg" else contextlib.nullcontext([])
     try:
-        if kind == "jpeg":
-            with native_lines(LIBJPEG_LINE) as warnings:
-                image = cv2.imdecode(array, flags)
-        else:
-            image = cv2.imdecode(array, flags)
+        with lines as warnings:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as error:
         raise ImageError(f"corrupt {kind.upper()} data") from error
     except MemoryError as error:

@@ -26,6 +26,12 @@ BLANK_CACHE = 16  # background grids kept, per grid shape
 Run = Callable[[np.ndarray], np.ndarray]  # (1, H, W, 1) float32 -> (1, gh, gw, C)
 
 
+def check_mode(mode: str) -> None:
+    """ValueError unless `mode` is one of SPARSE_MODES."""
+    if mode not in SPARSE_MODES:
+        raise ValueError(f"sparse: expected one of {', '.join(SPARSE_MODES)}, got {mode!r}")
+
+
 class BlankGrid:
     """The scores a model gives on a blank (all background value) input of any padded size.
 
@@ -89,8 +95,7 @@ class SparseInference:
     def __init__(
         self, run: Run, field: Field, stride: int, background: float, mode: str = "auto"
     ) -> None:
-        if mode not in SPARSE_MODES:
-            raise ValueError(f"sparse: expected one of {', '.join(SPARSE_MODES)}, got {mode!r}")
+        check_mode(mode)
         self.run = run
         self.field = field
         self.stride = stride
