@@ -180,6 +180,28 @@ def test_a_list_file_over_the_cap_or_not_regular_or_utf8_is_one_line_naming_it(
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def detect_failing_between(
+    page: Path, failing: dict[str, str], last: str, model: Path, capsys
+) -> None:
+    """`convdet detect PAGE *FAILING LAST --json`, LAST giving PAGE's record again: exit 1, each
+    of `failing` (SOURCE -> its error) named in one line on stderr, counted, and recorded in
+    order between PAGE's two good records."""
+    out = page.parent / "out.jsonl"
+    sources = [str(page), *failing, last]
+    assert main(["detect", *sources, "--model", str(model), "--json", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "".join(
+        f"convdet detect: {spec}: {line}\n" for spec, line in failing.items()
+    )
+    assert captured.out.startswith(f"2 images processed; {len(failing)} failed;"), captured.out
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(row["source"], row.get("error")) for row in rows] == [
+        (str(page), None),
+        *failing.items(),
+        (str(page), None),
+    ]
+
+
 def test_a_list_file_that_cannot_be_read_among_several_sources_is_that_sources_failure(
     tmp_path, model, monkeypatch, capsys
 ) -> None:
@@ -215,24 +237,12 @@ def test_a_list_file_that_cannot_be_read_among_several_sources_is_that_sources_f
         "million paths)",
         locked: "unreadable: Permission denied",
     }
-    out = tmp_path / "out.jsonl"
-    sources = [str(tmp_path / "page.png"), *map(str, failures), str(good)]
-    assert main(["detect", *sources, "--model", str(model), "--json", str(out)]) == 1
-    captured = capsys.readouterr()
     why = {
-        path: f"list file not read: {reason}; its images are skipped"
+        str(path): f"list file not read: {reason}; its images are skipped"
         for path, reason in failures.items()
     }
-    assert captured.err == "".join(
-        f"convdet detect: {path}: {line}\n" for path, line in why.items()
-    )
-    assert captured.out.startswith("2 images processed; 6 failed;"), captured.out
-    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [(row["source"], row.get("error")) for row in rows] == [
-        (str(tmp_path / "page.png"), None),
-        *((str(path), line) for path, line in why.items()),
-        (str(tmp_path / "page.png"), None),
-    ]
+    assert len(why) == 6
+    detect_failing_between(tmp_path / "page.png", why, str(good), model, capsys)
     assert main(["detect", str(dangling), "--model", str(model)]) == 2  # alone: nothing to run
     assert capsys.readouterr().err == (
         f"convdet detect: error: list file {dangling}: {failures[dangling]}\n"
@@ -254,21 +264,9 @@ def test_an_empty_folder_list_or_glob_among_several_sources_is_that_sources_fail
         str(nothing): "no images",
         unmatched: "no images",
     }
-    out = tmp_path / "out.jsonl"
-    sources = [str(tmp_path / "page.png"), *why, str(tmp_path / "page.png")]
     # each stopped the whole batch: "no images in ...", exit status 2
-    assert main(["detect", *sources, "--model", str(model), "--json", str(out)]) == 1
-    captured = capsys.readouterr()
-    assert captured.err == "".join(
-        f"convdet detect: {spec}: {line}\n" for spec, line in why.items()
-    )
-    assert captured.out.startswith("2 images processed; 3 failed;"), captured.out
-    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [(row["source"], row.get("error")) for row in rows] == [
-        (str(tmp_path / "page.png"), None),
-        *why.items(),
-        (str(tmp_path / "page.png"), None),
-    ]
+    page = tmp_path / "page.png"
+    detect_failing_between(page, why, str(page), model, capsys)
     for spec in why:  # alone: the run would have nothing to do
         assert main(["detect", spec, "--model", str(model)]) == 2
         err = capsys.readouterr().err
