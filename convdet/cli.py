@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from convdet.runtime.errors import ConvdetError
+
 # Subcommand name -> module in convdet.commands. Order is the order shown by --help.
 COMMANDS: tuple[str, ...] = ("train", "export", "detect", "scenes", "evaluate", "benchmark", "info")
 
@@ -37,7 +39,7 @@ EXIT_INTERRUPTED = 130
 MAX_THREADS = 256
 
 
-class CommandError(Exception):
+class CommandError(ConvdetError):
     """A user-facing failure: printed as one line, exits with `exit_code`."""
 
     def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:

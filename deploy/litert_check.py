@@ -21,8 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from runtime.models import DEFAULT_ARCH
+from convdet.runtime.shipped import DEFAULT_ARCH
 
 # Distributions a board must not need; any of them installed means the check proves nothing.
 ABSENT = ("onnxruntime", "opencv-python", "tensorflow", "tensorflow-cpu", "tflite-runtime")

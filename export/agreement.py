@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-
-from runtime.grid import windows_for_cells
-from runtime.modelinfo import ModelInfo
+from convdet.runtime.grid import windows_for_cells
+from convdet.runtime.modelinfo import ModelInfo
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Plain and noisy patches at several intensities, gradients and paper-like texture
 model what empty surfaces look like. Off-centre and partial digits, and the seam between two
 neighbouring digits, teach it *where*: a digit fires the cell at its centre, not the cells
 beside it. Windows of digit-free camera pages (ruled paper, print, rulers, tables, desks,
-scribbles, security print; `runtime.camera`), passed through the runtime's own preprocessing,
+scribbles, security print; `convdet.data.camera`), passed through the runtime's own preprocessing,
 teach it what a camera sees around handwriting; windows inside a digit drawn several times too
 large teach it that a loop or a stroke of a large digit is not a digit at this scale (the
 image pyramid finds that digit at a smaller scale). All patches are float32 28x28 in MNIST
@@ -18,12 +18,11 @@ from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
-
-from export.augment import Augmentation, affine, backdrop, photometric
-from export.specs import BACKGROUND, CLASS_NAMES, WINDOW
-from runtime import camera
-from runtime.modelinfo import ModelInfo
-from runtime.preprocess import Preprocessor
+from convdet.data import camera
+from convdet.export.augment import Augmentation, affine, backdrop, photometric
+from convdet.export.specs import BACKGROUND, CLASS_NAMES, WINDOW
+from convdet.runtime.modelinfo import ModelInfo
+from convdet.runtime.preprocess import Preprocessor
 
 SIZE = WINDOW
 CAMERA_PAGE = 96  # side of the digit-free pages camera windows are cut from

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from convdet.data.digits import load_mnist_npz
+from convdet.runtime.errors import ConvdetError
 
-from runtime.digits import load_mnist_npz
 
-
-class DataUnavailableError(OSError):
+class DataUnavailableError(ConvdetError, OSError):
     """MNIST could not be loaded (offline without --data, or an unreadable file)."""
 
 

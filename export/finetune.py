@@ -8,7 +8,7 @@ background (neighbouring digits, seams, blank paper), and the ambiguous ring bet
 not scored. A cell answers for one octave of digit sizes (INK_RANGE at scale 1): cells on
 a digit too large or too small for it say background, so that a larger digit's loop or stroke
 does not fire at scale 1 and the image pyramid's other scales find it instead. Camera scenes
-(`runtime.camera`: ruled paper, print, desks, tight strings) are some of them drawn at twice
+(`convdet.data.camera`: ruled paper, print, desks, tight strings) are some of them drawn at twice
 the size and shrunk as the pyramid shrinks a frame; real images with digit boxes (a COCO
 folder's train split) can join them. Scene batches alternate with stage 1's 28x28 batches,
 scored at the cell that computes the classifier, so the classifier keeps its accuracy.
@@ -24,13 +24,12 @@ from pathlib import Path
 import cv2
 import keras
 import numpy as np
-
-from export.checkpoint import EpochCheckpoint, resumable_fit
-from runtime.camera import CAMERA_STYLES
-from runtime.coco import load_coco_set
-from runtime.modelinfo import ModelInfo
-from runtime.preprocess import Preprocessor
-from runtime.scenes import STYLES, SceneParams, Truth, generate_scenes
+from convdet.data.camera import CAMERA_STYLES
+from convdet.data.coco import load_coco_set
+from convdet.data.scenes import STYLES, SceneParams, Truth, generate_scenes
+from convdet.export.checkpoint import EpochCheckpoint, resumable_fit
+from convdet.runtime.modelinfo import ModelInfo
+from convdet.runtime.preprocess import Preprocessor
 
 INK_RANGE = (13.0, 42.0)  # digit ink heights (px) a cell answers for at scale 1
 IGNORE_RANGE = (10.0, 56.0)  # outside INK_RANGE but inside this: not scored (either is fine)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+from convdet.export.specs import NUM_CLASSES, WINDOW, ArchSpec, pooling_kernel
 from keras import layers
-
-from export.specs import NUM_CLASSES, WINDOW, ArchSpec, pooling_kernel
 
 
 def _normalized(x: keras.KerasTensor, spec: ArchSpec, suffix: str) -> keras.KerasTensor:

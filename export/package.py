@@ -15,10 +15,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-
-from export.agreement import Agreement, window_agreement
-from export.data import Mnist
-from export.parity import (
+from convdet.data.scenes import CLASSIC_STYLES, SceneParams, generate_scenes
+from convdet.export.agreement import Agreement, window_agreement
+from convdet.export.data import Mnist
+from convdet.export.parity import (
     DETECTION_SEEDS,
     INT8_ACCURACY_DROP,
     PARITY_SIZES,
@@ -31,12 +31,11 @@ from export.parity import (
     runners_for,
     tolerance_for,
 )
-from export.specs import BACKGROUND, detector_info, get_spec
-from export.to_onnx import classifier_to_onnx, to_onnx
-from export.to_tflite import PRECISIONS, to_tflite
-from runtime.backends import open_backend
-from runtime.modelinfo import ModelInfo
-from runtime.scenes import CLASSIC_STYLES, SceneParams, generate_scenes
+from convdet.export.specs import BACKGROUND, detector_info, get_spec
+from convdet.export.to_onnx import classifier_to_onnx, to_onnx
+from convdet.export.to_tflite import PRECISIONS, to_tflite
+from convdet.runtime.backends import open_backend
+from convdet.runtime.modelinfo import ModelInfo
 
 CALIBRATION_SCENES = 48
 CHECKSUMS = "SHA256SUMS"

@@ -22,12 +22,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-
-from runtime.backends import open_backend
-from runtime.defaults import DEFAULT_CONF
-from runtime.detector import Detector
-from runtime.evaluate import agreeing_detections
-from runtime.scenes import SceneParams, generate_scenes
+from convdet.data.scenes import SceneParams, generate_scenes
+from convdet.measure.evaluate import agreeing_detections
+from convdet.runtime.backends import open_backend
+from convdet.runtime.defaults import DEFAULT_CONF
+from convdet.runtime.detector import Detector
 
 PARITY_SIZES = ((28, 28), (100, 100), (127, 333), (480, 640), (720, 1280))
 FLOAT_TOLERANCE = 1e-4

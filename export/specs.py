@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.modelinfo import ModelInfo
+from convdet.runtime.modelinfo import ModelInfo
 
 WINDOW = 28
 NUM_CLASSES = 11

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import keras
 import onnx
-
-from runtime.modelinfo import ModelInfo
+from convdet.runtime.modelinfo import ModelInfo
 
 OPSET = 17
 DYNAMIC_DIMS = ("batch", "height", "width")

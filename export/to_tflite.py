@@ -15,8 +15,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
-
-from runtime.modelinfo import ModelInfo, sidecar_path
+from convdet.runtime.modelinfo import ModelInfo, sidecar_path
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

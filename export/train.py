@@ -13,15 +13,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
-
-from export.augment import Augmentation, augment_digits
-from export.background import BackgroundMix, make_background
-from export.checkpoint import EpochCheckpoint, resumable_fit
-from export.data import Mnist
-from export.distill import Distillation, Teacher
-from export.finetune import FinetuneConfig, finetune
-from export.networks import build_classifier, convolutionalize, transfer_weights
-from export.specs import BACKGROUND, ArchSpec, detector_info, get_spec
+from convdet.export.augment import Augmentation, augment_digits
+from convdet.export.background import BackgroundMix, make_background
+from convdet.export.checkpoint import EpochCheckpoint, resumable_fit
+from convdet.export.data import Mnist
+from convdet.export.distill import Distillation, Teacher
+from convdet.export.finetune import FinetuneConfig, finetune
+from convdet.export.networks import build_classifier, convolutionalize, transfer_weights
+from convdet.export.specs import BACKGROUND, ArchSpec, detector_info, get_spec
 
 HELD_OUT_BACKGROUND = 2000
 

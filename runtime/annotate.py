@@ -16,12 +16,11 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-
-from runtime.detections import Detections
-from runtime.detector import Result
-from runtime.grid import digit_score
-from runtime.preprocess import white_level
-from runtime.reading import Line, read_lines
+from convdet.runtime.detections import Detections
+from convdet.runtime.detector import Result
+from convdet.runtime.grid import digit_score
+from convdet.runtime.preprocess import white_level
+from convdet.runtime.reading import Line, read_lines
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # Ten saturated colours for the digits (RGB hex), at least 25 apart in CIE Lab (ΔE76) so no

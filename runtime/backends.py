@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from runtime.modelinfo import ModelContractError, ModelInfo, sidecar_path
-from runtime.models import resolve_model
-from runtime.native_stderr import native_lines
+from convdet.runtime.modelinfo import ModelContractError, ModelInfo, sidecar_path
+from convdet.runtime.native_stderr import native_lines
+from convdet.runtime.shipped import resolve_model
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 MAX_DEFAULT_THREADS = 4  # the seed models' small convolutions gain little from more

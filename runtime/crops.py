@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
-from runtime.field import Field
+from convdet.runtime.field import Field
 
 # Bucket sides in cells: four per octave from 4 cells up (4, 5, 6, 7, 8, 10, 12, 14, 16, ...).
 BUCKET_CELLS = tuple(

@@ -12,18 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from runtime.backends import Backend, open_backend
-from runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
-from runtime.detections import Detections
-from runtime.field import model_field
-from runtime.grid import GridGeometry, decode_cells
-from runtime.grouping import Grouping, ScaleGrid
-from runtime.modelinfo import ModelInfo
-from runtime.preprocess import Preprocessor
-from runtime.reading import Line, read_lines
-from runtime.sparse import SparseInference, check_mode
-from runtime.temporal import NOISE_THRESHOLD, TemporalReuse, check_threshold
+from convdet.runtime.backends import Backend, open_backend
+from convdet.runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
+from convdet.runtime.detections import Detections
+from convdet.runtime.field import model_field
+from convdet.runtime.grid import GridGeometry, decode_cells
+from convdet.runtime.grouping import Grouping, ScaleGrid
+from convdet.runtime.modelinfo import ModelInfo
+from convdet.runtime.preprocess import Preprocessor
+from convdet.runtime.reading import Line, read_lines
+from convdet.runtime.sparse import SparseInference, check_mode
+from convdet.runtime.temporal import NOISE_THRESHOLD, TemporalReuse, check_threshold
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Result:
     default pyramid, scale 1: the finest, one cell per 8 frame pixels), whose cells
     `geometry` places in frame pixels; `timings` are milliseconds per stage ("preprocess",
     "infer", "decode"); `inverted` says whether the frame was inverted to the model's polarity;
-    `lines` are the detections read as written strings, in reading order (runtime.reading).
+    `lines` are the detections read as written strings, in reading order (convdet.runtime.reading).
     """
 
     scores: np.ndarray = field(repr=False)
@@ -91,7 +90,7 @@ def as_frame(image: Any) -> Any:
     channels kept, JPEG orientation applied), a PIL image as the numpy frame it shows
     (`pil_frame`); anything else as given. PIL is never imported: Pillow stays optional."""
     if isinstance(image, (str, os.PathLike)):
-        from runtime.sources import ImageError, load_image
+        from convdet.runtime.sources import ImageError, load_image
 
         try:
             return load_image(Path(image))
@@ -133,9 +132,9 @@ class Detector:
     """A loaded model plus its pre- and post-processing settings; call it on frames.
 
     `model` is a .onnx or .tflite path or a shipped model's name, with or without its extension
-    (`runtime.models.resolve_model`; default: the shipped default model); `conf` is the minimum
-    score of a detection (and the digit probability that colours a grid cell); `scales` resize
-    the frame before inference: None or "auto" (default) for the pyramid, whose scales
+    (`convdet.runtime.shipped.resolve_model`; default: the shipped default model); `conf` is the
+    minimum score of a detection (and the digit probability that colours a grid cell); `scales`
+    resize the frame before inference: None or "auto" (default) for the pyramid, whose scales
     `pyramid_scales` chooses per frame size (digits of about 16 px up to a third of the frame's
     shorter side), or a sequence run as given (e.g. (2, 1, 0.5, 0.25) adds digits of about 8-16
     px), results merged by `Grouping`; `invert` is "auto", "on" or "off"; `normalize` removes
@@ -144,11 +143,11 @@ class Detector:
     given scales, or with `pyramid` True all of PYRAMID, of which each frame runs those it can
     hold. One instance may be called from several threads.
 
-    `sparse` runs the model only where cells see ink (`runtime.sparse`), with the same scores:
-    "auto" (default) where it pays, "on" always, "off" never. `temporal` True reuses the scores
-    of cells whose field did not change beyond noise since the previous frame
-    (`runtime.temporal`; a pixel change up to `temporal_threshold` is noise): for the frames of
-    one video or camera, called in order. Both need a model that takes any input size;
+    `sparse` runs the model only where cells see ink (`convdet.runtime.sparse`), with the same
+    scores: "auto" (default) where it pays, "on" always, "off" never. `temporal` True reuses the
+    scores of cells whose field did not change beyond noise since the previous frame
+    (`convdet.runtime.temporal`; a pixel change up to `temporal_threshold` is noise): for the
+    frames of one video or camera, called in order. Both need a model that takes any input size;
     otherwise frames run whole.
     """
 
@@ -168,7 +167,7 @@ class Detector:
     ) -> None:
         check_mode(sparse)
         if model is None:
-            from runtime.models import default_model_path
+            from convdet.runtime.shipped import default_model_path
 
             model = default_model_path()
         if scales == "auto":

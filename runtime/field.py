@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 if TYPE_CHECKING:
-    from runtime.backends import Backend
+    from convdet.runtime.backends import Backend
 
 Field = tuple[int, int]  # (start, end): input pixels of cell i are stride*i + start .. + end
 Run = Callable[[np.ndarray], np.ndarray]  # (N, H, W, 1) float32 -> (N, gh, gw, C)

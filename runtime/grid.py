@@ -14,8 +14,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from runtime.modelinfo import ModelInfo
+from convdet.runtime.modelinfo import ModelInfo
 
 
 @dataclass(frozen=True)

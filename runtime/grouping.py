@@ -26,9 +26,8 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-
-from runtime.detections import Detections
-from runtime.grid import GridGeometry, decode_cells, digit_score
+from convdet.runtime.detections import Detections
+from convdet.runtime.grid import GridGeometry, decode_cells, digit_score
 
 METHODS = ("peaks", "components")
 

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from convdet.runtime.errors import ConvdetError
+
 POLARITIES = ("light-on-dark", "dark-on-light")
 REQUIRED_KEYS = ("classes", "background", "stride", "window", "cell_offset", "polarity", "arch")
 # Sane ranges of the values the runtime allocates or computes with (the shipped models: 11
@@ -33,7 +35,7 @@ def sidecar_path(model_path: Path) -> Path:
     return model_path.with_suffix(".json")
 
 
-class ModelContractError(ValueError):
+class ModelContractError(ConvdetError, ValueError):
     """A model file that is not a convdet detector (bad shapes, missing or bad metadata)."""
 
 
@@ -63,7 +65,7 @@ class ModelInfo:
     classifier_cell: int | None = None  # on an unpadded window x window input, this cell
     # (row = column) computes the 28x28 classifier
     receptive_field: tuple[int, int] | None = None  # (start, end): cell i's scores depend on
-    # input pixels stride * i + start .. stride * i + end along each axis (runtime.field)
+    # input pixels stride * i + start .. stride * i + end along each axis (convdet.runtime.field)
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.classes) <= MAX_CLASSES:

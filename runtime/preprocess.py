@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
-from runtime.modelinfo import ModelInfo
+from convdet.runtime.modelinfo import ModelInfo
 
 INVERT_MODES = ("auto", "on", "off")
 

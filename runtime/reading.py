@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from runtime.detections import Detections
+from convdet.runtime.detections import Detections
 
 ROW_TOLERANCE = 0.5
 GAP = 1.0

@@ -26,15 +26,15 @@ from typing import Any, TextIO
 
 import cv2
 import numpy as np
-
-from runtime.detections import Detections
-from runtime.paths import opencv_path
-from runtime.reading import Line
+from convdet.runtime.detections import Detections
+from convdet.runtime.errors import ConvdetError
+from convdet.runtime.paths import opencv_path
+from convdet.runtime.reading import Line
 
 ErrorHandler = Callable[[str, str], None]  # (what failed, why), called from writer threads
 
 
-class SaveError(ValueError):
+class SaveError(ConvdetError, ValueError):
     """An output that must not be written (outside the folder, over an input)."""
 
 
@@ -94,7 +94,7 @@ def run_id() -> str:
     return f"{utc_time(compact=True)}-{os.getpid()}"
 
 
-class RecordError(OSError):
+class RecordError(ConvdetError, OSError):
     """A JSON record that could not be written whole (disk full, I/O error); the file was cut
     back to the records before it."""
 

@@ -29,9 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
-
-from runtime.native_stderr import native_lines
-from runtime.paths import in_run_folders, opencv_path
+from convdet.runtime.native_stderr import native_lines
+from convdet.runtime.paths import in_run_folders, opencv_path
 
 IMAGE_SUFFIXES = frozenset(
     {

@@ -3,7 +3,7 @@ cell given the scores the model gives on a blank input, with the same result as 
 
 A cell whose field is all background value scores exactly as on a blank frame of the same
 size, which `BlankGrid` builds from one small blank inference; cells that see ink come from
-crops (`runtime.crops`) run through the backend and pasted in.
+crops (`convdet.runtime.crops`) run through the backend and pasted in.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
-
-from runtime.crops import plan_crops
-from runtime.field import Field, cells_seeing, marked_blocks
+from convdet.runtime.crops import plan_crops
+from convdet.runtime.field import Field, cells_seeing, marked_blocks
 
 SPARSE_MODES = ("auto", "on", "off")
 # Above this share of the frame's pixels in crops, "auto" runs the whole frame instead: with

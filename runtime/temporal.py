@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
-from runtime.field import cells_seeing, marked_blocks
-from runtime.sparse import SparseInference
+from convdet.runtime.field import cells_seeing, marked_blocks
+from convdet.runtime.sparse import SparseInference
 
 # Largest change of a model-input pixel (0..1 range) still taken for noise, not content. On
-# synthetic video of every scene style (a digit moving on a still page, `runtime.motion`,
+# synthetic video of every scene style (a digit moving on a still page, `convdet.data.motion`,
 # wide.onnx, 16 frames at 640x480) 0.03 kept every frame's detections identical to full
 # recompute with camera noise of sigma 2 codes, where 0.05 agreed on 81-100% (the dense result
 # itself flickers with the noise, and reused cells do not follow it); without noise the still

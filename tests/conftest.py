@@ -59,9 +59,9 @@ def model(models_dir: Path) -> Path:
 def tiny_run(mnist_npz: Path, tmp_path_factory: pytest.TempPathFactory):
     """A basic detector trained briefly (400 digits, 48 scenes), saved as a `convdet train` run."""
     pytest.importorskip("tensorflow")
-    from export.data import load_mnist
-    from export.finetune import FinetuneConfig
-    from export.train import TrainConfig, save_run, train
+    from convdet.export.data import load_mnist
+    from convdet.export.finetune import FinetuneConfig
+    from convdet.export.train import TrainConfig, save_run, train
 
     data = load_mnist(mnist_npz)
     scenes = FinetuneConfig(epochs=1, scenes_per_epoch=48)

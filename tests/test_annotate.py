@@ -9,8 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from runtime.annotate import (
+from convdet.runtime.annotate import (
     PANEL_COLOR,
     BoxAnnotator,
     GridAnnotator,
@@ -24,10 +23,10 @@ from runtime.annotate import (
     label_size,
     put_label,
 )
-from runtime.detections import Detections
-from runtime.detector import Result
-from runtime.grid import GridGeometry
-from runtime.reading import read_lines
+from convdet.runtime.detections import Detections
+from convdet.runtime.detector import Result
+from convdet.runtime.grid import GridGeometry
+from convdet.runtime.reading import read_lines
 
 GOLDEN = Path(__file__).parent / "data" / "annotated_golden.png"
 LABELS = tuple([*(str(k) for k in range(10)), "background"])

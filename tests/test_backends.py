@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from runtime.backends import LiteRTBackend, OnnxBackend, open_backend
-from runtime.detector import Detector
-from runtime.modelinfo import ModelContractError, ModelInfo
-from runtime.models import DEFAULT_ARCH
+from convdet.runtime.backends import LiteRTBackend, OnnxBackend, open_backend
+from convdet.runtime.detector import Detector
+from convdet.runtime.modelinfo import ModelContractError, ModelInfo
+from convdet.runtime.shipped import DEFAULT_ARCH
 
 CLASSES = tuple([*(str(k) for k in range(10)), "background"])
 

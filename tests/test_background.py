@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from export.background import ALL_KINDS, BackgroundMix, make_background
+from convdet.export.background import ALL_KINDS, BackgroundMix, make_background
 
 
 def centre_of_mass(patch: np.ndarray) -> np.ndarray:

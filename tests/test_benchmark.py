@@ -10,15 +10,15 @@ import re
 
 import numpy as np
 import pytest
-
-from convdet.cli import main
-from runtime.annotate import class_colors
-from runtime.benchmark import (
+from convdet.measure.benchmark import (
     model_flops,
     seed_colour_grid,
     time_calls,
     time_in_turns,
 )
+from convdet.runtime.annotate import class_colors
+
+from convdet.cli import main
 
 JSON_KEYS = {
     "machine", "settings", "import_runtime_s", "matmul_gflops", "models", "seed", "windows",
@@ -116,7 +116,7 @@ def test_flops_match_the_architecture(models_dir) -> None:
     """Conv FLOPs of the detector at 640x480 equal the spec's layer arithmetic and scale with
     the frame area; the classifier's come from the same layers on a 28x28 window."""
     pytest.importorskip("onnx")
-    from export.specs import NUM_CLASSES, get_spec
+    from convdet.export.specs import NUM_CLASSES, get_spec
 
     spec = get_spec("deep")
     macs, size, channels = 0, (480, 640), 1

@@ -5,10 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
-from export.background import ALL_KINDS, BackgroundMix, camera_windows, make_background
-from runtime import camera, surfaces
-from runtime.scenes import SceneParams, generate_scenes
+from convdet.data import camera, surfaces
+from convdet.data.scenes import SceneParams, generate_scenes
+from convdet.export.background import ALL_KINDS, BackgroundMix, camera_windows, make_background
 
 SIZE = (320, 240)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from convdet.runtime.sources import LiveSource, SourceError, is_video_device, resolve_sources
 from test_detect_cli import unstamped
 from test_sources import StandInCamera
 
 from convdet.cli import main
-from runtime.sources import LiveSource, SourceError, is_video_device, resolve_sources
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from runtime.coco import load_coco_set, split_of
+from convdet.data.coco import load_coco_set, split_of
 
 
 def test_splits_are_fixed_by_name_and_sized_60_15_25() -> None:

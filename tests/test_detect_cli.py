@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from convdet.runtime.sinks import JsonlSink
 from test_hostile_corpus import detect_process, stop_after_records
 from test_sinks import (
     FakeQt,
@@ -35,7 +36,6 @@ from test_sinks import (
 from test_sources import MIXED_FILES, StandInCamera, digit_page, write_mixed_folder, write_video
 
 from convdet.cli import main, printable
-from runtime.sinks import JsonlSink
 
 RECORD_KEYS = {"source", "frame", "width", "height", "detections", "lines"}
 FAILURE_KEYS = {"source", "frame", "error"}
@@ -206,7 +206,7 @@ def test_a_live_video_lasts_as_long_as_the_run_and_records_carry_time_and_run(
     tmp_path, model, monkeypatch
 ):
     camera = StandInCamera(frames=40, period=0.025, shape=(48, 64, 3))  # 40 fps, 1 s
-    monkeypatch.setattr("runtime.sources.open_capture", lambda target: camera)
+    monkeypatch.setattr("convdet.runtime.sources.open_capture", lambda target: camera)
     out, saved = tmp_path / "live.jsonl", tmp_path / "saved"
     command = ["detect", "0", "--model", str(model), "--json", str(out)]
     assert main([*command, "--save", str(saved)]) == 1  # the camera stops after 40 frames
@@ -224,7 +224,7 @@ def test_a_live_video_lasts_as_long_as_the_run_and_records_carry_time_and_run(
 
 def test_live_stream_that_stops_flushes_outputs_and_fails(tmp_path, model, monkeypatch, capsys):
     camera = StandInCamera(frames=30, period=0.003, shape=(48, 64, 3))
-    monkeypatch.setattr("runtime.sources.open_capture", lambda target: camera)
+    monkeypatch.setattr("convdet.runtime.sources.open_capture", lambda target: camera)
     out, saved = tmp_path / "live.jsonl", tmp_path / "saved"
     status = main(
         [
@@ -259,7 +259,7 @@ def test_live_stream_that_stops_flushes_outputs_and_fails(tmp_path, model, monke
 @pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_on_a_live_source_closes_outputs_and_exits_130(tmp_path, model, monkeypatch):
     camera = StandInCamera(frames=100_000, period=0.002, shape=(48, 64, 3))
-    monkeypatch.setattr("runtime.sources.open_capture", lambda target: camera)
+    monkeypatch.setattr("convdet.runtime.sources.open_capture", lambda target: camera)
     out, saved = tmp_path / "live.jsonl", tmp_path / "saved"
     ended = threading.Event()
 
@@ -548,7 +548,9 @@ def test_frames_of_a_restarted_live_run_never_replace_earlier_ones(tmp_path, mod
     args = ["detect", "0", "--model", str(model), "--save", str(saved), "--save-interval", "2"]
     for _restart in range(2):
         camera = StandInCamera(frames=6, shape=(48, 64, 3))
-        monkeypatch.setattr("runtime.sources.open_capture", lambda target, camera=camera: camera)
+        monkeypatch.setattr(
+            "convdet.runtime.sources.open_capture", lambda target, camera=camera: camera
+        )
         assert main(args) == 1  # the stand-in camera stops: a service would restart it
     first, second = tree(saved / "camera0"), tree(tmp_path / "frames-2" / "camera0")
     assert first and second
@@ -665,7 +667,7 @@ def test_on_a_real_screen_the_window_fits_the_frame_and_closing_it_ends_the_run(
 ):
     """On Xvfb with a window manager: the window opens at the annotated frame's size, an
     image stays up, and closing the window as its title-bar X does ends the run with 0."""
-    from runtime import Detector, LegendAnnotator, StatsAnnotator
+    from convdet.runtime import Detector, LegendAnnotator, StatsAnnotator
 
     page = cv2.cvtColor(digit_page(mnist, 3, size=(240, 320)), cv2.COLOR_GRAY2BGR)
     if kind == "video":
@@ -805,7 +807,7 @@ def test_json_never_names_an_input_or_another_output(
 def test_scales_default_to_the_pyramid_and_a_list_overrides_it(
     tmp_path, mnist, model, monkeypatch, options, scales
 ):
-    import runtime
+    import convdet.runtime as runtime
 
     seen = []
 
@@ -950,7 +952,7 @@ for name in ("imshow", "namedWindow", "waitKey", "pollKey", "destroyWindow", "de
 """
 RUN_CLI = """
 from convdet.cli import main, printable
-from runtime.sinks import JsonlSink
+from convdet.runtime.sinks import JsonlSink
 status = main(sys.argv[1:])
 assert "onnxruntime" not in sys.modules, "onnxruntime was imported"
 sys.exit(status)
@@ -958,7 +960,7 @@ sys.exit(status)
 # A camera that gives frame 0 at once, then one frame per line on stdin; end of stdin ends it.
 STDIN_CAMERA = """
 import numpy as np
-import runtime.sources
+import convdet.runtime.sources
 
 class Camera:
     grabbed = 0
@@ -970,12 +972,12 @@ class Camera:
     def release(self):
         pass
 
-runtime.sources.open_capture = lambda target: Camera()
+convdet.runtime.sources.open_capture = lambda target: Camera()
 """
 
 
 def test_litert_only_board_runs_tflite_and_the_default_model(tmp_path, mnist, models_dir):
-    from runtime.models import DEFAULT_ARCH
+    from convdet.runtime.shipped import DEFAULT_ARCH
 
     page = tmp_path / "page.png"
     cv2.imwrite(str(page), cv2.resize(digit_page(mnist, 7), (128, 96)))
@@ -1028,7 +1030,7 @@ def test_headless_live_stream_flushes_each_record_to_stdout():
 
 SIGTERM_WHILE_LOADING = """
 import os, signal, sys
-import runtime
+import convdet.runtime as runtime
 
 class Loading:
     def __init__(self, *args, **kwargs):

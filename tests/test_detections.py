@@ -7,8 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-
-from runtime.detections import Detections
+from convdet.runtime.detections import Detections
 
 
 def make(count: int) -> Detections:

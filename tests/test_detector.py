@@ -12,10 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-
-from runtime import Detector, Result, default_model_path
-from runtime.detector import PYRAMID, pyramid_scales
-from runtime.models import DEFAULT_ARCH
+from convdet.runtime import Detector, Result, default_model_path
+from convdet.runtime.detector import PYRAMID, pyramid_scales
+from convdet.runtime.shipped import DEFAULT_ARCH
 
 DIGITS_PER_CLASS = 1
 
@@ -272,8 +271,9 @@ def test_runtime_runs_without_tensorflow(models_dir) -> None:
         f"""
         import json, sys
         import numpy as np
-        import runtime
-        import runtime.camera, runtime.coco, runtime.evaluate, runtime.scenes, runtime.surfaces
+        import convdet.runtime as runtime
+        import convdet.data.camera, convdet.data.coco, convdet.data.scenes, convdet.data.surfaces
+        import convdet.measure.evaluate
         frame = np.zeros((64, 64, 3), np.uint8)
         frame[18:46, 18:46] = 255
         for model in ({str(models_dir / f"{DEFAULT_ARCH}.onnx")!r},

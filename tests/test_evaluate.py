@@ -10,17 +10,17 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from convdet.cli import main
-from runtime.evaluate import (
+from convdet.data.scenes import SceneParams, generate_scenes, load_scene_set, write_scene_set
+from convdet.measure.evaluate import (
     Tally,
     detector_functions,
     evaluate_scene_set,
     format_report,
     match_greedy,
 )
-from runtime.grid import GridGeometry
-from runtime.scenes import SceneParams, generate_scenes, load_scene_set, write_scene_set
+from convdet.runtime.grid import GridGeometry
+
+from convdet.cli import main
 
 # Two 28-px truth frames: a 3 at (0..28, 0..28) and a 7 at (100..128, 0..28).
 TRUTH_BOXES = np.array([[0, 0, 28, 28], [100, 0, 128, 28]], dtype=float)
@@ -249,7 +249,7 @@ FLOORS = {"mnist": 0.95, "paper": 0.95, "multiscale": 0.94}
 @pytest.fixture(scope="module")
 def default_model_tallies(tmp_path_factory: pytest.TempPathFactory, mnist: dict) -> dict:
     """The shipped default model on 12 scenes per style (about 210 digits each)."""
-    from runtime.detector import Detector
+    from convdet.runtime.detector import Detector
 
     out = tmp_path_factory.mktemp("floor")
     scenes = (

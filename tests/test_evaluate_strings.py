@@ -10,11 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from convdet.data.coco import load_coco_set, split_of
+from convdet.measure.evaluate import Tally, alignment_matches, evaluate_scene_set, format_report
+from convdet.runtime.reading import group_lines
 
 from convdet.cli import main
-from runtime.coco import load_coco_set, split_of
-from runtime.evaluate import Tally, alignment_matches, evaluate_scene_set, format_report
-from runtime.reading import group_lines
 
 
 def row_of(text: str, x: float = 0.0, y: float = 0.0, step: float = 20.0) -> np.ndarray:
@@ -227,7 +227,7 @@ def test_cli_scene_set_with_lines_and_ink_boxes_gets_string_figures_not_isolated
 def test_a_mixed_set_keeps_the_isolated_readout_for_its_mnist_frames(
     mnist: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    from runtime.scenes import SceneParams, generate_scenes, write_scene_set
+    from convdet.data.scenes import SceneParams, generate_scenes, write_scene_set
 
     scenes = [
         scene

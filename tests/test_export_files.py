@@ -12,10 +12,10 @@ pytest.importorskip("tensorflow")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("ai_edge_litert")
 
-from export.package import export_run  # noqa: E402
-from export.parity import detection_agreement, parity_scenes  # noqa: E402
-from runtime.backends import open_backend  # noqa: E402
-from runtime.field import measure_field  # noqa: E402
+from convdet.export.package import export_run  # noqa: E402
+from convdet.export.parity import detection_agreement, parity_scenes  # noqa: E402
+from convdet.runtime.backends import open_backend  # noqa: E402
+from convdet.runtime.field import measure_field  # noqa: E402
 
 
 @pytest.fixture(scope="module")

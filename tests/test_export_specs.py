@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from export.specs import (
+from convdet.export.specs import (
     ARCHS,
     POOLINGS,
     cell_offset,
@@ -16,7 +15,7 @@ from export.specs import (
 )
 
 keras = pytest.importorskip("keras")
-from export.networks import build_classifier, convolutionalize  # noqa: E402
+from convdet.export.networks import build_classifier, convolutionalize  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,11 @@ import shutil
 
 import numpy as np
 import pytest
-
-from export.specs import ARCHS, receptive_field
-from runtime import field as field_module
-from runtime.backends import open_backend
-from runtime.field import cells_seeing, marked_blocks, measure_field, model_field
-from runtime.modelinfo import ModelContractError, ModelInfo
+from convdet.export.specs import ARCHS, receptive_field
+from convdet.runtime import field as field_module
+from convdet.runtime.backends import open_backend
+from convdet.runtime.field import cells_seeing, marked_blocks, measure_field, model_field
+from convdet.runtime.modelinfo import ModelContractError, ModelInfo
 
 
 @pytest.mark.parametrize(
@@ -23,7 +22,7 @@ from runtime.modelinfo import ModelContractError, ModelInfo
 )
 def test_spec_field_matches_an_impulse_test_of_the_keras_detector(arch, pooling) -> None:
     pytest.importorskip("tensorflow")
-    from export.networks import build_detector
+    from convdet.export.networks import build_detector
 
     spec = ARCHS[arch]
     model = build_detector(spec, pooling)

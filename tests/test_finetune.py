@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("keras")
-from export.finetune import FinetuneConfig, cell_targets
-from export.specs import detector_info, get_spec
-from runtime.scenes import Truth
+from convdet.data.scenes import Truth
+from convdet.export.finetune import FinetuneConfig, cell_targets
+from convdet.export.specs import detector_info, get_spec
 
 INFO = detector_info(get_spec("basic"), "max4")  # cell i centred at 8 * i + 10
 
@@ -82,7 +82,7 @@ class _NoWindows:
 
 
 def test_background_cells_near_ink_weigh_mark_weight(mnist):
-    from export.finetune import SceneSet
+    from convdet.export.finetune import SceneSet
 
     config = FinetuneConfig(scenes_per_epoch=2, styles=("mnist",), mark_weight=3.0)
     digits, labels = mnist["x_train"][:50], mnist["y_train"][:50].astype(np.int64)

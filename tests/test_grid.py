@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from runtime.grid import GridGeometry, decode_cells, digit_score, windows_for_cells
-from runtime.modelinfo import ModelInfo
+from convdet.runtime.grid import GridGeometry, decode_cells, digit_score, windows_for_cells
+from convdet.runtime.modelinfo import ModelInfo
 
 
 def test_cell_boxes_follow_stride_offset_and_scale() -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
-from runtime.detections import Detections
-from runtime.grid import GridGeometry
-from runtime.grouping import (
+from convdet.runtime.detections import Detections
+from convdet.runtime.grid import GridGeometry
+from convdet.runtime.grouping import (
     Grouping,
     ScaleGrid,
     clip_boxes,

@@ -63,14 +63,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from convdet.runtime.sinks import AnnotatedImageSaver
+from convdet.runtime.sources import MAX_LIST_BYTES
 from test_backends import tiny_onnx
 from test_hostile_input import png_header, sparse
 from test_preprocess import mnist_scene
 from test_sources import png_chunk, write_video
 
 from convdet.cli import printable
-from runtime.sinks import AnnotatedImageSaver
-from runtime.sources import MAX_LIST_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("png", "jpg", "bmp", "tif", "webp", "gif", "pgm", "ppm", "pbm")
@@ -605,7 +605,7 @@ def test_videos_and_models_each_alone_end_in_one_line_and_whole_records(
 
 SIGNALLED = """
 import importlib, os, signal, sys, time
-import runtime
+import convdet.runtime as runtime
 
 where, signum = sys.argv[1], getattr(signal, sys.argv[2])
 last = len(os.listdir(sys.argv[3])) if where == "last" else 0
@@ -779,7 +779,7 @@ def test_a_full_disk_is_one_line_per_output_and_whole_records(small_disk, tmp_pa
 
 CAPPED_DETECT = """
 import resource, sys
-import onnxruntime, cv2, runtime.detector
+import onnxruntime, cv2, convdet.runtime.detector
 from convdet.cli import main
 with open("/proc/self/status") as status:
     vm = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))

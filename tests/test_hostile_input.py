@@ -17,16 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_backends import tiny_onnx
-from test_preprocess import mnist_scene
-from test_sources import StandInCamera, png_chunk, write_video
-
-from convdet.cli import main
-from runtime.annotate import as_bgr
-from runtime.backends import open_backend
-from runtime.detector import Detector
-from runtime.modelinfo import ModelContractError, ModelInfo
-from runtime.sources import (
+from convdet.runtime.annotate import as_bgr
+from convdet.runtime.backends import open_backend
+from convdet.runtime.detector import Detector
+from convdet.runtime.modelinfo import ModelContractError, ModelInfo
+from convdet.runtime.sources import (
     MAX_LIST_BYTES,
     ImageBatch,
     ImageError,
@@ -37,6 +32,11 @@ from runtime.sources import (
     load_image,
     resolve_source,
 )
+from test_backends import tiny_onnx
+from test_preprocess import mnist_scene
+from test_sources import StandInCamera, png_chunk, write_video
+
+from convdet.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_METADATA = ModelInfo(
@@ -61,7 +61,7 @@ def sparse(path: Path, head: bytes, size: int = 3 << 30) -> Path:
 CAPPED_LOADS = """
 import resource, sys
 from pathlib import Path
-from runtime.sources import load_image
+from convdet.runtime.sources import load_image
 with open("/proc/self/status") as status:
     vm = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
 resource.setrlimit(resource.RLIMIT_AS, (vm * 1024 + (512 << 20),) * 2)
@@ -170,7 +170,7 @@ def test_a_list_file_over_the_cap_or_not_regular_or_utf8_is_one_line_naming_it(
         assert main(["detect", str(listing), "--model", str(model)]) == 2
         assert capsys.readouterr().err == f"convdet detect: error: list file {listing}: {why}\n"
     cv2.imwrite(str(tmp_path / "page.png"), np.zeros((48, 64), np.uint8))
-    monkeypatch.setattr("runtime.sources.MAX_LIST_BYTES", 100)
+    monkeypatch.setattr("convdet.runtime.sources.MAX_LIST_BYTES", 100)
     at_cap = tmp_path / "at_cap.txt"
     at_cap.write_text("page.png\n" + "#" * 91, encoding="utf-8")  # 100 bytes: read
     assert [frame.error for frame in resolve_source(str(at_cap))] == [None]
@@ -327,7 +327,7 @@ def test_a_camera_over_max_pixels_is_refused_when_it_opens(tmp_path, model, monk
     assert camera.released and camera.grabbed == 0  # refused before a frame was read
     with LiveSource(0, opener=lambda _target: GrowingCamera(), max_pixels=3072) as source:
         assert next(iter(source)).image.shape == (48, 64, 3)
-    monkeypatch.setattr("runtime.sources.open_capture", lambda _target: GrowingCamera())
+    monkeypatch.setattr("convdet.runtime.sources.open_capture", lambda _target: GrowingCamera())
     out = tmp_path / "out.jsonl"
     command = ["detect", "0", "--model", str(model), "--json", str(out), "--max-pixels", "1000"]
     assert main(command) == 2
@@ -349,7 +349,7 @@ def test_a_live_frame_over_max_pixels_stops_the_source_in_one_line(
         shapes.extend(frame.image.shape for frame in source)
     assert shapes and set(shapes) == {(48, 64, 3)} and camera.released
     monkeypatch.setattr(
-        "runtime.sources.open_capture", lambda _target: GrowingCamera((0, 0), grows_at=3)
+        "convdet.runtime.sources.open_capture", lambda _target: GrowingCamera((0, 0), grows_at=3)
     )
     out = tmp_path / "out.jsonl"
     command = ["detect", "rtsp://u:pw@cam/live", "--model", str(model), "--json", str(out)]
@@ -783,8 +783,8 @@ def test_after_ctrl_c_the_summary_counts_the_records_written(
     folder.mkdir()
     for index in range(5):
         cv2.imwrite(str(folder / f"{index}.png"), np.zeros((48, 64), np.uint8))
-    from runtime import BoxAnnotator
-    from runtime.sinks import JsonlSink
+    from convdet.runtime import BoxAnnotator
+    from convdet.runtime.sinks import JsonlSink
 
     # Ctrl-C lands in the third image's record write, or after it, while its frame is drawn
     target, name = (JsonlSink, "write") if where == "record" else (BoxAnnotator, "annotate")
@@ -818,7 +818,7 @@ def test_a_signal_between_a_record_and_its_count_is_held_until_both_are_done(
         cv2.imwrite(str(folder / f"{index}.png"), np.zeros((48, 64), np.uint8))
     if third == "bad":
         (folder / "2.png").write_bytes(b"not an image")
-    from runtime.sinks import JsonlSink
+    from convdet.runtime.sinks import JsonlSink
 
     real, calls = JsonlSink.write, []
 
@@ -846,7 +846,7 @@ def test_a_second_signal_ends_a_record_write_that_does_not_return(
     folder.mkdir()
     for index in range(3):
         cv2.imwrite(str(folder / f"{index}.png"), np.zeros((48, 64), np.uint8))
-    from runtime.sinks import JsonlSink
+    from convdet.runtime.sinks import JsonlSink
 
     real, calls, returned = JsonlSink.write, [], []
 
@@ -980,7 +980,7 @@ def test_an_image_opencv_cannot_encode_is_named_once(tmp_path, model, monkeypatc
 ZERO_SIDED_LOAD = """
 import sys
 from pathlib import Path
-from runtime.sources import ImageError, load_image, quiet_opencv
+from convdet.runtime.sources import ImageError, load_image, quiet_opencv
 with quiet_opencv():
     for name in sys.argv[1:]:
         try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from convdet.runtime.shipped import DEFAULT_ARCH
 
 from convdet.cli import main
-from runtime.models import DEFAULT_ARCH
 
 
 @pytest.mark.parametrize("suffix", [".onnx", "_fp32.tflite", "_int8.tflite"])

@@ -10,11 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from convdet.data.scenes import SceneParams, generate_scenes, write_scene_set
+from convdet.runtime.shipped import DEFAULT_ARCH, resolve_model, shipped_models
 
 from convdet.cli import main
 from convdet.commands.benchmark import _models
-from runtime.models import DEFAULT_ARCH, resolve_model, shipped_models
-from runtime.scenes import SceneParams, generate_scenes, write_scene_set
 
 # A child process in which `import onnxruntime` fails, as on a board with LiteRT only.
 BOARD = """
@@ -134,7 +134,7 @@ def test_sample_path_finds_the_samples_from_any_folder(tmp_path) -> None:
     """The README's Python example reads samples/digits.png through `sample_path`: it must work
     with the working folder elsewhere, and name the missing file otherwise."""
     script = (
-        "from runtime import Detector, sample_path\n"
+        "from convdet.runtime import Detector, sample_path\n"
         "path = sample_path()\n"
         "print(path.is_absolute(), len(Detector()(path).detections))\n"
     )
@@ -144,7 +144,7 @@ def test_sample_path_finds_the_samples_from_any_folder(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     absolute, found = done.stdout.split()
     assert absolute == "True" and int(found) > 0
-    from runtime import sample_path
+    from convdet.runtime import sample_path
 
     assert sample_path("paper.jpg").name == "paper.jpg"
     with pytest.raises(FileNotFoundError, match=r"^sample 'nope\.png' not found at .*samples"):

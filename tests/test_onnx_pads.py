@@ -10,7 +10,7 @@ onnx = pytest.importorskip("onnx")
 cv2 = pytest.importorskip("cv2")
 ort = pytest.importorskip("onnxruntime")
 
-from export.to_onnx import explicit_pads  # noqa: E402
+from convdet.export.to_onnx import explicit_pads  # noqa: E402
 
 
 def scores(session, image: np.ndarray) -> np.ndarray:

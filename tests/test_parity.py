@@ -4,8 +4,8 @@ float parity per scene."""
 from __future__ import annotations
 
 import numpy as np
-
-from export.parity import (
+from convdet.data.scenes import SceneParams, generate_scenes
+from convdet.export.parity import (
     INT8_AGREEMENT,
     INT8_DETECTION_AGREEMENT,
     PARITY_MAX_DIGITS,
@@ -15,7 +15,6 @@ from export.parity import (
     detection_agreement,
     parity_scenes,
 )
-from runtime.scenes import SceneParams, generate_scenes
 
 BACKGROUND = 10
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path, PurePath
 
 import pytest
-
-from runtime.paths import fresh_folder, in_run_folders, opencv_path
+from convdet.runtime.paths import fresh_folder, in_run_folders, opencv_path
 
 
 def test_opencv_path_refuses_names_that_are_not_utf8():

@@ -7,9 +7,8 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import pytest
-
-from runtime.modelinfo import ModelInfo
-from runtime.preprocess import (
+from convdet.runtime.modelinfo import ModelInfo
+from convdet.runtime.preprocess import (
     Preprocessor,
     ink_is_dark,
     normalize_lighting,
@@ -189,7 +188,7 @@ def test_strokes_are_light_on_dark_in_unit_range() -> None:
 
 
 def test_a_tiny_frame_at_a_small_scale_keeps_one_pixel() -> None:
-    from runtime.preprocess import Preprocessor
+    from convdet.runtime.preprocess import Preprocessor
 
     assert Preprocessor.scaled(np.ones((1, 1), np.float32), 0.25).shape == (1, 1)
     assert Preprocessor.scaled(np.ones((3, 200), np.float32), 0.1).shape == (1, 20)

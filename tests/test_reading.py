@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
-from runtime.detections import Detections
-from runtime.reading import group_lines, read_lines
+from convdet.runtime.detections import Detections
+from convdet.runtime.reading import group_lines, read_lines
 
 LABELS = (*(str(digit) for digit in range(10)), "background")
 

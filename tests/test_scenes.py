@@ -7,10 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from convdet.cli import main
-from runtime.digits import load_mnist_npz
-from runtime.scenes import (
+from convdet.data.digits import load_mnist_npz
+from convdet.data.scenes import (
     CLASSIC_STYLES,
     STYLES,
     SceneParams,
@@ -19,6 +17,8 @@ from runtime.scenes import (
     load_scene_set,
     write_scene_set,
 )
+
+from convdet.cli import main
 
 SIZE = (320, 240)
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from runtime.backends import open_backend
-from runtime.detector import Detector
-from runtime.models import DEFAULT_ARCH, default_model_path
+from convdet.runtime.backends import open_backend
+from convdet.runtime.detector import Detector
+from convdet.runtime.shipped import DEFAULT_ARCH, default_model_path
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 ARCHS = ("basic", "deep", "separable", "wide")

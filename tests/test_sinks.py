@@ -20,10 +20,9 @@ from pathlib import Path, PurePath
 import cv2
 import numpy as np
 import pytest
-
-from runtime.detections import Detections
-from runtime.reading import read_lines
-from runtime.sinks import (
+from convdet.runtime.detections import Detections
+from convdet.runtime.reading import read_lines
+from convdet.runtime.sinks import (
     AnnotatedImageSaver,
     JsonlSink,
     RecordError,
@@ -353,8 +352,8 @@ class FakeQt:
         self.shown: list[tuple[int, ...]] = []
         self.sizes: list[tuple[int, int]] = []
         self.waits: list[int] = []
-        monkeypatch.setattr("runtime.sinks.display_unavailable", lambda: None)
-        monkeypatch.setattr("runtime.sinks.screen_size", lambda: (1280, 1024))
+        monkeypatch.setattr("convdet.runtime.sinks.display_unavailable", lambda: None)
+        monkeypatch.setattr("convdet.runtime.sinks.screen_size", lambda: (1280, 1024))
         for name, function in {
             "namedWindow": self.named_window,
             "resizeWindow": self.resize_window,

@@ -1,6 +1,6 @@
 """Soak: a `convdet detect` run over a looped video keeps its resident memory flat, and the
-soak tool's growth figure ignores warm-up and noise. The long version is `python -m convdet.soak`
-(README, "Deployment")."""
+soak tool's growth figure ignores warm-up and noise. The long version is
+`python -m convdet.measure.soak` (README, "Deployment")."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-
-from convdet.soak import Sample, SoakReport, soak
+from convdet.measure.soak import Sample, SoakReport, soak
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -75,7 +74,7 @@ class FakeDetect:
 
 def test_failed_frames_count_as_records_and_other_lines_stop_the_soak(monkeypatch) -> None:
     lines = ['{"source": "a", "detections": []}\n', '{"source": "a", "error": "bad"}\n']
-    monkeypatch.setattr("convdet.soak.subprocess.Popen", lambda *a, **k: FakeDetect(lines))
+    monkeypatch.setattr("convdet.measure.soak.subprocess.Popen", lambda *a, **k: FakeDetect(lines))
     assert soak("clip.mp4", 1, 1000).records == 2
     lines.append('{"source": "a"}\n')
     with pytest.raises(ValueError, match="line 3 is not a detection record"):

@@ -14,8 +14,7 @@ from pathlib import Path, PurePath
 import cv2
 import numpy as np
 import pytest
-
-from runtime.sources import (
+from convdet.runtime.sources import (
     ImageBatch,
     ImageError,
     LiveSource,

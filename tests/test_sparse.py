@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from runtime.benchmark import full_of_digits
-from runtime.crops import BUCKET_CELLS, plan_crops
-from runtime.detector import Detector
-from runtime.field import model_field
-from runtime.models import sample_path
-from runtime.scenes import STYLES, SceneParams, generate_scenes
-from runtime.sparse import SPARSE_MODES, SparseInference
+from convdet.data.scenes import STYLES, SceneParams, generate_scenes
+from convdet.measure.benchmark import full_of_digits
+from convdet.runtime.crops import BUCKET_CELLS, plan_crops
+from convdet.runtime.detector import Detector
+from convdet.runtime.field import model_field
+from convdet.runtime.shipped import sample_path
+from convdet.runtime.sparse import SPARSE_MODES, SparseInference
 
 MODELS = ("wide.onnx", "wide_int8.tflite", "wide_fp32.tflite")
 ODD_SIZES = ((127, 333), (1, 1), (28, 28))

@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from convdet.data.motion import moving_digit_video
+from convdet.data.scenes import SceneParams, generate_scenes
+from convdet.runtime.detector import Detector
+from convdet.runtime.field import model_field
+from convdet.runtime.sparse import SparseInference
+from convdet.runtime.temporal import NOISE_THRESHOLD, TemporalReuse
 
-from runtime.detector import Detector
-from runtime.field import model_field
-from runtime.motion import moving_digit_video
-from runtime.scenes import SceneParams, generate_scenes
-from runtime.sparse import SparseInference
-from runtime.temporal import NOISE_THRESHOLD, TemporalReuse
 from tests.test_sparse import same_detections
 
 
@@ -95,8 +95,9 @@ def test_bad_threshold_is_a_value_error(models_dir) -> None:
 def test_detect_command_gives_the_same_records_with_sparse_and_temporal_on(
     tmp_path, mnist, models_dir
 ) -> None:
+    from convdet.measure.benchmark import write_video
+
     from convdet.cli import main
-    from runtime.benchmark import write_video
 
     frames = moving_digit_video(page(mnist, "mnist"), mnist["x_test"][5], 4, noise=0.0)
     video = write_video(frames, tmp_path / "moving.avi")

@@ -10,11 +10,12 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from convdet.export.checkpoint import EpochCheckpoint
+from convdet.export.data import load_mnist
+from convdet.export.finetune import FinetuneConfig, SceneSet
+from convdet.export.train import TrainConfig, train
+
 from convdet.cli import main
-from export.checkpoint import EpochCheckpoint
-from export.data import load_mnist
-from export.finetune import FinetuneConfig, SceneSet
-from export.train import TrainConfig, train
 
 
 class Killed(Exception):

@@ -7,11 +7,10 @@ import pytest
 
 pytest.importorskip("tensorflow")
 import keras
-
-from export.agreement import sliding_window_labels, window_agreement
-from export.data import DataUnavailableError, load_mnist
-from export.package import model_info
-from runtime.scenes import SceneParams, generate_scenes
+from convdet.data.scenes import SceneParams, generate_scenes
+from convdet.export.agreement import sliding_window_labels, window_agreement
+from convdet.export.data import DataUnavailableError, load_mnist
+from convdet.export.package import model_info
 
 
 def test_npz_path_loads_real_digits(mnist_npz):
@@ -88,7 +87,7 @@ def test_detector_agrees_with_sliding_windows_on_a_scene(trained, mnist):
 
 
 def test_teacher_mixes_its_softened_probabilities_into_the_targets(tiny_run, mnist):
-    from export.distill import Distillation, Teacher
+    from convdet.export.distill import Distillation, Teacher
 
     *_, run_dir = tiny_run
     images = (mnist["x_test"][:16] / 255).astype(np.float32)[..., None]
@@ -107,8 +106,8 @@ def test_teacher_mixes_its_softened_probabilities_into_the_targets(tiny_run, mni
 
 
 def test_distilled_training_set_carries_soft_targets(tiny_run):
-    from export.distill import Distillation, Teacher
-    from export.train import TrainConfig, TrainingSet
+    from convdet.export.distill import Distillation, Teacher
+    from convdet.export.train import TrainConfig, TrainingSet
 
     data, _, _, run_dir = tiny_run
     config = TrainConfig(arch="basic", limit=64, batch_size=32)

@@ -15,7 +15,7 @@ from convdet.cli import MAX_THREADS, CommandError, install_hint
 from convdet.commands.scenes import parse_size
 
 if TYPE_CHECKING:
-    from runtime.benchmark import SeedPredict
+    from convdet.measure.benchmark import SeedPredict
 
 HELP = "measure speed, memory and footprint against the seed's path and sliding windows"
 
@@ -115,9 +115,9 @@ def _models(text: str) -> tuple[Path, ...]:
     install can run (.onnx with onnxruntime, .tflite with LiteRT); a file or a shipped model's
     name (`resolve_model`) is taken as it is, CommandError saying what to install when its
     engine is missing."""
-    from runtime.benchmark import VARIANTS
-    from runtime.modelinfo import ModelContractError
-    from runtime.models import installed, models_dir, resolve_model
+    from convdet.measure.benchmark import VARIANTS
+    from convdet.runtime.modelinfo import ModelContractError
+    from convdet.runtime.shipped import installed, models_dir, resolve_model
 
     engines = {
         ".onnx": installed("onnxruntime"),
@@ -151,8 +151,8 @@ def keras_seed_predictor(arch: str, pooling: str) -> SeedPredict:
     """The seed's inference: Keras `model.predict` on the convolutionalized detector built from
     its spec (untrained weights: only the time counts). Imports TensorFlow, so only called when
     it is installed; the runtime never imports this."""
-    from export.networks import build_detector
-    from export.specs import get_spec
+    from convdet.export.networks import build_detector
+    from convdet.export.specs import get_spec
 
     model = build_detector(get_spec(arch), pooling)
     return lambda batch: model.predict(batch, verbose=0)
@@ -160,7 +160,7 @@ def keras_seed_predictor(arch: str, pooling: str) -> SeedPredict:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark, print the report, optionally write the figures as JSON."""
-    from runtime.benchmark import Settings, format_report, run_benchmark
+    from convdet.measure.benchmark import Settings, format_report, run_benchmark
 
     sizes = _sizes(args.sizes)
     counts = {

@@ -23,13 +23,17 @@ from typing import Any, TextIO
 
 from convdet.cli import MAX_THREADS, CommandError, Interrupts, printable
 from convdet.progress import Progress
-from runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
+from convdet.runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
 
 HELP = "detect digits in images, folders, globs, videos, webcams and streams"
 
 BACKEND_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 INVERT_MODES = ("auto", "on", "off")
-SPARSE_MODES = ("auto", "on", "off")  # runtime.sparse's, named here so --help imports nothing
+SPARSE_MODES = (
+    "auto",
+    "on",
+    "off",
+)  # convdet.runtime.sparse's, named here so --help imports nothing
 GRID_MODES = ("cells", "heatmap", "off")
 
 
@@ -408,7 +412,7 @@ def _camera_size(text: str | None) -> tuple[int, int] | None:
 def _model_path(model: str | None, backend: str) -> Path | None:
     """The model file to load: --model (a path, or a shipped model's name), or the shipped
     default for --backend; None lets the runtime choose its default."""
-    from runtime.models import default_model_path, resolve_model
+    from convdet.runtime.shipped import default_model_path, resolve_model
 
     if model is None:
         return None if backend == "auto" else default_model_path(backend)
@@ -503,7 +507,7 @@ class Outputs:
         stack: contextlib.ExitStack,
         coco_images: Any = None,
     ) -> None:
-        from runtime import (
+        from convdet.runtime import (
             BoxAnnotator,
             GridAnnotator,
             HeatmapAnnotator,
@@ -511,7 +515,7 @@ class Outputs:
             LinesAnnotator,
             StatsAnnotator,
         )
-        from runtime.sinks import (
+        from convdet.runtime.sinks import (
             AnnotatedImageSaver,
             CocoResults,
             JsonlSink,
@@ -607,7 +611,7 @@ class Outputs:
         cameras and streams the wall-clock time)."""
         if self.json is None:
             return
-        from runtime.sinks import utc_time
+        from convdet.runtime.sinks import utc_time
 
         stamp = {"time": utc_time()} if self.live else {}
         self.json.write({**record, **stamp, "run": self.run})
@@ -627,13 +631,13 @@ class Outputs:
 
     def failed(self, frame: Any, error: str) -> None:
         """Write the record of a file or frame that could not be processed."""
-        from runtime.sinks import failure_record
+        from convdet.runtime.sinks import failure_record
 
         self._write(failure_record(frame.source, frame.index, error))
 
     def record(self, frame: Any, result: Any) -> None:
         """Write one result's record to --json and its detections to --coco, if given."""
-        from runtime.sinks import detection_record
+        from convdet.runtime.sinks import detection_record
 
         if self.coco is not None:
             self.coco.add(self.image_id, result.detections)
@@ -655,7 +659,7 @@ class Outputs:
         if self.save_crop:
             self._save_crops(frame, result)
         if self.save_txt:
-            from runtime.sinks import yolo_labels
+            from convdet.runtime.sinks import yolo_labels
 
             name = frame.relpath if frame.index is None else self._frame_stem(frame)
             text = yolo_labels(result.detections, frame.image.shape, self.save_conf)
@@ -680,7 +684,7 @@ class Outputs:
     def _save_crops(self, frame: Any, result: Any) -> None:
         """Each detection's box, as drawn, cut from the input frame (as BGR uint8) and saved
         as crops/LABEL/STEM_I.jpg, with the frame index for video and camera frames."""
-        from runtime.annotate import as_bgr
+        from convdet.runtime.annotate import as_bgr
 
         if not len(result.detections):
             return
@@ -729,8 +733,8 @@ def _targets(args: argparse.Namespace, source: Any) -> Targets:
     --json or --coco FILE inside it along; CommandError when --json or --coco names an input
     or a file --save writes, --coco an existing file or the --json one, or --append a --json
     FILE that had to move."""
-    from runtime.paths import fresh_folder
-    from runtime.sinks import VIDEO_SUFFIX
+    from convdet.runtime.paths import fresh_folder
+    from convdet.runtime.sinks import VIDEO_SUFFIX
 
     inputs = [path for path, _relpath in getattr(source, "files", [])]
     inputs += [Path(spec) for spec in args.source if Path(spec).is_file()]  # videos, lists
@@ -784,7 +788,7 @@ def _check_output(
 ) -> None:
     """Refuse an `option` FILE (--json, --coco) that is an input, the --save folder, or a file
     --save writes (an annotated image or video), before anything is written."""
-    from runtime.sinks import AnnotatedImageSaver, SaveError, file_id
+    from convdet.runtime.sinks import AnnotatedImageSaver, SaveError, file_id
 
     found = file_id(output)
     if found is not None and found in {file_id(path) for path in inputs}:
@@ -813,7 +817,7 @@ def _check_output(
 
 def _live_name(name: str) -> str:
     """A file name for a live source: camera0, video0 for /dev/video0, or `stream` for URLs."""
-    from runtime.sources import is_video_device
+    from convdet.runtime.sources import is_video_device
 
     if name.isdigit():
         return f"camera{name}"
@@ -824,7 +828,7 @@ def _resume(source: Any, json: str, retry_failed: bool) -> tuple[str, set[str] |
     """For --resume: the line saying how much of the batch `source` the --json FILE already
     holds, the earlier failures run again (None without `retry_failed`), and the batch kept
     to the inputs still to do."""
-    from runtime.sinks import unrecorded
+    from convdet.runtime.sinks import unrecorded
 
     inputs = [str(path) for path, _relpath in source.files]
     pending, failed = unrecorded(json, inputs, retry_failed)
@@ -891,10 +895,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
     """`run` with SIGINT and SIGTERM already handled by `interrupts`."""
     _check_options(args)
-    from runtime import Detector
-    from runtime.paths import resolved
-    from runtime.sinks import RecordError
-    from runtime.sources import (
+    from convdet.runtime import Detector
+    from convdet.runtime.paths import resolved
+    from convdet.runtime.sinks import RecordError
+    from convdet.runtime.sources import (
         DEFAULT_MAX_PIXELS,
         StreamStopped,
         is_camera,
@@ -943,7 +947,7 @@ def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
         )
     coco_images = None
     if args.coco_images is not None:
-        from runtime.coco import CocoImageIds
+        from convdet.data.coco import CocoImageIds
 
         try:
             coco_images = CocoImageIds.load(args.coco_images)

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from convdet.cli import CommandError
 from convdet.commands.detect import INVERT_MODES, parse_scales
-from runtime.defaults import DEFAULT_CONF
+from convdet.runtime.defaults import DEFAULT_CONF
 
 if TYPE_CHECKING:
-    from runtime.scenes import SceneSet
+    from convdet.data.scenes import SceneSet
 
 HELP = (
     "measure detection and string-reading quality on a scene set made by `convdet scenes` "
@@ -93,16 +93,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the model on every scene, print the table, optionally write the JSON figures."""
+    from convdet.measure.evaluate import evaluate_scene_set, format_report
     from convdet.progress import Progress
-    from runtime.evaluate import evaluate_scene_set, format_report
 
     if not args.progress_every >= 0:  # NaN too
         raise CommandError(f"--progress-every: expected at least 0, got {args.progress_every:g}")
     scenes = _load(args.scenes, args.split)
 
-    from runtime.detector import Detector
-    from runtime.evaluate import detector_functions
-    from runtime.grouping import Grouping
+    from convdet.measure.evaluate import detector_functions
+    from convdet.runtime.detector import Detector
+    from convdet.runtime.grouping import Grouping
 
     options = {} if args.normalize is None else {"normalize": args.normalize}
     detector = Detector(
@@ -148,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _load(path: Path, split: str | None) -> SceneSet:
     """The scene set at `path`, or one `split` of the COCO folder there; CommandError if neither."""
-    from runtime.coco import is_coco_folder, load_coco_set
-    from runtime.scenes import TRUTH_FILE, load_scene_set
+    from convdet.data.coco import is_coco_folder, load_coco_set
+    from convdet.data.scenes import TRUTH_FILE, load_scene_set
 
     if not path.is_dir():
         raise CommandError(f"{path}: no such folder (make one with convdet scenes)")

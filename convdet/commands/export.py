@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
     import json
 
-    from export.data import load_mnist
-    from export.package import export_run
-    from export.parity import INT8_AGREEMENT, pooled_agreements
+    from convdet.export.data import load_mnist
+    from convdet.export.package import export_run
+    from convdet.export.parity import INT8_AGREEMENT, pooled_agreements
 
     name = args.name or json.loads((args.run / "run.json").read_text())["arch"]
     report = export_run(args.run, args.out, name, load_mnist(args.data), args.calibration_scenes)

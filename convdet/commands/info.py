@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Open the model (checking the contract) and print its description; bad models raise
     ModelContractError, which the CLI prints as one line with exit status 2."""
-    from runtime.backends import open_backend
+    from convdet.runtime.backends import open_backend
 
     if args.model is None:
         return _list_shipped()
@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
 def _list_shipped() -> int:
     """One line per shipped detector (name, size, metadata), saying which runs by default; a
     file this install cannot open says what to install instead of its metadata."""
-    from runtime.backends import open_backend
-    from runtime.models import default_model_path, models_dir, shipped_models
+    from convdet.runtime.backends import open_backend
+    from convdet.runtime.shipped import default_model_path, models_dir, shipped_models
 
     print(f"shipped detectors in {models_dir()} (default: {default_model_path().name}):")
     rows = [("name", "bytes", "arch", "precision", "pooling", "stride", "classes")]

@@ -25,8 +25,8 @@ def parse_size(text: str) -> tuple[int, int]:
 def parse_styles(text: str) -> tuple[str, ...]:
     """'classic,large' -> the styles named, groups expanded, in STYLES order; CommandError
     naming the choices otherwise."""
-    from runtime.camera import CAMERA_STYLES
-    from runtime.scenes import CLASSIC_STYLES, STYLES
+    from convdet.data.camera import CAMERA_STYLES
+    from convdet.data.scenes import CLASSIC_STYLES, STYLES
 
     groups = {"all": STYLES, "classic": CLASSIC_STYLES, "camera": CAMERA_STYLES}
     wanted: set[str] = set()
@@ -86,8 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the scene set and print where it went."""
-    from runtime.digits import load_mnist_npz
-    from runtime.scenes import SceneParams, generate_scenes, write_scene_set
+    from convdet.data.digits import load_mnist_npz
+    from convdet.data.scenes import SceneParams, generate_scenes, write_scene_set
 
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         raise CommandError(f"{args.out} exists and is not an empty folder; choose a new --out")

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 # The stage-2 styles, named here so that `convdet --help` does not load the scene generator
-# (tests check them against runtime.scenes.STYLES).
+# (tests check them against convdet.data.scenes.STYLES).
 STYLES = "mnist,paper,multiscale,notebook,strings,large,clutter,empty"
-# The architecture specs, for the same reason (tests check them against export.specs.ARCHS).
+# The architecture specs, for the same reason (tests check them against convdet.export.specs.ARCHS).
 ARCHS = "basic,deep,separable,wide"
 
 CHECKPOINT = "checkpoint"  # the folder in --out where an unfinished run keeps its state
@@ -228,9 +228,9 @@ def _checkpoint(out: Path, resume: bool, config: dict[str, object]) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Train, print test accuracy for digits and background, save the run."""
     from convdet.cli import CommandError
-    from export.background import BackgroundMix
-    from export.distill import Distillation
-    from export.specs import get_spec
+    from convdet.export.background import BackgroundMix
+    from convdet.export.distill import Distillation
+    from convdet.export.specs import get_spec
 
     get_spec(args.arch)  # a bad --arch fails before TensorFlow loads
     if args.data is not None and not args.data.is_file():
@@ -239,8 +239,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--epochs, --batch-size and --scenes-per-epoch must be at least 1")
     if args.scene_epochs < 0:
         raise CommandError("--scene-epochs must be 0 (off) or more")
-    from runtime.coco import is_coco_folder
-    from runtime.scenes import STYLES as KNOWN
+    from convdet.data.coco import is_coco_folder
+    from convdet.data.scenes import STYLES as KNOWN
 
     styles = tuple(filter(None, (style.strip() for style in args.styles.split(","))))
     if not styles or any(style not in KNOWN for style in styles):
@@ -256,9 +256,9 @@ def run(args: argparse.Namespace) -> int:
     mix = BackgroundMix.parse(args.background_mix)
     distillation = None if args.teacher is None else Distillation(args.teacher, args.distill_weight)
 
-    from export.data import load_mnist
-    from export.finetune import FinetuneConfig
-    from export.train import TrainConfig, save_run, train
+    from convdet.export.data import load_mnist
+    from convdet.export.finetune import FinetuneConfig
+    from convdet.export.train import TrainConfig, save_run, train
 
     config = TrainConfig(
         arch=args.arch,

@@ -22,8 +22,7 @@ from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 import numpy as np
-
-from runtime.scenes import SceneSet, Truth
+from convdet.data.scenes import SceneSet, Truth
 
 ANNOTATIONS_FILE = "annotations.json"
 SPLITS = ("train", "dev", "test", "all")

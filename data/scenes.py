@@ -9,7 +9,7 @@ Styles:
   slight Gaussian blur, sensor noise, JPEG compression at quality 60..90 (JPEG file).
 - "multiscale": like "mnist", with each 28x28 frame scaled to a side of 20..56 px (log-uniform).
 - camera styles "notebook", "strings", "large", "clutter", "empty": handwriting photographed on
-  real-looking pages (`runtime.camera`), JPEG files.
+  real-looking pages (`convdet.data.camera`), JPEG files.
 
 Ground truth of the three classic styles: each object's `box` is the placed MNIST frame,
 [x1, y1, x2, y2] in pixels with x2 = x1 + side (continuous coordinates: pixel p spans
@@ -36,9 +36,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-
-from runtime import camera
-from runtime.digits import DIGIT_SIZE
+from convdet.data import camera
+from convdet.data.digits import DIGIT_SIZE
 
 CLASSIC_STYLES = ("mnist", "paper", "multiscale")  # MNIST frames on plain canvases
 STYLES = (*CLASSIC_STYLES, *camera.CAMERA_STYLES)
@@ -272,7 +271,7 @@ def generate_scenes(images: np.ndarray, labels: np.ndarray, params: SceneParams)
 
     Digits are taken in one permutation of the split (seeded by `params.seed` alone, so every
     style sees the same digits in the same order), each used once before any repeats. Camera
-    styles (`runtime.camera`) write them by hand on photographed pages, with tight ink boxes
+    styles (`convdet.data.camera`) write them by hand on photographed pages, with tight ink boxes
     and the written strings as truth lines.
     """
     if images.ndim != 3 or images.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE) or not len(images):

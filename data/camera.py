@@ -5,7 +5,7 @@ security print around the writing) gets MNIST digits written on it in pen: strok
 a thin ballpoint to a marker, slant, ink colours, digit strings written tightly (dates,
 amounts, phone numbers; gaps of -3 to 6 px at 24 px height, so neighbours may touch, with
 hand-drawn separators). The photograph then tilts the page (perspective), lights it unevenly,
-casts a shadow, blurs (defocus or motion), adds sensor noise; `runtime.scenes` stores it as
+casts a shadow, blurs (defocus or motion), adds sensor noise; `convdet.data.scenes` stores it as
 JPEG.
 
 Styles (all share this page and camera model):
@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-
-from runtime import surfaces
+from convdet.data import surfaces
 
 CAMERA_STYLES = ("notebook", "strings", "large", "clutter", "empty")
 DIGIT_HEIGHTS = (16.0, 40.0)  # px of ink, the writing sizes of every style but "large"

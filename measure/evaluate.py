@@ -1,9 +1,9 @@
 """Detection quality against scene ground truth: matching rule, counts, P/R/F1, confusion.
 
-Matching rule. A detection matches a truth object when both have the same class and the
-detection's box centre lies inside the truth box (in generated scenes the placed 28x28 MNIST
-frame, scaled, see runtime.scenes; in COCO folders the tight ink box drawn around the digit, see
-runtime.coco) grown by 30% about its centre, i.e. width and height times 1.3, edges included.
+Matching rule. A detection matches a truth object when both have the same class and the detection's
+box centre lies inside the truth box (in generated scenes the placed 28x28 MNIST frame, scaled, see
+convdet.data.scenes; in COCO folders the tight ink box drawn around the digit, see
+convdet.data.coco) grown by 30% about its centre, i.e. width and height times 1.3, edges included.
 Detections are taken in order of decreasing score (ties: detector order); each takes the nearest
 (by centre distance) still-unmatched truth it qualifies for, so matching is one-to-one and a
 second detection of the same digit is a false positive. Unmatched detections are false
@@ -21,10 +21,10 @@ the scene's grid cell under each truth centre, before any grouping (`detector_fu
 
 Count match: the fraction of images where the number of detections equals the number of digits.
 
-Strings, for images whose truth carries written lines (e.g. COCO folders: one line per image).
-The detections are read into lines as the Detector reads them (`runtime.reading.group_lines`).
-Each read line is assigned to the truth line holding most of its localization-matched digits
-(ties: the earlier truth line; none: no truth line), so a misread digit still counts in its
+Strings, for images whose truth carries written lines (e.g. COCO folders: one line per image). The
+detections are read into lines as the Detector reads them (`convdet.runtime.reading.group_lines`).
+Each read line is assigned to the truth line holding most of its localization-matched digits (ties:
+the earlier truth line; none: no truth line), so a misread digit still counts in its
 line. A truth line's read string is the concatenation, in reading order, of the read lines
 assigned to it (a number read as two lines because of a wide gap is still read whole). Read and
 true strings are aligned by a shortest edit (Levenshtein) alignment, the one with the most
@@ -41,13 +41,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from runtime.reading import group_lines
-from runtime.scenes import SceneSet, isolated_crops
+from convdet.data.scenes import SceneSet, isolated_crops
+from convdet.runtime.reading import group_lines
 
 if TYPE_CHECKING:
-    from runtime.detections import Detections
-    from runtime.detector import Detector, Result
+    from convdet.runtime.detections import Detections
+    from convdet.runtime.detector import Detector, Result
 
 GROW = 0.3
 FRAME_READOUTS = ("isolated",)  # readouts that cut each truth box as an MNIST frame

@@ -8,7 +8,7 @@ import importlib.util
 from importlib.resources import files
 from pathlib import Path
 
-from runtime.modelinfo import ModelContractError
+from convdet.runtime.modelinfo import ModelContractError
 
 # The architecture shipped as the default detector, chosen by the camera and real-handwriting
 # figures (models/README.md): wide beats deep on every one of them at 2.3x its multiply-adds.
@@ -19,8 +19,8 @@ CLASSIFIER_SUFFIX = "_classifier"
 
 
 def models_dir() -> Path:
-    """The directory of the installed `convdet_models` package (the repo's models/)."""
-    return Path(str(files("convdet_models")))
+    """The directory of the installed `convdet.models` package (the repo's models/)."""
+    return Path(str(files("convdet.models")))
 
 
 def sample_path(name: str = "digits.png") -> Path:

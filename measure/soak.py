@@ -5,7 +5,8 @@ stands in for hours of camera frames), reads the JSON Lines as they arrive, refu
 line that is not a record, and samples the child's resident memory (VmRSS and its peak VmHWM
 from Linux /proc) every `every` records. Options after `--` go to `convdet detect`:
 
-    python -m convdet.soak clip.mp4 --loop 2000 --every 500 -- --model models/deep_int8.tflite
+    python -m convdet.measure.soak clip.mp4 --loop 2000 --every 500 -- \
+        --model models/deep_int8.tflite
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def soak(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a soak from the command line, print the samples and a summary; the detect status."""
     parser = argparse.ArgumentParser(
-        prog="python -m convdet.soak",
+        prog="python -m convdet.measure.soak",
         usage="%(prog)s VIDEO [--loop N] [--every K] [-- DETECT OPTIONS]",
         description=__doc__.split("\n\n")[0],
     )

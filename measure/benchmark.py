@@ -23,18 +23,17 @@ from typing import Any, TypeVar
 
 import cv2
 import numpy as np
-
-from runtime.annotate import BoxAnnotator, GridAnnotator, class_colors
-from runtime.backends import session_options
-from runtime.detections import Detections
-from runtime.detector import Detector, Result
-from runtime.evaluate import agreeing_detections
-from runtime.field import model_field
-from runtime.grid import windows_for_cells
-from runtime.models import DEFAULT_ARCH
-from runtime.motion import moving_digit_video
-from runtime.scenes import STYLES, SceneParams, generate_scenes
-from runtime.sparse import SparseInference
+from convdet.data.motion import moving_digit_video
+from convdet.data.scenes import STYLES, SceneParams, generate_scenes
+from convdet.measure.evaluate import agreeing_detections
+from convdet.runtime.annotate import BoxAnnotator, GridAnnotator, class_colors
+from convdet.runtime.backends import session_options
+from convdet.runtime.detections import Detections
+from convdet.runtime.detector import Detector, Result
+from convdet.runtime.field import model_field
+from convdet.runtime.grid import windows_for_cells
+from convdet.runtime.shipped import DEFAULT_ARCH
+from convdet.runtime.sparse import SparseInference
 
 SIZES = ((320, 240), (640, 480), (1280, 720))
 TARGET_SIZE = (640, 480)  # where the issue's targets are stated
@@ -154,8 +153,8 @@ def model_flops(path: Path, height: int, width: int) -> float | None:
 
 def scene_frames(data: Path, size: tuple[int, int], count: int) -> list[np.ndarray]:
     """`count` BGR frames of MNIST test digits placed by the scene generator at `size` (w, h)."""
-    from runtime.digits import load_mnist_npz
-    from runtime.scenes import SceneParams, generate_scenes
+    from convdet.data.digits import load_mnist_npz
+    from convdet.data.scenes import SceneParams, generate_scenes
 
     _, _, images, labels = load_mnist_npz(data)
     scenes = generate_scenes(images, labels, SceneParams("mnist", count, seed=7, size=size))
@@ -213,8 +212,8 @@ def run_pipeline(detector: Detector, video: Path, out: Path) -> float:
     """Frames per second of decode -> preprocess -> infer -> decode grid -> draw grid and boxes
     -> encode over `video`, decoding and encoding in their own threads (as `convdet detect`
     does); writes `out` (.avi)."""
-    from runtime.sinks import VideoSaver
-    from runtime.sources import VideoSource
+    from convdet.runtime.sinks import VideoSaver
+    from convdet.runtime.sources import VideoSource
 
     errors: list[str] = []
     annotators = (GridAnnotator(), BoxAnnotator())
@@ -664,9 +663,13 @@ def measure_sparse(
 
 
 def import_seconds(runs: int = 3) -> float:
-    """Wall time of `import runtime` in a fresh interpreter, the best of `runs` (the least
-    disturbed by other load, files in the page cache as after any first start)."""
-    script = "import time; t = time.perf_counter(); import runtime; print(time.perf_counter() - t)"
+    """Wall time of `from convdet import Detector` (what a program embedding the detector
+    imports) in a fresh interpreter, the best of `runs` (the least disturbed by other load,
+    files in the page cache as after any first start)."""
+    script = (
+        "import time; t = time.perf_counter(); from convdet import Detector; "
+        "print(time.perf_counter() - t)"
+    )
     times = [
         float(
             subprocess.run(
@@ -874,7 +877,7 @@ def sparse_rows(
     )
     if model is None or settings.data is None or not settings.data.is_file():
         return []
-    from runtime.digits import load_mnist_npz
+    from convdet.data.digits import load_mnist_npz
 
     _, _, images, labels = load_mnist_npz(settings.data)
     arch = Detector(model, sparse="off").info.arch

@@ -1,0 +1,2 @@
+"""Measuring tools: detection quality against ground truth (`evaluate`), speed, memory and
+footprint (`benchmark`), and resident memory over a long run (`soak`). Not needed on a board."""
