@@ -1,1 +1,1 @@
-"""Shipped convdet detectors (installed as the `convdet_models` package); see README.md here."""
+"""Shipped convdet detectors (installed as the `convdet.models` package); see README.md here."""
