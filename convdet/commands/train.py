@@ -14,6 +14,10 @@ STYLES = "mnist,paper,multiscale,notebook,strings,large,clutter,empty"
 ARCHS = "basic,deep,separable,wide"
 
 CHECKPOINT = "checkpoint"  # the folder in --out where an unfinished run keeps its state
+LEGS = "legs"  # the folder in a recipe's --out holding its earlier legs, legs/1, legs/2, ...
+# The options a recipe sets for each of its legs, with their defaults for a single run (None on
+# the parser, so that giving one beside --recipe is an error rather than silently overridden).
+LEG_DEFAULTS = {"epochs": 30, "scene_epochs": 12, "seed": 0, "mark_weight": 3.0, "init": None}
 
 HELP = "train a classifier (digits + background) and convolutionalize it [needs convdet[train]]"
 
@@ -50,7 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--epochs",
         type=int,
-        default=30,
         metavar="N",
         help="stage 1 epochs over the training digits, augmented anew each epoch and "
         "joined by new background patches (default: 30)",
@@ -96,7 +99,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scene-epochs",
         type=int,
-        default=12,
         metavar="N",
         help="epochs of stage 2, fine-tuning the detector on scenes with a target for every "
         "grid cell (default: 12; 0: off)",
@@ -157,9 +159,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "state in DIR/checkpoint after every epoch), with the same options",
     )
     parser.add_argument(
+        "--recipe",
+        action="store_true",
+        help="train --arch the way its shipped model was made (wide, deep): the recipe's "
+        "runs one after another, the earlier ones in DIR/legs, the last in DIR; needs --real; "
+        "sets --epochs, --scene-epochs, --seed, --mark-weight and --init itself",
+    )
+    parser.add_argument(
         "--mark-weight",
         type=float,
-        default=3.0,
         metavar="X",
         help="stage 2 loss weight of background cells near ink: print, lines, scribbles, parts "
         "of digits (default: 3; digit cells weigh 4, other cells 1)",
@@ -174,7 +182,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed",
         type=int,
-        default=0,
         metavar="N",
         help="random seed of the weights, augmentation, background patches and stage 2 "
         "scenes (default: 0)",
@@ -226,6 +233,62 @@ def _checkpoint(out: Path, resume: bool, config: dict[str, object]) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train one run, or with --recipe each leg of --arch's recipe in turn."""
+    if args.recipe:
+        return _run_recipe(args)
+    for name, default in LEG_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return _train(args)
+
+
+def _run_recipe(args: argparse.Namespace) -> int:
+    """The legs of --arch's recipe, each fine-tuning the one before; finished legs are kept
+    and skipped with --resume, so a recipe of several hours can span sessions."""
+    from convdet.cli import CommandError
+    from convdet.export.recipes import RECIPES
+
+    given = [name for name in LEG_DEFAULTS if getattr(args, name) is not None]
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise CommandError(f"--recipe sets {options} itself; leave them out")
+    recipe = RECIPES.get(args.arch)
+    if recipe is None:
+        raise CommandError(
+            f"--recipe: no recipe for --arch {args.arch} (have {', '.join(RECIPES)})"
+        )
+    if recipe.real and args.real is None:
+        raise CommandError(
+            f"--recipe: the {args.arch} recipe trains on real handwriting too; give --real COCO"
+        )
+    out: Path = args.out
+    started = (out / LEGS).exists() or (out / CHECKPOINT).exists()
+    if started and not args.resume:
+        raise CommandError(
+            f"--out {out}: holds an unfinished recipe; add --resume to go on with it, or choose "
+            "another --out"
+        )
+    previous = None
+    for number, leg in enumerate(recipe.legs, 1):
+        leg_out = out if number == len(recipe.legs) else out / LEGS / str(number)
+        if (leg_out / "run.json").is_file() and not (leg_out / CHECKPOINT).exists():
+            print(f"{args.arch} recipe: leg {number} of {len(recipe.legs)} done ({leg_out})")
+        else:
+            print(f"{args.arch} recipe: leg {number} of {len(recipe.legs)} -> {leg_out}")
+            leg_args = argparse.Namespace(**vars(args))
+            leg_args.out = leg_out
+            leg_args.resume = (leg_out / CHECKPOINT).exists()
+            leg_args.init = previous
+            leg_args.epochs = LEG_DEFAULTS["epochs"] if leg.epochs is None else leg.epochs
+            leg_args.scene_epochs = leg.scene_epochs
+            leg_args.seed = leg.seed
+            leg_args.mark_weight = leg.mark_weight
+            _train(leg_args)
+        previous = leg_out
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
     """Train, print test accuracy for digits and background, save the run."""
     from convdet.cli import CommandError
     from convdet.export.background import BackgroundMix

@@ -1,0 +1,48 @@
+"""The training recipes of the shipped models, as data: `convdet train --arch A --recipe` runs
+A's legs one after another, each a `convdet train` run fine-tuning the one before (`--init`).
+
+A recipe is a chain because stage 2 went on while its loss kept falling, and each new leg draws
+scenes the legs before did not see (its own seed). Every leg trains on the same digits
+(`--data`) and, with `real`, on the train split of a COCO folder of real handwriting (`--real`).
+Settings not named here are `convdet train`'s defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One run of a recipe. `epochs` is stage 1's (only the first leg has a stage 1; the
+    others start from the previous leg's detector); `scene_epochs`, `seed` and `mark_weight`
+    are those of `convdet train`."""
+
+    scene_epochs: int
+    seed: int = 0
+    epochs: int | None = None
+    mark_weight: float = 3.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The legs that made a shipped model, and whether stage 2 needs real images (`--real`)."""
+
+    legs: tuple[Leg, ...]
+    real: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.legs or self.legs[0].epochs is None:
+            raise ValueError("a recipe starts with a leg that has a stage 1 (epochs)")
+        if any(leg.epochs is not None for leg in self.legs[1:]):
+            raise ValueError("only a recipe's first leg has a stage 1")
+
+
+# Keyed by architecture (export.specs.ARCHS). basic and separable ship from an older version
+# of the training code (the model card says which); today's code cannot remake them exactly.
+RECIPES: dict[str, Recipe] = {
+    # 20 + 60 stage-2 epochs, about 3.5 hours on 2 CPU cores.
+    "wide": Recipe(legs=(Leg(14, epochs=20), Leg(10), Leg(20, seed=1), Leg(16, seed=2))),
+    # The first leg predates the weighting of print and line cells (all background weighs 1).
+    "deep": Recipe(legs=(Leg(10, epochs=50, mark_weight=1.0), Leg(10))),
+}

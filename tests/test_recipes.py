@@ -1,0 +1,90 @@
+"""The recipes of the shipped models (`convdet train --arch A --recipe`): the table agrees with
+the shipped files, its legs chain through --init, and a killed recipe goes on where it stopped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from convdet.export.recipes import RECIPES, Leg, Recipe
+from convdet.export.specs import ARCHS
+from convdet.runtime.modelinfo import ModelInfo
+
+from convdet.cli import main
+
+
+@pytest.mark.parametrize("arch", sorted(RECIPES))
+def test_each_recipe_is_of_a_shipped_architecture_and_its_data(arch, models_dir):
+    recipe = RECIPES[arch]
+    assert arch in ARCHS
+    sidecar = models_dir / f"{arch}_fp32.json"  # the metadata every shipped file of arch carries
+    info = ModelInfo.from_metadata(json.loads(sidecar.read_text(encoding="utf-8")))
+    assert info.arch == arch
+    assert ("real images" in info.trained_on) == recipe.real, info.trained_on
+    assert recipe.legs[0].epochs is not None
+
+
+def test_a_recipe_has_one_stage_1_at_its_start():
+    with pytest.raises(ValueError, match="starts with"):
+        Recipe(legs=(Leg(2),))
+    with pytest.raises(ValueError, match="only a recipe's first leg"):
+        Recipe(legs=(Leg(2, epochs=1), Leg(2, epochs=1)))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--arch", "wide", "--epochs", "3"], "--recipe sets --epochs itself"),
+        (["--arch", "wide", "--seed", "1", "--init", "runs/x"], "sets --seed, --init itself"),
+        (["--arch", "wide"], "give --real COCO"),
+        (["--arch", "basic"], "no recipe for --arch basic"),
+    ],
+)
+def test_recipe_refuses_options_it_sets_and_missing_data(tmp_path, capsys, extra, message):
+    assert main(["train", "--recipe", "--out", str(tmp_path / "run"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+class Killed(Exception):
+    """Stands for the process dying right after an epoch of the second leg was saved."""
+
+
+@pytest.mark.tensorflow
+def test_a_recipe_chains_its_legs_and_resumes_after_a_kill(
+    mnist_npz, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("tensorflow")
+    from convdet.export import recipes
+    from convdet.export.checkpoint import EpochCheckpoint
+
+    tiny = Recipe(legs=(Leg(1, epochs=1), Leg(2, seed=1, mark_weight=2.0)), real=False)
+    monkeypatch.setitem(recipes.RECIPES, "basic", tiny)
+    out = tmp_path / "recipe"
+    args = ["train", "--arch", "basic", "--recipe", "--data", str(mnist_npz), "--out", str(out)]
+    args += ["--limit", "300", "--batch-size", "64", "--scenes-per-epoch", "16"]
+    save = EpochCheckpoint.on_epoch_end
+
+    def dies_in_leg_2(self: EpochCheckpoint, epoch: int, logs=None) -> None:
+        save(self, epoch, logs)
+        if self.folder.parent.parent == out and self.folder.name == "stage2":
+            raise Killed
+
+    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", dies_in_leg_2)
+    with pytest.raises(Killed):
+        main(args)
+    assert (out / "legs" / "1" / "run.json").is_file() and not (out / "run.json").exists()
+    assert main(args) == 2  # an unfinished recipe is not started over without --resume
+    assert "holds an unfinished recipe" in capsys.readouterr().err
+
+    monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", save)
+    assert main([*args, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "leg 1 of 2 done" in printed and "leg 2 of 2 ->" in printed
+    first = json.loads((out / "legs" / "1" / "run.json").read_text())["config"]
+    last = json.loads((out / "run.json").read_text())
+    assert (first["epochs"], first["scenes"]["epochs"], first["init"]) == (1, 1, None)
+    assert last["config"]["init"] == str(out / "legs" / "1")
+    assert (last["config"]["seed"], last["config"]["scenes"]["mark_weight"]) == (1, 2.0)
+    assert len(last["history"]["scenes_loss"]) == 2  # the killed leg went on, not over
+    assert not (out / "checkpoint").exists()
