@@ -26,7 +26,7 @@ class ArchSpec:
     `separable` makes every conv after the first a depthwise 3x3 followed by a pointwise 1x1
     (each with batch norm and the activation), as MobileNet does: the same geometry for a
     fraction of the multiply-adds. ReLU fuses into the convolutions in ONNX Runtime and
-    XNNPACK; swish (the seed's) runs as a separate pass over every feature map.
+    XNNPACK; swish runs as a separate pass over every feature map.
     """
 
     name: str
@@ -55,7 +55,7 @@ class ArchSpec:
 ARCHS: dict[str, ArchSpec] = {
     spec.name: spec
     for spec in (
-        # The seed's architectures.
+        # basic and deep: the two classifiers convdet started from, kept as they were.
         ArchSpec(
             "basic", ((16, 2), (32, 2), (64, 2)), (64,), default_pooling="max4", batch_norm=True
         ),

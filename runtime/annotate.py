@@ -105,7 +105,7 @@ def put_label(
 
 
 class GridAnnotator:
-    """The seed's coloured detection grid: each cell's class colour (`class_colors`), drawn as
+    """The coloured detection grid: each cell's class colour (`class_colors`), drawn as
     a stride-sized tile centred on the cell's window, alpha-blended over the frame; background
     cells get grey at `background_alpha` (0: transparent); coloured cells show their edges.
 
@@ -172,7 +172,7 @@ class GridAnnotator:
 
 
 class HeatmapAnnotator(GridAnnotator):
-    """The seed's heat map: each cell's most likely digit's colour (`class_colors`) blended
+    """The heat map: each cell's most likely digit's colour (`class_colors`) blended
     over its tile, laid out as GridAnnotator's, weighted by the cell's digit score
     (1 - P(background)) times `alpha`, so background stays the frame and the surer a cell is
     of a digit, the stronger its colour shows (at most `alpha`, so the ink stays visible)."""

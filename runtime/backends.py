@@ -17,7 +17,7 @@ from convdet.runtime.native_stderr import native_lines
 from convdet.runtime.shipped import resolve_model
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
-MAX_DEFAULT_THREADS = 4  # the seed models' small convolutions gain little from more
+MAX_DEFAULT_THREADS = 4  # the shipped models' small convolutions gain little from more
 Dim = int | str | None  # a fixed size, a named dynamic dim (ONNX) or an unnamed one (None)
 
 

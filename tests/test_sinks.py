@@ -48,7 +48,7 @@ def record(index: int) -> dict:
     return detection_record(f"img{index}.png", None, (48, 64, 3), detections, LABELS, lines)
 
 
-def test_detection_record_follows_the_design_schema():
+def test_detection_record_follows_its_schema():
     assert record(0) == {
         "source": "img0.png",
         "frame": None,
