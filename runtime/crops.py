@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from convdet.runtime.field import Field
+from convdet.runtime.grid import round_up
 
 # Bucket sides in cells: four per octave from 4 cells up (4, 5, 6, 7, 8, 10, 12, 14, 16, ...).
 BUCKET_CELLS = tuple(
@@ -56,7 +57,7 @@ def crop_spans(
     grown to the smallest bucket side that holds them (the whole side when none below it
     does), towards the end or back from the frame's end."""
     start = np.maximum(0, (stride * first + field[0]) // stride * stride)
-    stop = np.minimum(limit, -(-(stride * last + field[1] + 1) // stride) * stride)
+    stop = np.minimum(limit, round_up(stride * last + field[1] + 1, stride))
     sides = [cells * stride for cells in BUCKET_CELLS if cells * stride < limit]
     buckets = np.array([*sides, limit], dtype=np.int64)
     side = buckets[np.searchsorted(buckets, stop - start)]

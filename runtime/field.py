@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+from convdet.runtime.grid import round_up
 
 if TYPE_CHECKING:
     from convdet.runtime.backends import Backend
@@ -69,7 +70,7 @@ def _measure_axis(
     """The field along `axis` (0 rows, 1 columns), widening the probe until effects separate."""
     low, high = value_range
     rng = np.random.default_rng(0)
-    spacing = -(-FIRST_SPACING // stride) * stride
+    spacing = round_up(FIRST_SPACING, stride)
     while spacing <= 2 * FIELD_LIMIT:
         positions = [spacing * (phase + 1) + phase for phase in range(stride)]
         length = spacing * (stride + 1)

@@ -10,11 +10,13 @@ A grid computed on a frame resized by `scale` maps back to frame pixels by divid
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from convdet.runtime.modelinfo import ModelInfo
+
+IntLike = TypeVar("IntLike", int, np.ndarray)
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,6 @@ class GridGeometry:
         """The geometry of `info`'s model run on a frame resized by `scale`."""
         return cls(info.stride, info.cell_offset, info.window, scale)
 
-    def grid_shape(self, height: int, width: int) -> tuple[int, int]:
-        """Grid (rows, cols) for a model input of `height` x `width` (before padding)."""
-        return math.ceil(height / self.stride), math.ceil(width / self.stride)
-
     def cell_boxes(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Boxes (N, 4) xyxy in frame pixels of the windows seen by cells (rows[k], cols[k])."""
         half = self.window / (2 * self.scale)
@@ -49,6 +47,12 @@ class GridGeometry:
         index = np.floor((model_coord - self.cell_offset) / self.stride + 0.5).astype(np.int64)
         index[(index < 0) | (index >= cells)] = -1
         return index
+
+
+def round_up(value: IntLike, stride: int) -> IntLike:
+    """`value` (an int or an integer array) rounded up to a multiple of `stride`: the size of
+    an input padded for the grid, or the end of a crop on the grid's pixel blocks."""
+    return -(-value // stride) * stride
 
 
 def decode_cells(scores: np.ndarray, background: int, conf: float) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from convdet.runtime.grid import round_up
 from convdet.runtime.modelinfo import ModelInfo
 
 INVERT_MODES = ("auto", "on", "off")
@@ -215,7 +216,7 @@ class Preprocessor:
         The array is a reused buffer: it is overwritten by the next call with the same size."""
         height, width = image.shape
         stride = self.info.stride
-        padded = size or (-(-height // stride) * stride, -(-width // stride) * stride)
+        padded = size or (round_up(height, stride), round_up(width, stride))
         if height > padded[0] or width > padded[1]:
             raise ValueError(
                 f"frame: expected at most {padded[0]}x{padded[1]} pixels for this fixed-size "

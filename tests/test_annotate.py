@@ -25,7 +25,7 @@ from convdet.runtime.annotate import (
 )
 from convdet.runtime.detections import Detections
 from convdet.runtime.detector import Result
-from convdet.runtime.grid import GridGeometry
+from convdet.runtime.grid import GridGeometry, round_up
 from convdet.runtime.reading import read_lines
 
 GOLDEN = Path(__file__).parent / "data" / "annotated_golden.png"
@@ -37,7 +37,7 @@ def synthetic_result(shape: tuple[int, int] = (120, 160)) -> Result:
     """A Result as the detector would give for digits 3 (cells (4, 5), (4, 6)) and 8 (cell
     (9, 14)) on a frame of `shape`, for a stride-8 model with cells centred at 8*i + 4."""
     geometry = GridGeometry(stride=8, cell_offset=4.0, window=28)
-    rows, cols = geometry.grid_shape(*shape)
+    rows, cols = (round_up(side, geometry.stride) // geometry.stride for side in shape)
     cell_class = np.full((rows, cols), BACKGROUND, np.int64)
     cell_class[4, 5:7] = 3
     cell_class[9, 14] = 8

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from convdet.runtime.grid import GridGeometry, decode_cells, digit_score, windows_for_cells
+from convdet.runtime.grid import (
+    GridGeometry,
+    decode_cells,
+    digit_score,
+    round_up,
+    windows_for_cells,
+)
 from convdet.runtime.modelinfo import ModelInfo
 
 
@@ -16,8 +22,14 @@ def test_cell_boxes_follow_stride_offset_and_scale() -> None:
     np.testing.assert_allclose(half.cell_boxes(np.array([1]), np.array([1])), [[0, 0, 56, 56]])
 
 
-def test_grid_shape_rounds_up() -> None:
-    assert GridGeometry(8, 4.0, 28).grid_shape(100, 127) == (13, 16)
+def test_round_up_pads_to_the_stride() -> None:
+    assert (round_up(100, 8), round_up(127, 8), round_up(128, 8), round_up(0, 8)) == (
+        104,
+        128,
+        128,
+        0,
+    )
+    np.testing.assert_array_equal(round_up(np.array([1, 8, 9, -7]), 8), [8, 8, 16, 0])
 
 
 @pytest.mark.parametrize(
