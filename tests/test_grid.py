@@ -23,12 +23,7 @@ def test_cell_boxes_follow_stride_offset_and_scale() -> None:
 
 
 def test_round_up_pads_to_the_stride() -> None:
-    assert (round_up(100, 8), round_up(127, 8), round_up(128, 8), round_up(0, 8)) == (
-        104,
-        128,
-        128,
-        0,
-    )
+    assert [round_up(side, 8) for side in (100, 127, 128, 0)] == [104, 128, 128, 0]
     np.testing.assert_array_equal(round_up(np.array([1, 8, 9, -7]), 8), [8, 8, 16, 0])
 
 
