@@ -10,25 +10,22 @@ import re
 
 import numpy as np
 import pytest
-from convdet.measure.benchmark import (
-    model_flops,
-    seed_colour_grid,
-    time_calls,
-    time_in_turns,
-)
+from convdet.measure.keras_baseline import baseline_colour_grid
+from convdet.measure.tables import text_table
+from convdet.measure.timing import model_flops, time_calls, time_in_turns
 from convdet.runtime.annotate import class_colors
 
 from convdet.cli import main
 
 JSON_KEYS = {
-    "machine", "settings", "import_runtime_s", "matmul_gflops", "models", "seed", "windows",
-    "sparse", "detect_run", "notes", "targets",
+    "machine", "settings", "import_runtime_s", "matmul_gflops", "models", "keras_baseline",
+    "windows", "sparse", "detect_run", "notes",
 }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def quick_run(mnist_npz, tmp_path_factory) -> tuple[dict, str]:
-    """One `convdet benchmark --quick` over deep.onnx and the int8 model (with the seed's path
+    """One `convdet benchmark --quick` over deep.onnx and the int8 model (with the Keras baseline
     when TensorFlow is installed): the JSON figures and the printed report."""
     pytest.importorskip("ai_edge_litert")
     out = tmp_path_factory.mktemp("benchmark") / "figures.json"
@@ -43,7 +40,7 @@ def quick_run(mnist_npz, tmp_path_factory) -> tuple[dict, str]:
 
 def test_quick_run_reports_sane_figures(quick_run, models_dir) -> None:
     figures, report = quick_run
-    assert set(figures) >= JSON_KEYS
+    assert set(figures) == JSON_KEYS
     assert [row["model"] for row in figures["models"]] == ["deep.onnx", "deep_int8.tflite"]
     for row in figures["models"]:
         assert row["size"] == [320, 240]
@@ -59,7 +56,6 @@ def test_quick_run_reports_sane_figures(quick_run, models_dir) -> None:
     assert windows["windows"] == 30 * 40
     assert 0.0 <= windows["agreement"] <= 1.0 and windows["speedup"] > 0
     assert windows["windows_gflops"] > windows["detector_gflops"] > 0
-    assert {target["met"] for target in figures["targets"]} <= {True, False, None}
 
 
 def test_quick_run_reports_dense_sparse_and_temporal_side_by_side(quick_run) -> None:
@@ -74,17 +70,15 @@ def test_quick_run_reports_dense_sparse_and_temporal_side_by_side(quick_run) -> 
     assert rows["blank"]["coverage"] == 0.0 and rows["full"]["coverage"] == 1.0
     assert rows["blank"]["speedup"]["sparse"] > 1.0  # no inference at all
     assert "dense, sparse and temporal inference" in report
-    names = {target["name"] for target in figures["targets"]}
-    assert {"sparse vs dense, blank frame", "sparse vs dense, full of digits"} <= names
 
 
-def test_quick_run_compares_with_the_seeds_path(quick_run) -> None:
+def test_quick_run_compares_with_the_keras_baseline(quick_run) -> None:
     pytest.importorskip("tensorflow")
     figures, report = quick_run
-    (seed,) = figures["seed"]
-    assert seed["arch"] == "deep" and seed["runtime_model"] == "deep.onnx"
-    assert seed["predict"]["median_ms"] > 0 and seed["colour_ms"] > 0
-    assert seed["pipeline_fps"] > 0 and seed["speedup"] > 0
+    (baseline,) = figures["keras_baseline"]
+    assert baseline["arch"] == "deep" and baseline["runtime_model"] == "deep.onnx"
+    assert baseline["predict"]["median_ms"] > 0 and baseline["colour_ms"] > 0
+    assert baseline["pipeline_fps"] > 0 and baseline["speedup"] > 0
     assert "np.vectorize" in report
 
 
@@ -134,7 +128,7 @@ def test_flops_match_the_architecture(models_dir) -> None:
     assert 0 < window < flops / 100
 
 
-def test_timing_in_turns_and_the_seeds_colour_baseline() -> None:
+def test_timing_in_turns_and_the_keras_baselines_colour_grid() -> None:
     timing = time_calls(lambda: sum(range(1000)), warmup=1, repeat=5)
     assert 0 < timing.median_ms <= timing.p90_ms
     calls: list[str] = []
@@ -145,4 +139,13 @@ def test_timing_in_turns_and_the_seeds_colour_baseline() -> None:
     assert "".join(calls) == "ab" + "aabb" * 2  # warm-up, then rounds in turn
     cells = np.array([[0, 3], [10, 7]])
     colours = class_colors(11)
-    np.testing.assert_array_equal(seed_colour_grid(cells, colours), colours[cells])
+    np.testing.assert_array_equal(baseline_colour_grid(cells, colours), colours[cells])
+
+
+def test_text_table_pads_columns_and_keeps_short_rows() -> None:
+    rows = [("name", "bytes", "arch"), ("deep.onnx", "306", "deep"), ("wide.tflite", "1,078")]
+    assert text_table(rows, right={1}) == [
+        "name         bytes  arch",
+        "deep.onnx      306  deep",
+        "wide.tflite  1,078",
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from convdet.data.scenes import STYLES, SceneParams, generate_scenes
-from convdet.measure.benchmark import full_of_digits
+from convdet.measure.frames import full_of_digits
 from convdet.runtime.crops import BUCKET_CELLS, plan_crops
 from convdet.runtime.detector import Detector
 from convdet.runtime.field import model_field

@@ -95,7 +95,7 @@ def test_bad_threshold_is_a_value_error(models_dir) -> None:
 def test_detect_command_gives_the_same_records_with_sparse_and_temporal_on(
     tmp_path, mnist, models_dir
 ) -> None:
-    from convdet.measure.benchmark import write_video
+    from convdet.measure.frames import write_video
 
     from convdet.cli import main
 

@@ -1,5 +1,5 @@
 """`convdet benchmark`: latency, full-pipeline FPS, memory and footprint of the shipped models,
-side by side with the seed's Keras path and with sliding windows, in one run."""
+side by side with the Keras baseline and with sliding windows, in one run."""
 
 from __future__ import annotations
 
@@ -9,15 +9,11 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from convdet.cli import MAX_THREADS, CommandError, install_hint
 from convdet.commands.scenes import parse_size
 
-if TYPE_CHECKING:
-    from convdet.measure.benchmark import SeedPredict
-
-HELP = "measure speed, memory and footprint against the seed's path and sliding windows"
+HELP = "measure speed, memory and footprint against the Keras baseline and sliding windows"
 
 DEFAULT_DATA = Path("../shared/data/mnist-subset.npz")
 QUICK = {
@@ -71,10 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"MNIST .npz for the digit scenes (default: {DEFAULT_DATA})",
     )
     parser.add_argument(
-        "--no-seed",
-        dest="seed",
+        "--no-keras",
+        dest="keras",
         action="store_false",
-        help="skip the seed's Keras path even when TensorFlow is installed",
+        help="skip the Keras baseline (Keras predict, np.vectorize colours) even when "
+        "TensorFlow is installed",
     )
     parser.add_argument(
         "--quick",
@@ -147,20 +144,11 @@ def _models(text: str) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(files))
 
 
-def keras_seed_predictor(arch: str, pooling: str) -> SeedPredict:
-    """The seed's inference: Keras `model.predict` on the convolutionalized detector built from
-    its spec (untrained weights: only the time counts). Imports TensorFlow, so only called when
-    it is installed; the runtime never imports this."""
-    from convdet.export.networks import build_detector
-    from convdet.export.specs import get_spec
-
-    model = build_detector(get_spec(arch), pooling)
-    return lambda batch: model.predict(batch, verbose=0)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark, print the report, optionally write the figures as JSON."""
-    from convdet.measure.benchmark import Settings, format_report, run_benchmark
+    from convdet.measure.benchmark import Settings, run_benchmark
+    from convdet.measure.keras_baseline import keras_predictor
+    from convdet.measure.report import format_report
 
     sizes = _sizes(args.sizes)
     counts = {
@@ -178,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     models = _models(args.models)
     if args.quick:
         sizes, counts = sizes[:1], {**counts, **QUICK}
-    seed = args.seed and importlib.util.find_spec("tensorflow") is not None
+    keras = args.keras and importlib.util.find_spec("tensorflow") is not None
     with tempfile.TemporaryDirectory(prefix="convdet-benchmark-") as workdir:
         settings = Settings(
             models=models,
@@ -191,11 +179,11 @@ def run(args: argparse.Namespace) -> int:
         )
         figures = run_benchmark(
             settings,
-            keras_seed_predictor if seed else None,
+            keras_predictor if keras else None,
             lambda text: print(f"convdet benchmark: {text}", file=sys.stderr, flush=True),
         )
-    if args.seed and not seed:
-        figures.notes.append("the seed's path needs TensorFlow: pip install 'convdet[train]'")
+    if args.keras and not keras:
+        figures.notes.append("the Keras baseline needs TensorFlow: pip install 'convdet[train]'")
     print(format_report(figures))
     if args.json is not None:
         args.json.write_text(json.dumps(figures.to_json(), indent=2) + "\n", encoding="utf-8")
