@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 def _list_shipped() -> int:
     """One line per shipped detector (name, size, metadata), saying which runs by default; a
     file this install cannot open says what to install instead of its metadata."""
+    from convdet.measure.tables import text_table
     from convdet.runtime.backends import open_backend
     from convdet.runtime.shipped import default_model_path, models_dir, shipped_models
 
@@ -63,13 +64,8 @@ def _list_shipped() -> int:
         rows.append(
             (path.name, size, info.arch, info.precision, info.pooling, str(info.stride), classes)
         )
-    widths = [max(len(row[i]) for row in rows if len(row) > i) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = [
-            cell.rjust(width) if column == 1 else cell.ljust(width)
-            for column, (cell, width) in enumerate(zip(row, widths, strict=False))
-        ]
-        print("  " + "  ".join(cells).rstrip())
+    for line in text_table(rows, right={1}):
+        print(f"  {line}")
     print(
         "convdet info NAME prints one's metadata and shapes; --model NAME runs it (NAME may "
         "leave out the extension: deep means deep.onnx, or deep_int8.tflite without onnxruntime)"
