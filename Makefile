@@ -7,7 +7,7 @@ LITERT_VENV ?= .venv-litert
 PYTHON ?= python3
 BIN := $(VENV)/bin
 # What a small board installs besides `convdet --no-deps` (README, "Deployment").
-LITERT_PACKAGES := numpy opencv-python-headless ai-edge-litert tqdm
+LITERT_PACKAGES := numpy opencv-python-headless ai-edge-litert tqdm imagesize
 
 .PHONY: demo test litert-check
 

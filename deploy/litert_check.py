@@ -1,5 +1,5 @@
-"""Check a LiteRT-only install (numpy, opencv-python-headless, ai-edge-litert, tqdm, convdet
---no-deps).
+"""Check a LiteRT-only install (numpy, opencv-python-headless, ai-edge-litert, tqdm, imagesize,
+convdet --no-deps).
 
 Run it with that environment's Python from the repository root (`make litert-check` does). It
 checks that onnxruntime, GUI OpenCV and TensorFlow are absent and that convdet is the installed

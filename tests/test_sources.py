@@ -14,9 +14,11 @@ from pathlib import Path, PurePath
 import cv2
 import numpy as np
 import pytest
+from convdet.runtime.errors import ConvdetError
 from convdet.runtime.sources import (
     ImageBatch,
     ImageError,
+    ListError,
     LiveSource,
     SourceError,
     StreamStopped,
@@ -391,3 +393,40 @@ def test_read_ahead_keeps_order_and_raises_errors() -> None:
         if item == 5:
             break
     assert threading.active_count() == before  # the reader thread ended with the consumer
+
+
+def test_image_header_reads_what_imagesize_misreads() -> None:
+    # a GIF's 16-bit sides are unsigned (imagesize reads them signed), an OS/2 BMP's core
+    # header has 16-bit sides (imagesize reads a Windows header's 32-bit ones)
+    gif = b"GIF89a" + struct.pack("<HH", 65535, 40000) + b"\xf7\x00\x00"
+    assert image_header(gif) == ("gif", 65535, 40000)
+    row = (3 * 3 + 3) // 4 * 4
+    os2 = (
+        b"BM"
+        + struct.pack("<IHHI", 26 + 2 * row, 0, 0, 26)
+        + struct.pack("<IHHHH", 12, 3, 2, 1, 24)
+    )
+    os2 += bytes(2 * row)
+    assert image_header(os2) == ("bmp", 3, 2)
+    assert cv2.imdecode(np.frombuffer(os2, np.uint8), cv2.IMREAD_UNCHANGED).shape[:2] == (2, 3)
+
+
+def test_source_errors_are_convdet_errors_with_their_builtin_bases() -> None:
+    for error, builtin in [
+        (SourceError, OSError),
+        (StreamStopped, OSError),
+        (ListError, OSError),
+        (ImageError, ValueError),
+    ]:
+        assert issubclass(error, ConvdetError) and issubclass(error, builtin)
+
+
+def test_each_source_says_its_unit_and_whether_it_is_live(tmp_path) -> None:
+    batch = ImageBatch([(tmp_path / "a.png", PurePath("a.png"))])
+    video = VideoSource(tmp_path / "clip.avi")
+    live = LiveSource(0, opener=lambda _target: StandInCamera(1))
+    assert [(source.unit, source.live) for source in (batch, video, live)] == [
+        ("images", False),
+        ("frames", False),
+        ("frames", True),
+    ]
