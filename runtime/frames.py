@@ -72,6 +72,7 @@ class Source(Protocol):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the source when its `with` block ends, however it ends."""
         self.close()
 
     def close(self) -> None:
