@@ -18,7 +18,7 @@ from test_detect_cli import error_lines, records
 from test_sources import write_video
 
 from convdet.cli import main
-from convdet.commands.detect import parse_classes
+from convdet.options import parse_classes
 
 
 def four_digit_page(mnist: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:

@@ -11,23 +11,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
-import time
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path, PurePath
-from typing import Any, TextIO
+from collections.abc import Callable
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from convdet.cli import MAX_THREADS, CommandError, Interrupts, printable
-from convdet.progress import Progress
+from convdet.cli import MAX_THREADS, Interrupts, printable
+from convdet.options import camera_size, choice, error, number, parse_classes, parse_scales
+from convdet.progress import DetectReporter
 from convdet.runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
+from convdet.runtime.options import (
+    BACKEND_SUFFIXES,
+    DrawOptions,
+    ModelOptions,
+    OutputOptions,
+    PipelineOptions,
+    load_detector,
+)
+
+if TYPE_CHECKING:
+    from convdet.runtime.sources import Source
 
 HELP = "detect digits in images, folders, globs, videos, webcams and streams"
 
-BACKEND_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 INVERT_MODES = ("auto", "on", "off")
 SPARSE_MODES = (
     "auto",
@@ -35,6 +43,7 @@ SPARSE_MODES = (
     "off",
 )  # convdet.runtime.sparse's, named here so --help imports nothing
 GRID_MODES = ("cells", "heatmap", "off")
+Options = TypeVar("Options", PipelineOptions, ModelOptions, DrawOptions, OutputOptions)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -290,599 +299,110 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _number(
-    value: str | None, option: str, kind: type, minimum: float, maximum: float = float("inf")
-) -> Any:
-    """`value` converted by `kind` and checked against [minimum, maximum], else CommandError."""
-    if value is None:
-        return None
-    try:
-        number = kind(value)
-    except ValueError:
-        noun = "an integer" if kind is int else "a number"
-        raise CommandError(f"{option}: expected {noun}, got {value!r}") from None
-    if not minimum <= number <= maximum:
-        upper = "" if maximum == float("inf") else f" and at most {maximum:g}"
-        raise CommandError(f"{option}: expected at least {minimum:g}{upper}, got {value}")
-    return number
-
-
-def _choice(value: str, option: str, choices: tuple[str, ...]) -> str:
-    """`value` if it is one of `choices`, else CommandError."""
-    if value not in choices:
-        raise CommandError(f"{option}: expected one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def parse_scales(text: str) -> tuple[float, ...] | None:
-    """'0.5,1,2' -> (0.5, 1.0, 2.0), each factor in MIN_SCALE..MAX_SCALE, or 'auto' -> None
-    (the runtime's image pyramid); CommandError otherwise."""
-    if text.strip() == "auto":
-        return None
-    parts = [part for part in text.split(",") if part.strip()] or [""]
-    return tuple(_number(part, "--scales", float, MIN_SCALE, MAX_SCALE) for part in parts)
-
-
-def parse_classes(
-    text: str | None, labels: Sequence[str], background: int
-) -> tuple[int, ...] | None:
-    """'3,7' -> the class ids (a label first, else an id) of the model's digit classes, or None
-    when not given (all classes); CommandError for an unknown class or the background."""
-    if text is None:
-        return None
-    classes = []
-    for part in (part.strip() for part in text.split(",")):
-        if not part:
-            continue
-        if part in labels:
-            class_id = labels.index(part)
-        elif part.isdigit() and int(part) < len(labels):
-            class_id = int(part)
-        else:
-            digits = ", ".join(label for i, label in enumerate(labels) if i != background)
-            raise CommandError(f"--classes: no class {part!r} in this model (it has {digits})")
-        if class_id == background:
-            raise CommandError(f"--classes: {part!r} is the background class, not a digit")
-        classes.append(class_id)
-    if not classes:
-        raise CommandError(f"--classes: expected labels or class ids, got {text!r}")
-    return tuple(dict.fromkeys(classes))
-
-
 def _check_options(args: argparse.Namespace) -> None:
     """Convert and check option values in place; one-line CommandError on the first bad one."""
-    args.conf = _number(args.conf, "--conf", float, 0.0, 1.0)
+    args.conf = number("--conf", float, 0.0, 1.0)(args.conf)
     args.scales = parse_scales(args.scales)
-    args.invert = _choice(args.invert, "--invert", INVERT_MODES)
-    args.backend = _choice(args.backend, "--backend", ("auto", *BACKEND_SUFFIXES))
-    args.threads = _number(args.threads, "--threads", int, 1, MAX_THREADS)
-    args.sparse = _choice(args.sparse, "--sparse", SPARSE_MODES)
-    args.temporal = _choice(args.temporal, "--temporal", ("on", "off")) == "on"
-    args.vid_stride = _number(args.vid_stride, "--vid-stride", int, 1)
-    args.loop = _number(args.loop, "--loop", int, 0)
-    args.max_pixels = _number(args.max_pixels, "--max-pixels", int, 1)
-    args.io_threads = _number(args.io_threads, "--io-threads", int, 0, 64)
-    args.save_interval = _number(args.save_interval, "--save-interval", int, 1)
-    args.progress_every = _number(args.progress_every, "--progress-every", float, 0.0)
-    args.camera_size = _camera_size(args.camera_size)
-    args.camera_fps = _number(args.camera_fps, "--camera-fps", float, 0.1, 1000.0)
+    args.invert = choice("--invert", INVERT_MODES)(args.invert)
+    args.backend = choice("--backend", ("auto", *BACKEND_SUFFIXES))(args.backend)
+    args.threads = _given(args.threads, number("--threads", int, 1, MAX_THREADS))
+    args.sparse = choice("--sparse", SPARSE_MODES)(args.sparse)
+    args.temporal = choice("--temporal", ("on", "off"))(args.temporal) == "on"
+    args.vid_stride = number("--vid-stride", int, 1)(args.vid_stride)
+    args.loop = number("--loop", int, 0)(args.loop)
+    args.max_pixels = _given(args.max_pixels, number("--max-pixels", int, 1))
+    args.io_threads = _given(args.io_threads, number("--io-threads", int, 0, 64))
+    args.save_interval = _given(args.save_interval, number("--save-interval", int, 1))
+    args.progress_every = number("--progress-every", float, 0.0)(args.progress_every)
+    args.camera_size = _given(args.camera_size, camera_size)
+    args.camera_fps = _given(args.camera_fps, number("--camera-fps", float, 0.1, 1000.0))
     if args.save_interval is not None and args.save is None:
-        raise CommandError("--save-interval needs --save DIR")
+        error("--save-interval needs --save DIR")
     for flag, option in ((args.save_crop, "--save-crop"), (args.save_txt, "--save-txt")):
         if flag and args.save is None:
-            raise CommandError(f"{option} needs --save DIR")
+            error(f"{option} needs --save DIR")
     if args.save_conf and not args.save_txt:
-        raise CommandError("--save-conf needs --save-txt")
+        error("--save-conf needs --save-txt")
     if args.coco_images is not None and args.coco is None:
-        raise CommandError("--coco-images needs --coco FILE")
+        error("--coco-images needs --coco FILE")
     if args.append and args.json in (None, "-"):
-        raise CommandError("--append needs --json FILE")
+        error("--append needs --json FILE")
     if args.resume and (not args.append or args.json in (None, "-")):
-        raise CommandError("--resume needs --json FILE --append (the records to resume from)")
+        error("--resume needs --json FILE --append (the records to resume from)")
     if args.retry_failed and not args.resume:
-        raise CommandError("--retry-failed needs --resume")
-    args.wait = _number(args.wait, "--wait", float, 0.0)
+        error("--retry-failed needs --resume")
+    args.wait = _given(args.wait, number("--wait", float, 0.0))
     if args.wait is not None and not args.show:
-        raise CommandError("--wait needs --show")
+        error("--wait needs --show")
     if args.no_grid and args.grid not in (None, "off"):
-        raise CommandError(f"--no-grid is --grid off; it excludes --grid {args.grid}")
-    args.grid = "off" if args.no_grid else _choice(args.grid or "cells", "--grid", GRID_MODES)
-    args.line_width = _number(args.line_width, "--line-width", int, 1, 50)
+        error(f"--no-grid is --grid off; it excludes --grid {args.grid}")
+    args.grid = "off" if args.no_grid else choice("--grid", GRID_MODES)(args.grid or "cells")
+    args.line_width = number("--line-width", int, 1, 50)(args.line_width)
     if args.stats and args.no_stats:
-        raise CommandError("--stats and --no-stats exclude each other")
+        error("--stats and --no-stats exclude each other")
     if args.stats and args.save is None:
-        raise CommandError("--stats needs --save DIR (the window shows the stats anyway)")
+        error("--stats needs --save DIR (the window shows the stats anyway)")
 
 
-def _camera_size(text: str | None) -> tuple[int, int] | None:
-    """'1280x720' -> (1280, 720), each side 1..16384 px; None if not given, else CommandError."""
-    from convdet.commands.scenes import parse_size
-
-    if text is None:
-        return None
-    try:
-        size = parse_size(text)
-    except argparse.ArgumentTypeError as error:
-        raise CommandError(f"--camera-size: {error}") from None
-    if not all(1 <= side <= 16384 for side in size):
-        raise CommandError(f"--camera-size: expected sides of 1 to 16384 px, got {text!r}")
-    return size
+def _given(value: str | None, parse: Callable[[str], Any]) -> Any:
+    """`parse(value)` for an option given, None for one left out."""
+    return None if value is None else parse(value)
 
 
-def _model_path(model: str | None, backend: str) -> Path | None:
-    """The model file to load: --model (a path, or a shipped model's name), or the shipped
-    default for --backend; None lets the runtime choose its default."""
-    from convdet.runtime.shipped import default_model_path, resolve_model
-
-    if model is None:
-        return None if backend == "auto" else default_model_path(backend)
-    path = resolve_model(model, backend)
-    if backend != "auto" and path.suffix.lower() != BACKEND_SUFFIXES[backend]:
-        suffix = BACKEND_SUFFIXES[backend]
-        raise CommandError(f"--backend {backend} runs {suffix} models, got {model}")
-    return path
-
-
-class Reporter(Progress):
-    """Messages and counts of one run: per-file failures (once each, from any thread), per-image
-    lines, the final summary, and progress when the total is known (see `Progress`)."""
-
-    def __init__(self, total: int | None, out: TextIO, unit: str, interval: float) -> None:
-        super().__init__("detect", total, unit, interval)
-        self.out = out
-        self.processed = 0
-        self.failed = 0
-        self.counts: Counter[str] = Counter()
-        self.retrying: set[str] | None = None  # --retry-failed: earlier failures run again
-        self.retried = 0
-
-    def failure(self, what: str, why: str) -> None:
-        """A file (input or output) that failed; counted for the exit status."""
-        self.message(f"{what}: {why}")
-        with self._lock:
-            self.failed += 1
-
-    def detected(
-        self, name: str, labels: list[str], texts: list[str], size: tuple[int, int], line: bool
-    ) -> None:
-        """Count one processed image or frame; with `line`, print its one-line summary (digits
-        per class and the strings read, in reading order)."""
-        self.processed += 1
-        self.counts.update(labels)
-        if line:
-            read = "".join(f' "{text}"' for text in texts)
-            self.print(
-                f"{printable(name)}: {size[1]}x{size[0]}, {_describe(Counter(labels))}"
-                + (f", read{read}" if read else ""),
-                self.out,
-            )
-
-    def recorded(self, source: str) -> None:
-        """Count an input whose record was just written as retried if it failed before."""
-        if self.retrying is not None and source in self.retrying:
-            self.retried += 1
-
-    def step(self) -> None:
-        """Show progress after each image or frame, processed or failed."""
-        self.update(self.processed + self.failed)
-
-    def summary(self, dropped: int | None) -> None:
-        """The final line: processed, failed, digits per class, rate (and dropped frames)."""
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        noun = self.unit if self.processed != 1 else self.unit.removesuffix("s")
-        parts = [f"{self.processed} {noun} processed"]
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if dropped is not None:
-            parts.append(f"{dropped} dropped")
-        if self.retrying is not None:
-            parts.append(
-                f"{self.retried} earlier failure{'s' if self.retried != 1 else ''} retried"
-            )
-        parts.append(_describe(self.counts))
-        parts.append(f"{self.processed / elapsed:.1f} {self.unit}/s")
-        self.print("; ".join(parts), self.out)
-
-
-def _describe(counts: Counter[str]) -> str:
-    """'3 digits (7 x2, 1 x1)' or 'no digits'."""
-    total = sum(counts.values())
-    if not total:
-        return "no digits"
-    per_class = ", ".join(f"{label} x{count}" for label, count in sorted(counts.items()))
-    return f"{total} digit{'s' if total > 1 else ''} ({per_class})"
-
-
-class Outputs:
-    """The sinks of one run, entered on `stack`: `record` writes a result's record, `draw`
-    saves and shows its annotated frame."""
-
-    def __init__(
-        self,
-        args: argparse.Namespace,
-        targets: Targets,
-        source: Any,
-        detector: Any,
-        reporter: Reporter,
-        stack: contextlib.ExitStack,
-        coco_images: Any = None,
-    ) -> None:
-        from convdet.runtime import (
-            BoxAnnotator,
-            GridAnnotator,
-            HeatmapAnnotator,
-            LegendAnnotator,
-            LinesAnnotator,
-            StatsAnnotator,
-        )
-        from convdet.runtime.sinks import (
-            AnnotatedImageSaver,
-            CocoResults,
-            JsonlSink,
-            VideoSaver,
-            Window,
-            run_id,
-        )
-
-        self.labels = detector.labels
-        self.source = source
-        self.run = run_id()
-        self.live = source.kind != "images"  # videos, cameras, streams: records carry the time
-        self.json = (
-            None
-            if targets.json is None
-            else stack.enter_context(JsonlSink(targets.json, append=args.append))
-        )
-        if self.json is not None and self.json.repaired:
-            reporter.message(
-                f"{targets.json}: removed an incomplete last line ({self.json.repaired} bytes, "
-                "from a run that was killed or ran out of space) before appending"
-            )
-        grid = {"cells": GridAnnotator, "heatmap": HeatmapAnnotator}.get(args.grid)
-        self.layers = [
-            *([] if grid is None else [grid()]),
-            BoxAnnotator(thickness=args.line_width, show_score=not args.hide_conf),
-            LinesAnnotator(),
-            *([] if args.no_legend else [LegendAnnotator()]),
-        ]
-        self.coco = (
-            None
-            if targets.coco is None
-            else stack.enter_context(CocoResults(targets.coco, on_error=reporter.failure))
-        )
-        self.coco_images = coco_images  # a CocoImageIds (--coco-images), or None
-        self.image_id = 0  # the position in the batch of the latest frame, from 1 (--coco)
-        self.files = self.images = self.video = self.window = None
-        self.save_crop, self.save_txt = args.save_crop, args.save_txt
-        self.save_conf = args.save_conf
-        self.interval = args.save_interval
-        self.started = time.strftime("%Y%m%d-%H%M%S")  # in frame names: unique across restarts
-        if targets.folder is not None and targets.folder != Path(args.save):
-            moved = f" (--json {targets.json})" if targets.json != args.json else ""
-            reporter.message(
-                f"{args.save} already holds results; this run saves to {targets.folder}{moved}"
-            )
-        writers = 2 if args.io_threads is None else min(args.io_threads, 2)
-        if targets.video is not None:
-            # A file's frames play at its rate over the stride; a live source's at the rate
-            # they were processed (dropped frames left out), measured over the run.
-            fps = source.fps / args.vid_stride if source.fps and source.kind == "video" else None
-            self.video = stack.enter_context(
-                VideoSaver(
-                    targets.video,
-                    fps=fps or source.fps or 10.0,
-                    on_error=reporter.failure,
-                    protect=targets.protect,
-                    measured=source.kind == "live",
-                )
-            )
-        if targets.folder is not None and (
-            targets.video is None or self.save_crop or self.save_txt
-        ):
-            # One saver for annotated images, crops and label files: no two share a name.
-            self.files = stack.enter_context(
-                AnnotatedImageSaver(
-                    targets.folder,
-                    on_error=reporter.failure,
-                    protect=targets.protect,
-                    workers=writers,
-                )
-            )
-            self.images = self.files if targets.video is None else None
-        if args.show:
-            try:
-                self.window = stack.enter_context(Window(f"convdet {printable(source.name)}"))
-            except OSError as error:
-                reporter.message(f"--show: {error}; continuing without a window")
-        # Images stay in the window until a key (or --wait); video and camera frames flow on.
-        self.hold = 0.0 if source.kind != "images" else (args.wait or math.inf)
-        # FPS, latency and dropped frames: on a bar below the frame (covering nothing), shown
-        # in the window unless --no-stats, burned into saved frames only with --stats.
-        self.saved_stats = self.live and args.stats
-        in_window = self.window is not None and not args.no_stats
-        self.stats = StatsAnnotator(bar=True) if self.live and (in_window or args.stats) else None
-
-    @property
-    def annotating(self) -> bool:
-        return bool(self.images or self.video or self.window)
-
-    def _write(self, record: dict[str, Any]) -> None:
-        """Write one record to --json, if given, stamped with the run id (and for videos,
-        cameras and streams the wall-clock time)."""
-        if self.json is None:
-            return
-        from convdet.runtime.sinks import utc_time
-
-        stamp = {"time": utc_time()} if self.live else {}
-        self.json.write({**record, **stamp, "run": self.run})
-
-    def number(self, frame: Any) -> str | None:
-        """Give `frame` its --coco image_id: its position in the batch, or with --coco-images
-        its ground-truth image's id; why it has none (no ground-truth image is that input) is
-        the input's error, returned."""
-        self.image_id += 1
-        if self.coco_images is None:
-            return None
-        try:
-            self.image_id = self.coco_images.take(frame.relpath, frame.source)
-        except ValueError as error:
-            return str(error)
-        return None
-
-    def failed(self, frame: Any, error: str) -> None:
-        """Write the record of a file or frame that could not be processed."""
-        from convdet.runtime.sinks import failure_record
-
-        self._write(failure_record(frame.source, frame.index, error))
-
-    def record(self, frame: Any, result: Any) -> None:
-        """Write one result's record to --json and its detections to --coco, if given."""
-        from convdet.runtime.sinks import detection_record
-
-        if self.coco is not None:
-            self.coco.add(self.image_id, result.detections)
-        self._write(
-            detection_record(
-                frame.source,
-                frame.index,
-                frame.image.shape,
-                result.detections,
-                self.labels,
-                result.lines,
-            )
-        )
-
-    def draw(self, frame: Any, result: Any, processed: int) -> bool:
-        """Save the crops and label file of one result, then save and show its annotated frame
-        (the `processed`-th, from 0; drawn in place, so after the crops are cut); False when
-        the user closed the window."""
-        if self.save_crop:
-            self._save_crops(frame, result)
-        if self.save_txt:
-            from convdet.runtime.sinks import yolo_labels
-
-            name = frame.relpath if frame.index is None else self._frame_stem(frame)
-            text = yolo_labels(result.detections, frame.image.shape, self.save_conf)
-            self.files.save_text(PurePath("labels", name).with_suffix(".txt"), text)
-        if not self.annotating:
-            return True
-        image = frame.image
-        for layer in self.layers:
-            image = layer.annotate(image, result)
-        if self.stats is not None:
-            self.stats.dropped = self.source.dropped
-            shown = self.stats.annotate(image, result)  # a new, taller array: image unchanged
-            image = shown if self.saved_stats else image
-        else:
-            shown = image
-        if self.images is not None and (self.interval is None or processed % self.interval == 0):
-            self.images.save(self._relpath(frame), image)
-        if self.video is not None:
-            self.video.write(image)
-        return self.window is None or self.window.show(shown, self.hold)
-
-    def _save_crops(self, frame: Any, result: Any) -> None:
-        """Each detection's box, as drawn, cut from the input frame (as BGR uint8) and saved
-        as crops/LABEL/STEM_I.jpg, with the frame index for video and camera frames."""
-        from convdet.runtime.annotate import as_bgr
-
-        if not len(result.detections):
-            return
-        image = as_bgr(frame.image)
-        stem = self._stem(frame) if frame.index is None else self._frame_stem(frame)
-        boxes = result.detections.pixel_boxes(*image.shape[:2])
-        for index, ((x1, y1, x2, y2), class_id) in enumerate(
-            zip(boxes, result.detections.class_id, strict=True)
-        ):
-            crop = image[y1 : y2 + 1, x1 : x2 + 1].copy()  # the frame is drawn on next
-            self.files.save(PurePath("crops", self.labels[class_id], f"{stem}_{index}.jpg"), crop)
-
-    @staticmethod
-    def _stem(frame: Any) -> str:
-        """The input's name without its extension; camera0, video0 or stream for live sources."""
-        return frame.relpath.stem if frame.relpath else _live_name(frame.source)
-
-    @classmethod
-    def _frame_stem(cls, frame: Any) -> str:
-        """The stem of a video or camera frame's crops and label file: STEM_FRAME."""
-        return f"{cls._stem(frame)}_{frame.index:08d}"
-
-    def _relpath(self, frame: Any) -> PurePath:
-        if frame.index is None:
-            return frame.relpath
-        return PurePath(self._stem(frame), f"{self.started}-{frame.index:08d}.jpg")
-
-
-@dataclass(frozen=True)
-class Targets:
-    """Where one run writes, decided and checked before the model loads: the --json file, the
-    --save folder and, for a video or camera without --save-interval, the video in it, the
-    --coco file; and the files no saver may write over: the inputs and the --json file (frame
-    names come only as frames do, so this guard, not a check beforehand, keeps them off the
-    records)."""
-
-    json: str | None
-    folder: Path | None
-    video: Path | None
-    protect: list[Path]
-    coco: Path | None = None
-
-
-def _targets(args: argparse.Namespace, source: Any) -> Targets:
-    """The run's Targets: a fresh --save folder when the one named holds results, taking a
-    --json or --coco FILE inside it along; CommandError when --json or --coco names an input
-    or a file --save writes, --coco an existing file or the --json one, or --append a --json
-    FILE that had to move."""
-    from convdet.runtime.paths import fresh_folder
-    from convdet.runtime.sinks import VIDEO_SUFFIX
-
-    inputs = [path for path, _relpath in getattr(source, "files", [])]
-    inputs += [Path(spec) for spec in args.source if Path(spec).is_file()]  # videos, lists
-    inputs += [] if args.coco_images is None else [Path(args.coco_images)]
-    save = None if args.save is None else Path(args.save)
-    folder = None if save is None else fresh_folder(save)
-    json = args.json if args.json in (None, "-") else _moved(args.json, save, folder)
-    if args.append and json != args.json:
-        raise CommandError(
-            f"--append: --json {args.json} is inside --save {save}, which holds earlier results, "
-            f"so this run saves to {folder}; to append, give a --json FILE outside {save}"
-        )
-    coco = None if args.coco is None else Path(_moved(args.coco, save, folder))
-    video = None
-    if folder is not None and source.kind != "images" and args.save_interval is None:
-        # MJPG in AVI, for video files as for cameras: each frame is a whole JPEG chunk on
-        # disk as soon as the writer's buffer flushes, so a killed run (SIGKILL, power loss)
-        # leaves a file that plays up to its last flushed frame. OpenCV's MP4 (mp4v) keeps
-        # its index (moov) for the end, so a killed MP4 does not open at all, and its FFmpeg
-        # writer cannot be told to fragment (OPENCV_FFMPEG_WRITER_OPTIONS reaches the codec,
-        # not the muxer). The name stays the input's stem: clip.mp4 -> DIR/clip.avi.
-        path = getattr(source, "path", None)
-        video = folder / f"{path.stem if path else _live_name(source.name)}{VIDEO_SUFFIX}"
-    if coco is not None:
-        _check_output("--coco", coco, inputs, folder, video, source)
-        if json not in (None, "-") and coco.resolve() == Path(json).resolve():
-            raise CommandError(f"--coco {coco} is the --json file; choose another file")
-        if os.path.lexists(coco):
-            raise CommandError(f"--coco {coco} already exists; choose another file")
-    if json in (None, "-"):
-        return Targets(json, folder, video, inputs, coco)
-    _check_output("--json", Path(json), inputs, folder, video, source)
-    return Targets(json, folder, video, [*inputs, Path(json)], coco)
-
-
-def _moved(path: str, save: Path | None, folder: Path | None) -> str:
-    """`path`, or when it lies inside the --save folder `save` and the run saves to a fresh
-    `folder` instead (as `save` holds results), the same place inside `folder`."""
-    if save is None or folder == save or not Path(path).resolve().is_relative_to(save.resolve()):
-        return path
-    return str(folder / Path(path).resolve().relative_to(save.resolve()))
-
-
-def _check_output(
-    option: str,
-    output: Path,
-    inputs: list[Path],
-    folder: Path | None,
-    video: Path | None,
-    source: Any,
-) -> None:
-    """Refuse an `option` FILE (--json, --coco) that is an input, the --save folder, or a file
-    --save writes (an annotated image or video), before anything is written."""
-    from convdet.runtime.sinks import AnnotatedImageSaver, SaveError, file_id
-
-    found = file_id(output)
-    if found is not None and found in {file_id(path) for path in inputs}:
-        raise CommandError(
-            f"{option} {output} is an input file; choose another file for the records"
-        )
-    if folder is None or not output.resolve().is_relative_to(folder.resolve()):
-        return
-    relative = PurePath(output.resolve().relative_to(folder.resolve()))
-    if relative == PurePath():
-        raise CommandError(f"{option} {output} is the --save folder; choose a file for the records")
-    if video is not None:
-        saved = {PurePath(video.name)}
-    else:
-        saved = set()
-        for _path, relpath in getattr(source, "files", []):
-            with contextlib.suppress(SaveError):  # refused paths are reported when saved
-                saved.add(AnnotatedImageSaver.output_relpath(relpath))
-    if relative in saved:
-        what = "video" if video is not None else "image"
-        raise CommandError(
-            f"{option} {output} is where --save writes an annotated {what}; "
-            "choose another file for the records"
-        )
-
-
-def _live_name(name: str) -> str:
-    """A file name for a live source: camera0, video0 for /dev/video0, or `stream` for URLs."""
-    from convdet.runtime.sources import is_video_device
-
-    if name.isdigit():
-        return f"camera{name}"
-    return Path(name).name if is_video_device(name) else "stream"
-
-
-def _resume(source: Any, json: str, retry_failed: bool) -> tuple[str, set[str] | None, Any]:
-    """For --resume: the line saying how much of the batch `source` the --json FILE already
-    holds, the earlier failures run again (None without `retry_failed`), and the batch kept
-    to the inputs still to do."""
-    from convdet.runtime.sinks import unrecorded
-
-    inputs = [str(path) for path, _relpath in source.files]
-    pending, failed = unrecorded(json, inputs, retry_failed)
-    rest = source.only(pending)
-    line = (
-        f"resuming: {source.total - rest.total} of {source.total} inputs already in {json}, "
-        f"{rest.total} to go"
+def _pipeline_options(args: argparse.Namespace) -> PipelineOptions:
+    """The checked `args` as the pipeline's options (--classes are set once the model loads)."""
+    return _from_args(
+        PipelineOptions,
+        args,
+        model=_from_args(ModelOptions, args, classes=None),
+        draw=_from_args(
+            DrawOptions,
+            args,
+            scores=not args.hide_conf,
+            legend=not args.no_legend,
+            window_stats=not args.no_stats,
+            saved_stats=args.stats,
+        ),
+        outputs=_from_args(
+            OutputOptions, args, save=None if args.save is None else Path(args.save)
+        ),
     )
-    if retry_failed:
-        line += f" ({len(failed)} of them failed before and are retried)"
-    return line, failed if retry_failed else None, rest
 
 
-def _detect_all(
-    source: Any,
-    detector: Any,
-    outputs: Outputs,
-    reporter: Reporter,
-    lines: bool,
-    classes: tuple[int, ...] | None,
-    interrupts: Interrupts,
-) -> None:
-    """The main loop: every frame through the detector (its result kept to `classes`, if
-    given) and the outputs; a frame's record is written and counted in one block that a
-    signal does not split (`interrupts.deferred`), before it is drawn, so a run stopped at any
-    point (Ctrl-C, SIGTERM) counts the records that are there: none that is not, and none left
-    out."""
-    for frame in source:
-        unnumbered = outputs.number(frame)
-        error = frame.error or unnumbered
-        if error is None:
-            try:
-                result = detector(frame.image)
-                if classes is not None:
-                    result = result.only(classes)
-            except Exception as refused:  # any failure is this frame's: counted, run goes on
-                error = str(refused).strip() or type(refused).__name__
-        if error is not None:
-            with interrupts.deferred():
-                outputs.failed(frame, error)
-                reporter.failure(frame.source, error)
-                reporter.recorded(frame.source)
-        else:
-            name = frame.source if frame.index is None else f"{frame.source}#{frame.index}"
-            labels = [detector.labels[i] for i in result.detections.class_id]
-            texts = [line.text for line in result.lines]
-            processed = reporter.processed
-            with interrupts.deferred():
-                outputs.record(frame, result)
-                reporter.detected(name, labels, texts, frame.image.shape[:2], lines)
-                reporter.recorded(frame.source)
-            if not outputs.draw(frame, result, processed):
-                return
-        reporter.step()
+def _from_args(kind: type[Options], args: argparse.Namespace, **given: Any) -> Options:
+    """A `kind` options dataclass: `given` fields, the others from the option of their name
+    (left at their default when detect has no such option)."""
+    names = [field.name for field in fields(kind) if field.name not in given]
+    return kind(**given, **{name: getattr(args, name) for name in names if name in args})
+
+
+def _check_source(args: argparse.Namespace, source: Source) -> None:
+    """Refuse options that do not apply to the kind of source SOURCE is."""
+    from convdet.runtime.sources import LiveSource, is_camera
+
+    camera = isinstance(source, LiveSource) and is_camera(source.target)
+    if (args.camera_size or args.camera_fps) and not camera:
+        error("--camera-size and --camera-fps apply to cameras (0, /dev/video0)")
+    if args.save_interval is not None and source.kind == "images":
+        error("--save-interval applies to video and camera sources")
+    if args.loop != 1 and source.kind != "video":
+        error("--loop applies to video files")
+    if args.coco is not None and source.kind != "images":
+        error("--coco applies to image batches")
+    if args.stats and source.kind == "images":
+        error("--stats applies to video and camera sources")
+    if args.wait is not None and source.kind != "images":
+        error("--wait applies to images (video and camera frames flow on)")
+    if args.resume and source.kind != "images":
+        error(
+            "--resume applies to image batches (images, folders, globs, lists), "
+            "not to a video, camera or stream"
+        )
+    if args.resume and args.coco is not None:
+        error(
+            "--coco and --resume exclude each other: a resumed run's COCO file would hold "
+            "only the images it ran, numbered from 1 again"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -895,20 +415,23 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
     """`run` with SIGINT and SIGTERM already handled by `interrupts`."""
     _check_options(args)
-    from convdet.runtime import Detector
+    from convdet.runtime.outputs import Outputs
     from convdet.runtime.paths import resolved
+    from convdet.runtime.pipeline import run_pipeline
     from convdet.runtime.sinks import RecordError
     from convdet.runtime.sources import (
         DEFAULT_MAX_PIXELS,
+        ImageBatch,
         StreamStopped,
-        is_camera,
         quiet_opencv,
         resolve_sources,
     )
+    from convdet.runtime.targets import plan_targets, resume
 
-    save = Path(args.save) if args.save is not None else None
+    options = _pipeline_options(args)
+    save = options.outputs.save
     if save is not None and any(resolved(save) == resolved(Path(spec)) for spec in args.source):
-        raise CommandError(
+        error(
             f"--save {args.save} is the source folder; annotated images would overwrite the inputs"
         )
     source = resolve_sources(
@@ -922,51 +445,22 @@ def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
         camera_size=args.camera_size,
         camera_fps=args.camera_fps,
     )
-    camera = source.kind == "live" and is_camera(getattr(source, "target", ""))
-    if (args.camera_size or args.camera_fps) and not camera:
-        raise CommandError("--camera-size and --camera-fps apply to cameras (0, /dev/video0)")
-    if args.save_interval is not None and source.kind == "images":
-        raise CommandError("--save-interval applies to video and camera sources")
-    if args.loop != 1 and source.kind != "video":
-        raise CommandError("--loop applies to video files")
-    if args.coco is not None and source.kind != "images":
-        raise CommandError("--coco applies to image batches")
-    if args.stats and source.kind == "images":
-        raise CommandError("--stats applies to video and camera sources")
-    if args.wait is not None and source.kind != "images":
-        raise CommandError("--wait applies to images (video and camera frames flow on)")
-    if args.resume and source.kind != "images":
-        raise CommandError(
-            "--resume applies to image batches (images, folders, globs, lists), "
-            "not to a video, camera or stream"
-        )
-    if args.resume and args.coco is not None:
-        raise CommandError(
-            "--coco and --resume exclude each other: a resumed run's COCO file would hold "
-            "only the images it ran, numbered from 1 again"
-        )
+    _check_source(args, source)
     coco_images = None
     if args.coco_images is not None:
         from convdet.data.coco import CocoImageIds
 
         try:
             coco_images = CocoImageIds.load(args.coco_images)
-        except ValueError as error:
-            raise CommandError(f"--coco-images {error}") from None
-    targets = _targets(args, source)
+        except ValueError as refused:
+            error(f"--coco-images {refused}")
+    targets = plan_targets(options.outputs, args.source, source)
     resumed, retrying = None, None
-    if args.resume:
-        resumed, retrying, source = _resume(source, args.json, args.retry_failed)
-    detector = Detector(
-        _model_path(args.model, args.backend),
-        conf=args.conf,
-        scales=args.scales,
-        invert=args.invert,
-        threads=args.threads,
-        sparse=args.sparse,
-        temporal=args.temporal,
-    )
+    if args.resume and isinstance(source, ImageBatch):
+        resumed, retrying, source = resume(source, args.json, args.retry_failed)
+    detector = load_detector(options.model)
     classes = parse_classes(args.classes, detector.labels, detector.info.background)
+    options = replace(options, model=replace(options.model, classes=classes))
     lines = args.json is None and save is None and not args.show
     out = sys.stderr if args.json == "-" else sys.stdout
     status = 0
@@ -974,18 +468,20 @@ def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
         stack.enter_context(quiet_opencv())
         stack.enter_context(source)
         unit = "images" if source.kind == "images" else "frames"
-        reporter = Reporter(source.total, out, unit, args.progress_every)
+        reporter = DetectReporter(source.total, out, unit, args.progress_every, lines)
         if resumed is not None:
             reporter.message(resumed)
             reporter.retrying = retrying
         opened = False
+        title = f"convdet {printable(source.name)}"
         try:
-            with contextlib.ExitStack() as sinks:
-                outputs = Outputs(args, targets, source, detector, reporter, sinks, coco_images)
+            with Outputs(
+                options, targets, source, detector.labels, reporter, coco_images, title
+            ) as outputs:
                 opened = True
-                _detect_all(source, detector, outputs, reporter, lines, classes, interrupts)
-        except (StreamStopped, RecordError) as error:  # the run stops; what was written stays
-            reporter.message(str(error))
+                run_pipeline(source, detector, outputs, reporter, options, interrupts.deferred)
+        except (StreamStopped, RecordError) as stopped:  # the run stops; what was written stays
+            reporter.message(str(stopped))
             status = 1
         finally:
             reporter.close()

@@ -1,0 +1,103 @@
+"""Option values of the commands, checked: argparse `type=` callables and one `error()` helper.
+
+Each callable takes an option's text and returns its value, or stops the command with one line
+naming the option (`error`, exit status 2). Commands apply them after parsing, so a bad value
+reads `convdet CMD: error: --conf: expected a number, got 'x'` rather than argparse's usage
+block. Light on imports: the parser for `--help` imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TypeVar
+
+from convdet.cli import CommandError
+from convdet.runtime.defaults import MAX_SCALE, MIN_SCALE
+
+Number = TypeVar("Number", int, float)
+
+
+def error(message: str) -> NoReturn:
+    """Stop the command: `message` printed as one line, exit status 2."""
+    raise CommandError(message)
+
+
+def number(
+    option: str, kind: type[Number], minimum: float, maximum: float = float("inf")
+) -> Callable[[str], Number]:
+    """A `type=` callable for `option`: its text as `kind` (int or float) in minimum..maximum."""
+
+    def parse(value: str) -> Number:
+        try:
+            found = kind(value)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            error(f"{option}: expected {noun}, got {value!r}")
+        if not minimum <= found <= maximum:
+            upper = "" if maximum == float("inf") else f" and at most {maximum:g}"
+            error(f"{option}: expected at least {minimum:g}{upper}, got {value}")
+        return found
+
+    return parse
+
+
+def choice(option: str, choices: Sequence[str]) -> Callable[[str], str]:
+    """A `type=` callable for `option`: its text if it is one of `choices`."""
+
+    def parse(value: str) -> str:
+        if value not in choices:
+            error(f"{option}: expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
+def parse_scales(text: str) -> tuple[float, ...] | None:
+    """--scales: '0.5,1,2' -> (0.5, 1.0, 2.0), each factor in MIN_SCALE..MAX_SCALE, or 'auto'
+    -> None (the runtime's image pyramid)."""
+    if text.strip() == "auto":
+        return None
+    parts = [part for part in text.split(",") if part.strip()] or [""]
+    factor = number("--scales", float, MIN_SCALE, MAX_SCALE)
+    return tuple(factor(part) for part in parts)
+
+
+def camera_size(text: str) -> tuple[int, int]:
+    """--camera-size: '1280x720' -> (1280, 720), each side 1..16384 px."""
+    from convdet.commands.scenes import parse_size
+
+    try:
+        size = parse_size(text)
+    except argparse.ArgumentTypeError as refused:
+        error(f"--camera-size: {refused}")
+    if not all(1 <= side <= 16384 for side in size):
+        error(f"--camera-size: expected sides of 1 to 16384 px, got {text!r}")
+    return size
+
+
+def parse_classes(
+    text: str | None, labels: Sequence[str], background: int
+) -> tuple[int, ...] | None:
+    """--classes: '3,7' -> the class ids (a label first, else an id) of the model's digit
+    classes, or None when not given (all classes); the model's labels are needed, so this one
+    runs once the model is loaded, not as a `type=`."""
+    if text is None:
+        return None
+    classes = []
+    for part in (part.strip() for part in text.split(",")):
+        if not part:
+            continue
+        if part in labels:
+            class_id = labels.index(part)
+        elif part.isdigit() and int(part) < len(labels):
+            class_id = int(part)
+        else:
+            digits = ", ".join(label for i, label in enumerate(labels) if i != background)
+            error(f"--classes: no class {part!r} in this model (it has {digits})")
+        if class_id == background:
+            error(f"--classes: {part!r} is the background class, not a digit")
+        classes.append(class_id)
+    if not classes:
+        error(f"--classes: expected labels or class ids, got {text!r}")
+    return tuple(dict.fromkeys(classes))
