@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from convdet.runtime.errors import ConvdetError
 from convdet.runtime.grid import round_up
 from convdet.runtime.modelinfo import ModelInfo
+
+
+class FrameError(ConvdetError, ValueError):
+    """A frame the detector cannot take (its type, shape or dtype, or a size a fixed-size model
+    does not fit), said in one line: that frame's failure, not the run's."""
+
 
 INVERT_MODES = ("auto", "on", "off")
 
@@ -40,18 +47,18 @@ def white_level(image: np.ndarray) -> int:
 def _single_channel(frame: np.ndarray) -> np.ndarray:
     """Check a frame OpenCV gives and return its gray (H, W) image: uint8 as it is, uint16 as
     float32 in 0..1 of its `white_level` (judged on its colour channels), any other float
-    (float16, float64) as float32, which OpenCV converts; ValueError naming what is wrong."""
+    (float16, float64) as float32, which OpenCV converts; FrameError naming what is wrong."""
     if not isinstance(frame, np.ndarray):
-        raise ValueError(f"frame: expected a numpy array, got {type(frame).__name__}")
+        raise FrameError(f"frame: expected a numpy array, got {type(frame).__name__}")
     channels = 1 if frame.ndim == 2 else frame.shape[2] if frame.ndim == 3 else None
     if channels not in (1, 3, 4):
-        raise ValueError(
+        raise FrameError(
             f"frame: expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {frame.shape}"
         )
     if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise ValueError(f"frame: expected a non-empty image, got shape {frame.shape}")
+        raise FrameError(f"frame: expected a non-empty image, got shape {frame.shape}")
     if frame.dtype not in (np.uint8, np.uint16) and not np.issubdtype(frame.dtype, np.floating):
-        raise ValueError(f"frame: expected dtype uint8, uint16 or float, got {frame.dtype}")
+        raise FrameError(f"frame: expected dtype uint8, uint16 or float, got {frame.dtype}")
     if frame.dtype == np.uint16:
         colour = frame[..., :3] if channels == 4 else frame  # an opaque alpha is 65535
         image = frame.astype(np.float32) * np.float32(1 / white_level(colour))
@@ -218,7 +225,7 @@ class Preprocessor:
         stride = self.info.stride
         padded = size or (round_up(height, stride), round_up(width, stride))
         if height > padded[0] or width > padded[1]:
-            raise ValueError(
+            raise FrameError(
                 f"frame: expected at most {padded[0]}x{padded[1]} pixels for this fixed-size "
                 f"model, got {height}x{width} (the frame at its scale)"
             )

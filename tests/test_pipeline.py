@@ -121,6 +121,16 @@ def test_only_typed_errors_are_a_frames_failure() -> None:
         analyse(Refusing(), Frame("bug", None, np.zeros((2, 2), np.uint8)))
 
 
+def test_a_frame_the_detector_cannot_take_is_that_frames_failure(model) -> None:
+    detector = load_detector(ModelOptions(model=str(model)))
+    frame = Frame("signed.tiff", None, np.zeros((48, 64), np.int16))  # as OpenCV decodes it
+    assert record_for(detector, frame, PipelineOptions()) == {
+        "source": "signed.tiff",
+        "frame": None,
+        "error": "frame: expected dtype uint8, uint16 or float, got int16",
+    }
+
+
 class Counted:
     """Items 0..count-1, counting how many were taken and whether the iteration was closed."""
 
