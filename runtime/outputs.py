@@ -174,8 +174,9 @@ class Outputs:
         return self.image_id, None
 
     def write(self, outcome: Outcome) -> None:
-        """Write one outcome's record to --json, stamped with the run id (and for videos,
-        cameras and streams the wall-clock time), and its detections to --coco."""
+        """Write one outcome's record (schema: `convdet.runtime.records`) to --json, stamped
+        with the run id (and for videos, cameras and streams the wall-clock time), and its
+        detections to --coco."""
         if self.coco is not None and outcome.result is not None:
             self.coco.add(outcome.image_id, outcome.result.detections)
         if self.json is not None:
