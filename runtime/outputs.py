@@ -127,7 +127,7 @@ class Outputs:
                     fps=fps or source.fps or 10.0,
                     on_error=reporter.failure,
                     protect=targets.protect,
-                    measured=source.kind == "live",
+                    measured=source.live,
                 )
             )
         if targets.folder is not None and (

@@ -81,7 +81,7 @@ def run_pipeline(
     # A camera's or stream's own thread keeps only its newest frame, and its records and
     # saved video are timed as they are written (`time`, the video's measured rate): a
     # reader or a writer behind would queue stale frames and shift those times.
-    threads = options.io_threads != 0 and source.kind != "live"
+    threads = options.io_threads != 0 and not source.live
     run_stages(
         source,
         process,

@@ -467,8 +467,7 @@ def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
     with contextlib.ExitStack() as stack:
         stack.enter_context(quiet_opencv())
         stack.enter_context(source)
-        unit = "images" if source.kind == "images" else "frames"
-        reporter = DetectReporter(source.total, out, unit, args.progress_every, lines)
+        reporter = DetectReporter(source.total, out, source.unit, args.progress_every, lines)
         if resumed is not None:
             reporter.message(resumed)
             reporter.retrying = retrying
@@ -486,5 +485,5 @@ def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
         finally:
             reporter.close()
             if opened:  # after the sinks closed, so late write failures are counted
-                reporter.summary(source.dropped if source.kind == "live" else None)
+                reporter.summary(source.dropped if source.live else None)
     return 1 if reporter.failed else status
