@@ -71,6 +71,15 @@ def test_one_digit_gives_one_detection_at_its_cell() -> None:
     np.testing.assert_allclose(found.xyxy[0, 2:] - found.xyxy[0, :2], [28, 28])
 
 
+@pytest.mark.parametrize(("by_class", "found"), [(True, [1, 4]), (False, [4])])
+def test_a_weaker_digit_beside_another_keeps_its_peak_by_class(by_class, found) -> None:
+    scores = grid()
+    put(scores, 3, 4, 1, 0.6)  # a narrow "1" one cell from a stronger "4"
+    put(scores, 3, 5, 4, 0.95)
+    detections = find_peaks(scores, GEOMETRY, BACKGROUND, 0.3, 1, by_class, pool=0)
+    assert sorted(detections.class_id.tolist()) == found
+
+
 def test_blank_grid_and_threshold_give_nothing() -> None:
     assert len(find_peaks(grid(), GEOMETRY, BACKGROUND, conf=0.5)) == 0
     scores = grid()
