@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from convdet.data.motion import moving_digit_video
 from convdet.measure.evaluate import agreeing_detections
-from convdet.measure.pipeline_fps import run_pipeline
+from convdet.measure.pipeline_fps import pipeline_fps
 from convdet.measure.timing import Timing, time_calls, time_in_turns
 from convdet.runtime.annotate import BoxAnnotator, GridAnnotator
 from convdet.runtime.detections import Detections
@@ -104,9 +104,7 @@ def measure_model(
             annotator.annotate(image, result)
 
     draw_ms = time_calls(draw, settings.warmup, settings.repeat).median_ms
-    out = settings.workdir / f"out_{path.stem}_{video.stem}.avi"
-    pipeline_fps = best_fps(lambda: run_pipeline(detector, video, out))
-    out.unlink(missing_ok=True)
+    fps = best_fps(lambda: pipeline_fps(detector, video, settings.workdir))
     height, width = frames[0].shape[:2]
     info = detector.info
     return ModelRow(
@@ -120,7 +118,7 @@ def measure_model(
         infer=infer,
         detect=detect,
         draw_ms=draw_ms,
-        pipeline_fps=pipeline_fps,
+        pipeline_fps=fps,
         gflops=None if flops is None else flops / 1e9,
         bound_ms=None if flops is None else flops / machine_flops * 1e3,
         digit_accuracy=export_accuracy(path, info.arch),
