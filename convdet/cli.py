@@ -1,4 +1,10 @@
-"""Entry point: builds the subcommand parser and turns user errors into one-line messages."""
+"""Entry point: builds the subcommand parser and turns user errors into one-line messages.
+
+A command's `ConvdetError` (a bad input, option, model file or output path) and `OSError` (a
+path that is missing, unreadable or on a full disk) print as one line, exit status 2 (a
+`CommandError` its own); any other exception is a bug and keeps its traceback. With
+CONVDET_DEBUG=1 in the environment the one-line errors are raised too, traceback and all.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ INSTALL = {
 }
 
 EXIT_USAGE = 2
+DEBUG_VARIABLE = "CONVDET_DEBUG"
 EXIT_INTERRUPTED = 130
 # The most inference threads --threads takes (detect, benchmark): a fixed bound, so a command
 # that works on one machine is not refused on another (more threads than cores is only slower),
@@ -190,6 +197,11 @@ class Interrupts:
                 raise KeyboardInterrupt
 
 
+def _debug() -> bool:
+    """True when CONVDET_DEBUG=1: errors shown as one line are raised with their traceback."""
+    return os.environ.get(DEBUG_VARIABLE) == "1"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; return its exit status (0 ok, 1 partial failure, 2 usage, 130 Ctrl-C).
     A reader that closes stdout early (`| head`) ends the run quietly with status 0. Ctrl-C or
@@ -207,21 +219,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse_unknown(args.command_parser, unknown)
     try:
         return int(args.handler(args) or 0)
-    except CommandError as error:
-        print(f"convdet {args.command}: error: {printable(str(error))}", file=sys.stderr)
-        return error.exit_code
     except ModuleNotFoundError as error:
         message = missing_extra_message(error, args.command)
-        if message is None:
+        if message is None or _debug():
             raise
         print(f"convdet {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         _quiet_stdout()
         return 0
-    except (ValueError, OSError) as error:
+    # ConvdetError: what convdet means to tell a user. OSError: the system's answer about a path
+    # the user named (missing, no permission, disk full), whose message names the path.
+    except (ConvdetError, OSError) as error:
+        if _debug():
+            raise
         print(f"convdet {args.command}: error: {printable(str(error))}", file=sys.stderr)
-        return EXIT_USAGE
+        return error.exit_code if isinstance(error, CommandError) else EXIT_USAGE
     except KeyboardInterrupt:
         print(f"convdet {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 from convdet.data import surfaces
+from convdet.runtime.defaults import CAMERA_STYLES
 
-CAMERA_STYLES = ("notebook", "strings", "large", "clutter", "empty")
 DIGIT_HEIGHTS = (16.0, 40.0)  # px of ink, the writing sizes of every style but "large"
 LARGE_HEIGHTS = (64.0, 150.0)
 MNIST_STROKE = 0.13  # stroke width of an MNIST digit, as a fraction of its ink height

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 from convdet.data.scenes import SceneSet, Truth
+from convdet.runtime.defaults import COCO_SPLITS as SPLITS
+from convdet.runtime.errors import DataError, OptionError
 
 ANNOTATIONS_FILE = "annotations.json"
-SPLITS = ("train", "dev", "test", "all")
 _SPLIT_BUCKETS = (("test", 5), ("dev", 3), ("train", 12))  # out of 20
 
 
@@ -53,7 +54,7 @@ def _digit_of_category(categories: list[dict[str, Any]]) -> dict[int, int]:
         if len(name) == 1 and name.isdigit():
             digits[int(category["id"])] = int(name)
     if not digits:
-        raise ValueError("no category is named after a digit 0-9")
+        raise DataError("no category is named after a digit 0-9")
     return digits
 
 
@@ -62,15 +63,15 @@ def _image_path(root: Path, file_name: str) -> str:
     for relative in (file_name, f"images/{file_name}"):
         if (root / relative).is_file():
             return relative
-    raise ValueError(f"{root}: image {file_name!r} not found (nor under images/)")
+    raise DataError(f"{root}: image {file_name!r} not found (nor under images/)")
 
 
 def load_coco_set(path: str | Path, split: str = "all", style: str = "") -> SceneSet:
     """Read a COCO folder as a scene set of one `split` (see the module doc); every truth gets
-    style `style` (default: the folder's name). ValueError naming the file when it is wrong."""
+    style `style` (default: the folder's name). DataError naming the file when it is wrong."""
     root = Path(path)
     if split not in SPLITS:
-        raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
+        raise OptionError(f"split: expected one of {', '.join(SPLITS)}, got {split!r}")
     annotations_path = root / ANNOTATIONS_FILE
     try:
         coco = json.loads(annotations_path.read_text(encoding="utf-8"))
@@ -85,7 +86,7 @@ def load_coco_set(path: str | Path, split: str = "all", style: str = "") -> Scen
         images = sorted(coco["images"], key=lambda image: str(image["file_name"]))
         truths = _truths(root, images, objects, split, style or root.resolve().name)
     except (OSError, KeyError, TypeError, ValueError) as error:
-        raise ValueError(
+        raise DataError(
             f"{annotations_path}: not a COCO digit annotation file ({error})"
         ) from error
     manifest = {"source": str(root), "format": "coco", "split": split, "images": len(truths)}
@@ -142,47 +143,47 @@ class CocoImageIds:
     @classmethod
     def load(cls, path: str | Path) -> CocoImageIds:
         """The ids of the "images" list ({"id", "file_name"}, other keys ignored) of the COCO
-        file `path`; ValueError naming the file when it cannot be read, is not JSON, or has no
+        file `path`; DataError naming the file when it cannot be read, is not JSON, or has no
         images, an image without an integer id or a file_name, or one file_name twice."""
         path = Path(path)
         if path.exists() and not path.is_file():  # a FIFO would block, a device never end
-            raise ValueError(f"{path}: not a regular file (a folder, device or FIFO)")
+            raise DataError(f"{path}: not a regular file (a folder, device or FIFO)")
         try:
             coco = json.loads(path.read_text(encoding="utf-8"))
         except OSError as error:
-            raise ValueError(f"{path}: unreadable: {error.strerror or error}") from None
+            raise DataError(f"{path}: unreadable: {error.strerror or error}") from None
         except ValueError as error:  # not UTF-8, or not JSON
-            raise ValueError(f"{path}: not a COCO JSON file ({error})") from None
+            raise DataError(f"{path}: not a COCO JSON file ({error})") from None
         images = coco.get("images") if isinstance(coco, dict) else None
         if not isinstance(images, list) or not images:
-            raise ValueError(f'{path}: not a COCO file with images (no "images" list, or empty)')
+            raise DataError(f'{path}: not a COCO file with images (no "images" list, or empty)')
         ids: dict[str, int] = {}
         for position, image in enumerate(images):
             ok = isinstance(image, dict) and isinstance(image.get("file_name"), str)
             image_id = image.get("id") if ok else None
             if not ok or not isinstance(image_id, int) or isinstance(image_id, bool):
-                raise ValueError(
+                raise DataError(
                     f'{path}: image {position} of "images" has no integer "id" and '
                     '"file_name" string'
                 )
             name = PurePosixPath(image["file_name"]).as_posix()
             if name in ids:
-                raise ValueError(f"{path}: file_name {name!r} is named by two images")
+                raise DataError(f"{path}: file_name {name!r} is named by two images")
             ids[name] = image_id
         return cls(path, ids)
 
     def take(self, relpath: PurePath, source: str) -> int:
         """The id of the image that the input `source` at `relpath` (relative to its SOURCE
-        folder) is, now given to it; ValueError saying why it has none (no such file name, or
+        folder) is, now given to it; DataError saying why it has none (no such file name, or
         its image given to an earlier input)."""
         name = PurePosixPath(relpath.as_posix()).as_posix()
         found = name if name in self.ids else self.by_base.get(PurePosixPath(name).name)
         if found is None:
             alone = "" if name == relpath.name else f", nor one alone named {relpath.name}"
-            raise ValueError(f"not in --coco-images {self.path} (no image named {name}{alone})")
+            raise DataError(f"not in --coco-images {self.path} (no image named {name}{alone})")
         image_id = self.ids[found]
         if image_id in self.given:
-            raise ValueError(
+            raise DataError(
                 f"its --coco-images image ({found}, id {image_id}) is already "
                 f"{self.given[image_id]}'s"
             )

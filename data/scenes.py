@@ -38,9 +38,9 @@ import cv2
 import numpy as np
 from convdet.data import camera
 from convdet.data.digits import DIGIT_SIZE
+from convdet.runtime.defaults import CLASSIC_STYLES, STYLES  # noqa: F401 (CLASSIC_STYLES: this API)
+from convdet.runtime.errors import DataError, OptionError
 
-CLASSIC_STYLES = ("mnist", "paper", "multiscale")  # MNIST frames on plain canvases
-STYLES = (*CLASSIC_STYLES, *camera.CAMERA_STYLES)
 BOX_KINDS = ("frame", "ink")
 CAMERA_MIN_SIZE = 64
 MULTISCALE_SIDES = (20, 56)
@@ -112,17 +112,17 @@ class Truth:
 
 
 def _parse_box_kind(kind: Any) -> str:
-    """A record's `box_kind`; ValueError when it is not one of BOX_KINDS."""
+    """A record's `box_kind`; DataError when it is not one of BOX_KINDS."""
     if kind not in BOX_KINDS:
-        raise ValueError(f"box_kind: expected one of {', '.join(BOX_KINDS)}, got {kind!r}")
+        raise DataError(f"box_kind: expected one of {', '.join(BOX_KINDS)}, got {kind!r}")
     return str(kind)
 
 
 def _parse_lines(lines: Any, count: int) -> tuple[tuple[int, ...], ...]:
-    """A record's `lines` as index tuples; ValueError when an index names no object."""
+    """A record's `lines` as index tuples; DataError when an index names no object."""
     parsed = tuple(tuple(int(i) for i in line) for line in lines)
     if any(not 0 <= i < count for line in parsed for i in line):
-        raise ValueError(f"lines: object indices must be in 0..{count - 1}, got {lines}")
+        raise DataError(f"lines: object indices must be in 0..{count - 1}, got {lines}")
     return parsed
 
 
@@ -148,9 +148,9 @@ class SceneParams:
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
-            raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {self.style!r}")
+            raise OptionError(f"style: expected one of {', '.join(STYLES)}, got {self.style!r}")
         if self.count < 0 or self.max_digits < 1 or self.gap < 0:
-            raise ValueError(
+            raise OptionError(
                 f"count >= 0, max_digits >= 1 and gap >= 0 expected, got "
                 f"{self.count}, {self.max_digits}, {self.gap}"
             )
@@ -162,7 +162,7 @@ class SceneParams:
             largest = DIGIT_SIZE
         width, height = self.size
         if width < largest or height < largest:
-            raise ValueError(
+            raise OptionError(
                 f"size: a {self.style} canvas must be at least {largest}x{largest}, "
                 f"got {width}x{height}"
             )
@@ -326,7 +326,7 @@ class SceneSet:
         path = self.root / truth.file
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
-            raise ValueError(f"{path}: cannot read image listed in {TRUTH_FILE}")
+            raise DataError(f"{path}: cannot read image listed in {TRUTH_FILE}")
         return image
 
 
@@ -347,24 +347,31 @@ def write_scene_set(out: str | Path, scenes: Iterator[Scene], manifest: dict[str
 
 
 def load_scene_set(path: str | Path) -> SceneSet:
-    """Read a scene set folder; ValueError naming the file and line when something is wrong."""
+    """Read a scene set folder; DataError naming the file and line when something is wrong."""
     root = Path(path)
     truth_path = root / TRUTH_FILE
     if not truth_path.is_file():
-        raise ValueError(f"{root}: not a scene set (no {TRUTH_FILE}; make one with convdet scenes)")
+        raise DataError(f"{root}: not a scene set (no {TRUTH_FILE}; make one with convdet scenes)")
     manifest_path = root / MANIFEST_FILE
-    manifest = (
-        json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
-    )
+    try:
+        text = manifest_path.read_text(encoding="utf-8") if manifest_path.is_file() else "{}"
+        manifest = json.loads(text)
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise DataError(f"{manifest_path}: not a JSON manifest ({error})") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{manifest_path}: not a JSON manifest (not an object)")
+    try:
+        lines = truth_path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise DataError(f"{truth_path}: not UTF-8 text ({error})") from None
     truths = []
-    lines = truth_path.read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             truths.append(Truth.from_record(json.loads(line)))
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{truth_path}:{number}: bad truth record ({error!r})") from error
+            raise DataError(f"{truth_path}:{number}: bad truth record ({error!r})") from error
     return SceneSet(root=root, manifest=manifest, truths=tuple(truths))
 
 

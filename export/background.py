@@ -21,6 +21,7 @@ import numpy as np
 from convdet.data import camera
 from convdet.export.augment import Augmentation, affine, backdrop, photometric
 from convdet.export.specs import BACKGROUND, CLASS_NAMES, WINDOW
+from convdet.runtime.errors import OptionError
 from convdet.runtime.modelinfo import ModelInfo
 from convdet.runtime.preprocess import Preprocessor
 
@@ -52,11 +53,11 @@ class BackgroundMix:
         for item in filter(None, (part.strip() for part in text.split(","))):
             name, _, value = item.partition("=")
             if name not in names:
-                raise ValueError(f"background mix: unknown kind {name!r}; known: {sorted(names)}")
+                raise OptionError(f"background mix: unknown kind {name!r}; known: {sorted(names)}")
             try:
                 values[name] = float(value)
             except ValueError:
-                raise ValueError(f"background mix: {name} needs a number, got {value!r}") from None
+                raise OptionError(f"background mix: {name} needs a number, got {value!r}") from None
         return cls(**values)
 
     def weights(self) -> dict[str, float]:
@@ -64,7 +65,7 @@ class BackgroundMix:
         raw = {kind: getattr(self, kind) for kind in ALL_KINDS}
         total = sum(raw.values())
         if total <= 0:
-            raise ValueError("background mix: all weights are zero")
+            raise OptionError("background mix: all weights are zero")
         return {kind: weight / total for kind, weight in raw.items()}
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from convdet.runtime.errors import DataError, OptionError
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,11 @@ class Distillation:
 
     def __post_init__(self) -> None:
         if not self.classifier_path.is_file():
-            raise ValueError(f"teacher {self.teacher}: no classifier.keras (a `convdet train` run)")
+            raise DataError(f"teacher {self.teacher}: no classifier.keras (a `convdet train` run)")
         if not 0.0 < self.weight <= 1.0:
-            raise ValueError(f"distillation weight: expected 0 < w <= 1, got {self.weight}")
+            raise OptionError(f"distillation weight: expected 0 < w <= 1, got {self.weight}")
         if self.temperature <= 0:
-            raise ValueError(f"distillation temperature: expected > 0, got {self.temperature}")
+            raise OptionError(f"distillation temperature: expected > 0, got {self.temperature}")
 
     @property
     def classifier_path(self) -> Path:

@@ -10,13 +10,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from convdet.runtime.defaults import POOLINGS
+from convdet.runtime.errors import OptionError
 from convdet.runtime.modelinfo import ModelInfo
 
 WINDOW = 28
 NUM_CLASSES = 11
 BACKGROUND = 10
 CLASS_NAMES = (*(str(digit) for digit in range(10)), "background")
-POOLINGS = ("none", "max3", "max4")
 
 
 @dataclass(frozen=True)
@@ -96,16 +97,16 @@ ARCHS: dict[str, ArchSpec] = {
 
 
 def get_spec(name: str) -> ArchSpec:
-    """The registered spec called `name`; ValueError listing the choices otherwise."""
+    """The registered spec called `name`; OptionError listing the choices otherwise."""
     if name not in ARCHS:
-        raise ValueError(f"unknown architecture {name!r}; choose from {', '.join(ARCHS)}")
+        raise OptionError(f"unknown architecture {name!r}; choose from {', '.join(ARCHS)}")
     return ARCHS[name]
 
 
 def pooling_kernel(pooling: str) -> int:
     """Side of the stride-1 max pool before the head (1 for none)."""
     if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
+        raise OptionError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
     return 1 if pooling == "none" else int(pooling[-1])
 
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from convdet.data.scenes import SceneSet, isolated_crops
+from convdet.runtime.modelinfo import ModelContractError
 from convdet.runtime.reading import group_lines
 
 if TYPE_CHECKING:
@@ -385,11 +386,11 @@ def isolated_classifier(detector: Detector) -> ReadoutFn:
     frame is cut out at 28x28 and run unpadded through the model, read at the model's
     `classifier_cell`: on a 28x28 input that cell computes the 28x28 classifier. (Padding it
     to a multiple of the stride, as frames are, would shift the convolutions' 'same' padding
-    and add context the classifier never saw.) ValueError if the metadata lacks that cell.
+    and add context the classifier never saw.) ModelContractError if the metadata lacks that cell.
     """
     cell = detector.info.classifier_cell
     if cell is None:
-        raise ValueError(
+        raise ModelContractError(
             f"{detector.model_path}: metadata lacks classifier_cell, so isolated accuracy "
             "cannot be measured; re-export the model"
         )

@@ -15,11 +15,12 @@ import numpy as np
 from convdet.runtime.backends import Backend, open_backend
 from convdet.runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
 from convdet.runtime.detections import Detections
+from convdet.runtime.errors import OptionError
 from convdet.runtime.field import model_field
 from convdet.runtime.grid import GridGeometry, decode_cells
 from convdet.runtime.grouping import Grouping, ScaleGrid
 from convdet.runtime.modelinfo import ModelInfo
-from convdet.runtime.preprocess import Preprocessor
+from convdet.runtime.preprocess import FrameError, Preprocessor
 from convdet.runtime.reading import Line, read_lines
 from convdet.runtime.sparse import SparseInference, check_mode
 from convdet.runtime.temporal import NOISE_THRESHOLD, TemporalReuse, check_threshold
@@ -95,7 +96,7 @@ def as_frame(image: Any) -> Any:
         try:
             return load_image(Path(image))
         except ImageError as error:
-            raise ValueError(f"{image}: {error}") from None
+            raise ImageError(f"{image}: {error}") from None
     if not type(image).__module__.startswith("PIL."):
         return image
     return pil_frame(image)
@@ -105,7 +106,7 @@ def pil_frame(image: Any) -> np.ndarray:
     """A PIL image as the array OpenCV would give for it, depth kept: L, F and I;16 (either
     byte order) as their gray array, I as uint16 gray (16-bit PNGs open as I or I;16), 1 as
     0/255 gray, RGB and RGBA as BGR and BGRA, other modes converted to RGB, or RGBA when they
-    carry transparency. ValueError in one line for values or modes no frame can hold."""
+    carry transparency. FrameError in one line for values or modes no frame can hold."""
     mode = image.mode
     if mode == "1":
         image = image.convert("L")
@@ -114,7 +115,7 @@ def pil_frame(image: Any) -> np.ndarray:
         try:
             image = image.convert("RGBA" if alpha else "RGB")
         except ValueError:
-            raise ValueError(
+            raise FrameError(
                 f"PIL image mode {mode}: not convertible to RGB; convert it to RGB, L or I;16 first"
             ) from None
     array = np.asarray(image)
@@ -123,7 +124,7 @@ def pil_frame(image: Any) -> np.ndarray:
     if mode == "I" or mode.startswith("I;16"):
         low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
         if low < 0 or high > 65535:
-            raise ValueError(f"PIL image mode {mode}: values {low}..{high} do not fit 16 bits")
+            raise FrameError(f"PIL image mode {mode}: values {low}..{high} do not fit 16 bits")
         return array.astype(np.uint16)
     return array
 
@@ -177,12 +178,12 @@ class Detector:
             or not scales
             or not all(MIN_SCALE <= scale <= MAX_SCALE for scale in scales)
         ):
-            raise ValueError(
+            raise OptionError(
                 f"scales: expected 'auto' or one or more numbers in {MIN_SCALE:g}..{MAX_SCALE:g}, "
                 f"got {scales!r}"
             )
         if not 0.0 <= conf <= 1.0:
-            raise ValueError(f"conf: expected a probability in 0..1, got {conf}")
+            raise OptionError(f"conf: expected a probability in 0..1, got {conf}")
         self.backend: Backend = open_backend(model, threads=threads, providers=providers)
         self.info: ModelInfo = self.backend.info
         self.labels: tuple[str, ...] = self.info.classes

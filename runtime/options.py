@@ -12,18 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convdet.runtime.defaults import DEFAULT_CONF
-from convdet.runtime.errors import ConvdetError
+from convdet.runtime.errors import OptionError
 
 if TYPE_CHECKING:
     from convdet.runtime.detector import Detector
 
 BACKEND_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 QUEUE_SIZE = 4  # frames waiting between the reader, the detector and the writer, each way
-
-
-class OptionError(ConvdetError, ValueError):
-    """Options a run refuses before it starts (a model its backend does not run, an output over
-    an input), said in one line naming the option."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from convdet.runtime.errors import ConvdetError
+from convdet.runtime.defaults import INVERT_MODES
+from convdet.runtime.errors import ConvdetError, OptionError
 from convdet.runtime.grid import round_up
 from convdet.runtime.modelinfo import ModelInfo
 
@@ -19,8 +20,6 @@ class FrameError(ConvdetError, ValueError):
     """A frame the detector cannot take (its type, shape or dtype, or a size a fixed-size model
     does not fit), said in one line: that frame's failure, not the run's."""
 
-
-INVERT_MODES = ("auto", "on", "off")
 
 # Sampling step for the per-frame polarity statistics: a fraction of the pixels is plenty.
 _STATS_STEP = 2
@@ -147,7 +146,7 @@ class Preprocessor:
 
     def __init__(self, info: ModelInfo, invert: str = "auto", normalize: bool = False) -> None:
         if invert not in INVERT_MODES:
-            raise ValueError(f"invert: expected one of {', '.join(INVERT_MODES)}, got {invert!r}")
+            raise OptionError(f"invert: expected one of {', '.join(INVERT_MODES)}, got {invert!r}")
         self.info = info
         self.invert = invert
         self.normalize = normalize

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import cv2
 import numpy as np
 from convdet.runtime.detections import Detections
-from convdet.runtime.errors import ConvdetError
+from convdet.runtime.errors import ConvdetError, DataError
 from convdet.runtime.paths import opencv_path
 from convdet.runtime.reading import Line
 
@@ -195,7 +195,7 @@ def unrecorded(
     to the input strings (about 50 bytes an input, some 500 MB for 10M inputs, however long
     the file) plus the failed sources retried. A missing file has no records; a last line
     without its newline is skipped, as the --append repair removes it; any other line that is
-    not a record with a `source` is a ValueError naming its line."""
+    not a record with a `source` is a DataError (a ValueError) naming its line."""
     pending = set(inputs)
     failed: set[str] = set()
     try:
@@ -212,7 +212,7 @@ def unrecorded(
             except (ValueError, TypeError, KeyError):
                 source = None
             if not isinstance(source, str):
-                raise ValueError(
+                raise DataError(
                     f"{path} line {number} is not a convdet record with a source; "
                     "--resume cannot tell which input it was"
                 )

@@ -13,9 +13,10 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 from convdet.runtime.crops import plan_crops
+from convdet.runtime.defaults import SPARSE_MODES
+from convdet.runtime.errors import OptionError
 from convdet.runtime.field import Field, cells_seeing, marked_blocks
 
-SPARSE_MODES = ("auto", "on", "off")
 # Above this share of the frame's pixels in crops, "auto" runs the whole frame instead: with
 # wide.onnx on MNIST-style 640x480 frames of 1 to 20 digits, crops covering 12% of the frame
 # took 0.14x the whole frame's time, 56% 0.58x, 79% 0.72-0.76x, 89% 0.86x and 98% 1.2x.
@@ -26,9 +27,9 @@ Run = Callable[[np.ndarray], np.ndarray]  # (1, H, W, 1) float32 -> (1, gh, gw, 
 
 
 def check_mode(mode: str) -> None:
-    """ValueError unless `mode` is one of SPARSE_MODES."""
+    """OptionError (a ValueError) unless `mode` is one of SPARSE_MODES."""
     if mode not in SPARSE_MODES:
-        raise ValueError(f"sparse: expected one of {', '.join(SPARSE_MODES)}, got {mode!r}")
+        raise OptionError(f"sparse: expected one of {', '.join(SPARSE_MODES)}, got {mode!r}")
 
 
 class BlankGrid:
