@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from convdet.data.digits import load_mnist_npz
 from convdet.data.scenes import STYLES, SceneParams, generate_scenes
-from convdet.runtime.sinks import VideoSaver
+from convdet.runtime.savers import VideoSaver
 from convdet.runtime.sources import SourceError, VideoSource
 
 VIDEO_FPS = 25.0  # frame rate written into the test videos and the pipelines' outputs

@@ -19,17 +19,12 @@ from convdet.runtime.annotate import (
     StatsAnnotator,
     as_bgr,
 )
-from convdet.runtime.sinks import (
-    AnnotatedImageSaver,
-    CocoResults,
-    JsonlSink,
-    VideoSaver,
-    Window,
-    run_id,
-    utc_time,
-    yolo_labels,
-)
+from convdet.runtime.jsonl import JsonlSink
+from convdet.runtime.label_formats import CocoResults, yolo_labels
+from convdet.runtime.records import run_id, utc_time
+from convdet.runtime.savers import AnnotatedImageSaver, VideoSaver
 from convdet.runtime.targets import Targets, live_name
+from convdet.runtime.window import Window
 
 if TYPE_CHECKING:
     from convdet.data.coco import CocoImageIds

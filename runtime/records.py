@@ -15,28 +15,72 @@ The record of an input the detector ran on (all fields always present):
 
 The record of an input that failed has `source`, `frame` and `error` (str, one line: why)
 instead of the size, detections and lines. The writer (`convdet.runtime.outputs`) then adds
-`time` (videos, cameras and streams: the UTC time of the write, ISO 8601 with ms) and `run`
-(the run's id), which describe the run, not the input.
+`time` (videos, cameras and streams: the UTC time of the write, ISO 8601 with ms: `utc_time`)
+and `run` (the run's id: `run_id`), which describe the run, not the input.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from convdet.runtime.errors import ConvdetError
-from convdet.runtime.sinks import detection_record, failure_record
 from convdet.runtime.sources import DEFAULT_MAX_PIXELS, Frame, ImageBatch
 
 if TYPE_CHECKING:
+    from convdet.runtime.detections import Detections
     from convdet.runtime.detector import Detector, Result
     from convdet.runtime.options import PipelineOptions
+    from convdet.runtime.reading import Line
 
 # What makes one frame's failure, not the run's: the runtime's typed refusals, a frame too
 # large for the memory left, and the RuntimeError ONNX Runtime and LiteRT raise when inference
 # itself fails (a buffer they cannot allocate). Anything else is a bug and propagates.
 FRAME_FAILURES = (ConvdetError, MemoryError, RuntimeError)
+
+
+def detection_record(
+    source: str,
+    frame: int | None,
+    shape: Sequence[int],
+    detections: Detections,
+    labels: Sequence[str],
+    lines: Sequence[Line],
+) -> dict[str, Any]:
+    """The JSON Lines record of one image or frame (schema: the module docstring), with the
+    written `lines` read from its detections (text, box, detection indices, score)."""
+    return {
+        "source": source,
+        "frame": frame,
+        "width": int(shape[1]),
+        "height": int(shape[0]),
+        "detections": detections.to_records(labels),
+        "lines": [line.to_record() for line in lines],
+    }
+
+
+def failure_record(source: str, frame: int | None, error: str) -> dict[str, Any]:
+    """The JSON Lines record of a file or frame that could not be processed, saying why, so a
+    reader of the records alone sees every input (schema: the module docstring)."""
+    return {"source": source, "frame": frame, "error": error}
+
+
+def utc_time(compact: bool = False) -> str:
+    """The wall-clock time now in ISO 8601 UTC with milliseconds, '2026-12-01T16:40:00.123Z'
+    (compact: '20261201T164000.123Z'), which places live records in time."""
+    now = datetime.now(timezone.utc)
+    stamp = "%Y%m%dT%H%M%S." if compact else "%Y-%m-%dT%H:%M:%S."
+    return now.strftime(stamp) + f"{now.microsecond // 1000:03d}Z"
+
+
+def run_id() -> str:
+    """An id of this run, its start and the process id ('20261201T164000.123Z-4242'), so the
+    records of one run, and a restart between two, show in an appended file."""
+    return f"{utc_time(compact=True)}-{os.getpid()}"
 
 
 @dataclass(frozen=True)

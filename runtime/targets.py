@@ -10,15 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
+from convdet.runtime.jsonl import unrecorded
 from convdet.runtime.options import OptionError, OutputOptions
 from convdet.runtime.paths import fresh_folder
-from convdet.runtime.sinks import (
-    VIDEO_SUFFIX,
-    AnnotatedImageSaver,
-    SaveError,
-    file_id,
-    unrecorded,
-)
+from convdet.runtime.savers import VIDEO_SUFFIX, AnnotatedImageSaver, SaveError, file_id
 from convdet.runtime.sources import ImageBatch, VideoSource, is_video_device
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from convdet.runtime.sinks import JsonlSink
+from convdet.runtime.jsonl import JsonlSink
 from test_hostile_corpus import detect_process, stop_after_records
 from test_sinks import (
     FakeQt,
@@ -952,7 +952,7 @@ for name in ("imshow", "namedWindow", "waitKey", "pollKey", "destroyWindow", "de
 """
 RUN_CLI = """
 from convdet.cli import main, printable
-from convdet.runtime.sinks import JsonlSink
+from convdet.runtime.jsonl import JsonlSink
 status = main(sys.argv[1:])
 assert "onnxruntime" not in sys.modules, "onnxruntime was imported"
 sys.exit(status)

@@ -63,7 +63,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from convdet.runtime.sinks import AnnotatedImageSaver
+from convdet.runtime.savers import AnnotatedImageSaver
 from convdet.runtime.sources import MAX_LIST_BYTES
 from test_backends import tiny_onnx
 from test_hostile_input import png_header, sparse

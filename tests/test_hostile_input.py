@@ -784,7 +784,7 @@ def test_after_ctrl_c_the_summary_counts_the_records_written(
     for index in range(5):
         cv2.imwrite(str(folder / f"{index}.png"), np.zeros((48, 64), np.uint8))
     from convdet.runtime import BoxAnnotator
-    from convdet.runtime.sinks import JsonlSink
+    from convdet.runtime.jsonl import JsonlSink
 
     # Ctrl-C lands in the third image's record write, or after it, while its frame is drawn
     target, name = (JsonlSink, "write") if where == "record" else (BoxAnnotator, "annotate")
@@ -818,7 +818,7 @@ def test_a_signal_between_a_record_and_its_count_is_held_until_both_are_done(
         cv2.imwrite(str(folder / f"{index}.png"), np.zeros((48, 64), np.uint8))
     if third == "bad":
         (folder / "2.png").write_bytes(b"not an image")
-    from convdet.runtime.sinks import JsonlSink
+    from convdet.runtime.jsonl import JsonlSink
 
     real, calls = JsonlSink.write, []
 
@@ -846,7 +846,7 @@ def test_a_second_signal_ends_a_record_write_that_does_not_return(
     folder.mkdir()
     for index in range(3):
         cv2.imwrite(str(folder / f"{index}.png"), np.zeros((48, 64), np.uint8))
-    from convdet.runtime.sinks import JsonlSink
+    from convdet.runtime.jsonl import JsonlSink
 
     real, calls, returned = JsonlSink.write, [], []
 

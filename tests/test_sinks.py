@@ -21,23 +21,17 @@ import cv2
 import numpy as np
 import pytest
 from convdet.runtime.detections import Detections
+from convdet.runtime.jsonl import JsonlSink, RecordError
 from convdet.runtime.reading import read_lines
-from convdet.runtime.sinks import (
+from convdet.runtime.records import detection_record, failure_record, run_id, utc_time
+from convdet.runtime.savers import (
     AnnotatedImageSaver,
-    JsonlSink,
-    RecordError,
     SaveError,
     VideoSaver,
-    Window,
-    detection_record,
-    display_unavailable,
-    failure_record,
-    fit_window,
-    run_id,
     safe_relative,
     set_avi_rate,
-    utc_time,
 )
+from convdet.runtime.window import Window, display_unavailable, fit_window
 
 LABELS = (*(str(digit) for digit in range(10)), "background")
 
@@ -352,8 +346,8 @@ class FakeQt:
         self.shown: list[tuple[int, ...]] = []
         self.sizes: list[tuple[int, int]] = []
         self.waits: list[int] = []
-        monkeypatch.setattr("convdet.runtime.sinks.display_unavailable", lambda: None)
-        monkeypatch.setattr("convdet.runtime.sinks.screen_size", lambda: (1280, 1024))
+        monkeypatch.setattr("convdet.runtime.window.display_unavailable", lambda: None)
+        monkeypatch.setattr("convdet.runtime.window.screen_size", lambda: (1280, 1024))
         for name, function in {
             "namedWindow": self.named_window,
             "resizeWindow": self.resize_window,

@@ -415,10 +415,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
     """`run` with SIGINT and SIGTERM already handled by `interrupts`."""
     _check_options(args)
+    from convdet.runtime.jsonl import RecordError
     from convdet.runtime.outputs import Outputs
     from convdet.runtime.paths import resolved
     from convdet.runtime.pipeline import run_pipeline
-    from convdet.runtime.sinks import RecordError
     from convdet.runtime.sources import (
         DEFAULT_MAX_PIXELS,
         ImageBatch,
