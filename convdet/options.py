@@ -1,4 +1,4 @@
-"""Option values of the commands, checked: argparse `type=` callables and one `error()` helper.
+"""Option values of the commands, checked: `type=`-style callables and one `error()` helper.
 
 Each callable takes an option's text and returns its value, or stops the command with one line
 naming the option (`error`, exit status 2). Commands apply them after parsing, so a bad value
@@ -9,13 +9,15 @@ block. Light on imports: the parser for `--help` imports this module.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
-from typing import NoReturn, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn, TypeVar
 
 from convdet.cli import CommandError
 from convdet.runtime.defaults import MAX_SCALE, MIN_SCALE
 
 Number = TypeVar("Number", int, float)
+MAX_SIDE = 16384  # px: the longest side a size option takes (a camera's frame, a scene canvas)
+MAX_SEED = 2**32 - 1  # the largest seed every generator takes (numpy's legacy one: 32 bits)
 
 
 def error(message: str) -> NoReturn:
@@ -53,6 +55,57 @@ def choice(option: str, choices: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
+def names(
+    option: str, choices: Sequence[str], groups: Mapping[str, Sequence[str]] | None = None
+) -> Callable[[str], tuple[str, ...]]:
+    """A `type=` callable for `option`: comma-separated names of `choices`, or of `groups` (each
+    standing for its names), as a tuple in the order given, groups expanded."""
+    known = groups or {}
+
+    def parse(text: str) -> tuple[str, ...]:
+        found: list[str] = []
+        for name in filter(None, (part.strip() for part in text.split(","))):
+            if name not in choices and name not in known:
+                error(f"{option} {text}: choose from {', '.join([*choices, *known])}")
+            found.extend(known.get(name, (name,)))
+        if not found:
+            error(f"{option}: name at least one of {', '.join([*choices, *known])}")
+        return tuple(found)
+
+    return parse
+
+
+def given(value: str | None, parse: Callable[[str], Any]) -> Any:
+    """`parse(value)` for an option given, None for one left out."""
+    return None if value is None else parse(value)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480); argparse.ArgumentTypeError for text of another form."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT like 640x480, got {text!r}"
+        ) from error
+    return width, height
+
+
+def size(option: str) -> Callable[[str], tuple[int, int]]:
+    """A `type=` callable for `option`: 'WxH' text as (width, height), each side 1..MAX_SIDE px."""
+
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            found = parse_size(text)
+        except argparse.ArgumentTypeError as refused:
+            error(f"{option}: {refused}")
+        if not all(1 <= side <= MAX_SIDE for side in found):
+            error(f"{option}: expected sides of 1 to {MAX_SIDE} px, got {text!r}")
+        return found
+
+    return parse
+
+
 def parse_scales(text: str) -> tuple[float, ...] | None:
     """--scales: '0.5,1,2' -> (0.5, 1.0, 2.0), each factor in MIN_SCALE..MAX_SCALE, or 'auto'
     -> None (the runtime's image pyramid)."""
@@ -63,17 +116,8 @@ def parse_scales(text: str) -> tuple[float, ...] | None:
     return tuple(factor(part) for part in parts)
 
 
-def camera_size(text: str) -> tuple[int, int]:
-    """--camera-size: '1280x720' -> (1280, 720), each side 1..16384 px."""
-    from convdet.commands.scenes import parse_size
-
-    try:
-        size = parse_size(text)
-    except argparse.ArgumentTypeError as refused:
-        error(f"--camera-size: {refused}")
-    if not all(1 <= side <= 16384 for side in size):
-        error(f"--camera-size: expected sides of 1 to 16384 px, got {text!r}")
-    return size
+# --camera-size: '1280x720' -> (1280, 720).
+camera_size = size("--camera-size")
 
 
 def parse_classes(

@@ -146,3 +146,30 @@ def test_a_bad_manifest_is_one_line(tmp_path, capsys) -> None:
 def test_a_bad_train_option_is_one_line(tmp_path: Path, capsys, option, value, message) -> None:
     assert main(["train", option, value, "--out", str(tmp_path / "run")]) == 2
     assert message in one_line(capsys, "train")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["evaluate", "S", "--conf", "2"], "--conf: expected at least 0 and at most 1, got 2"),
+        (["evaluate", "S", "--conf", "x"], "--conf: expected a number, got 'x'"),
+        (["evaluate", "S", "--invert", "up"], "--invert: expected one of auto, on, off, got 'up'"),
+        (["evaluate", "S", "--grouping", "x"], "--grouping: expected one of peaks, components"),
+        (["evaluate", "S", "--split", "holdout"], "--split: expected one of train, dev, test, all"),
+        (["evaluate", "S", "--scales", "9"], "--scales: expected at least 0.05 and at most 8"),
+        (["evaluate", "S", "--progress-every", "nan"], "--progress-every: expected at least 0"),
+        (["scenes", "--data", "D", "--out", "O", "--count", "-1"], "--count: expected at least 0"),
+        (["scenes", "--data", "D", "--out", "O", "--seed", "x"], "--seed: expected an integer"),
+        (["scenes", "--data", "D", "--out", "O", "--split", "dev"], "--split: expected one of"),
+        (["scenes", "--data", "D", "--out", "O", "--size", "0x9"], "--size: expected sides of 1"),
+        (["scenes", "--data", "D", "--out", "O", "--style", "ink"], "--style ink: choose from"),
+        (["train", "--out", "O", "--epochs", "1.5"], "--epochs: expected an integer, got '1.5'"),
+        (["train", "--out", "O", "--pooling", "max9"], "--pooling: expected one of none, max3"),
+        (["train", "--out", "O", "--styles", ","], "--styles: name at least one of mnist"),
+        (["export", "R", "--calibration-scenes", "x"], "--calibration-scenes: expected an integer"),
+    ],
+)
+def test_every_command_checks_its_values_as_detect_does(tmp_path, capsys, argv, message) -> None:
+    argv = [str(tmp_path / arg) if arg in ("S", "D", "O", "R") else arg for arg in argv]
+    assert main(argv) == 2
+    assert message in one_line(capsys, argv[0])

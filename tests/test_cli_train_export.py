@@ -15,7 +15,10 @@ from convdet.cli import main
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["train", "--arch", "huge", "--out", "x"], "unknown architecture 'huge'"),
+        (
+            ["train", "--arch", "huge", "--out", "x"],
+            "--arch: expected one of basic, deep, separable, wide, got 'huge'",
+        ),
         (["train", "--data", "missing.npz", "--out", "x"], "--data missing.npz: no such file"),
         (["train", "--epochs", "0", "--out", "x", "--data", "{npz}"], "at least 1"),
         (["train", "--background-mix", "blobs=1", "--out", "x"], "unknown kind 'blobs'"),
@@ -23,8 +26,14 @@ from convdet.cli import main
         (["train", "--teacher", "{run}", "--distill-weight", "2", "--out", "x"], "weight"),
         (["train", "--styles", "mnist,ink", "--out", "x"], "--styles mnist,ink: choose from"),
         (["train", "--real", "{run}", "--out", "x"], "not a COCO folder"),
-        (["train", "--real-share", "2", "--out", "x"], "--real-share must be in 0..1"),
-        (["train", "--mark-weight", "-1", "--out", "x"], "--mark-weight must be 0 or more"),
+        (
+            ["train", "--real-share", "2", "--out", "x"],
+            "--real-share: expected at least 0 and at most 1, got 2",
+        ),
+        (
+            ["train", "--mark-weight", "-1", "--out", "x"],
+            "--mark-weight: expected at least 0, got -1",
+        ),
         (["train", "--init", "no-run", "--out", "x"], "--init no-run: not a convdet train run"),
         (["train", "--init", "{run}", "--out", "x"], "need 'basic'"),
         (["export", "no-such-run"], "not a training run"),

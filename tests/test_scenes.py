@@ -178,10 +178,13 @@ def test_cli_refuses_a_non_empty_folder(
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
-def test_cli_bad_size_is_a_usage_error(mnist_npz: Path, tmp_path: Path) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["scenes", "--data", str(mnist_npz), "--out", str(tmp_path / "x"), "--size", "big"])
-    assert exit_info.value.code == 2
+def test_cli_bad_size_is_a_usage_error(
+    mnist_npz: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["scenes", "--data", str(mnist_npz), "--out", str(tmp_path / "x"), "--size", "big"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "convdet scenes: error: --size: expected WIDTHxHEIGHT like 640x480, got 'big'\n"
 
 
 def test_train_command_names_every_scene_style() -> None:

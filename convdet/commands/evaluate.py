@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convdet.cli import CommandError
-from convdet.commands.detect import INVERT_MODES, parse_scales
-from convdet.runtime.defaults import DEFAULT_CONF
+from convdet.options import choice, given, number, parse_scales
+from convdet.runtime.defaults import COCO_SPLITS, DEFAULT_CONF, GROUPING_METHODS, INVERT_MODES
 
 if TYPE_CHECKING:
     from convdet.data.scenes import SceneSet
@@ -23,7 +23,7 @@ DEFAULT_SPLIT = "dev"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `convdet evaluate`."""
+    """Options of `convdet evaluate`; values are checked in `run` so errors stay one line."""
     parser.add_argument(
         "scenes",
         type=Path,
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split",
         default=None,
-        metavar="train|dev|test|all",
+        metavar="|".join(COCO_SPLITS),
         help=f"COCO folders: which fixed split of the images to score (default: {DEFAULT_SPLIT}, "
         "for choosing settings). test is the held-out part: report it, never tune on it",
     )
@@ -45,8 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--conf",
-        type=float,
-        default=DEFAULT_CONF,
+        default=str(DEFAULT_CONF),
         metavar="X",
         help="minimum detection score (digit probability times class share), also the "
         f"grid's cell threshold (default: {DEFAULT_CONF})",
@@ -60,7 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--invert",
-        choices=INVERT_MODES,
         metavar="|".join(INVERT_MODES),
         default="auto",
         help="dark-ink inversion (default: auto)",
@@ -73,8 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--grouping",
-        choices=("peaks", "components"),
-        metavar="peaks|components",
+        metavar="|".join(GROUPING_METHODS),
         default="peaks",
         help="cells -> boxes: local peaks + NMS, or connected components (default: peaks)",
     )
@@ -83,8 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--progress-every",
-        type=float,
-        default=10.0,
+        default="10",
         metavar="S",
         help="a progress bar on stderr when it is a terminal, otherwise (a log, CI) a line "
         "every S seconds with done/total, rate and ETA (default: 10; 0: no lines)",
@@ -96,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from convdet.measure.evaluate import evaluate_scene_set, format_report
     from convdet.progress import Progress
 
-    if not args.progress_every >= 0:  # NaN too
-        raise CommandError(f"--progress-every: expected at least 0, got {args.progress_every:g}")
+    _check_options(args)
     scenes = _load(args.scenes, args.split)
 
     from convdet.measure.evaluate import detector_functions
@@ -108,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     detector = Detector(
         args.model,
         conf=args.conf,
-        scales=parse_scales(args.scales),
+        scales=args.scales,
         invert=args.invert,
         grouping=Grouping(method=args.grouping),
         **options,
@@ -144,6 +139,16 @@ def run(args: argparse.Namespace) -> int:
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Convert and check option values in place; one-line CommandError on the first bad one."""
+    args.split = given(args.split, choice("--split", COCO_SPLITS))
+    args.conf = number("--conf", float, 0.0, 1.0)(args.conf)
+    args.scales = parse_scales(args.scales)
+    args.invert = choice("--invert", INVERT_MODES)(args.invert)
+    args.grouping = choice("--grouping", GROUPING_METHODS)(args.grouping)
+    args.progress_every = number("--progress-every", float, 0.0)(args.progress_every)
 
 
 def _load(path: Path, split: str | None) -> SceneSet:

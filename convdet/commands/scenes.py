@@ -7,41 +7,24 @@ import hashlib
 from pathlib import Path
 
 from convdet.cli import CommandError
+from convdet.options import MAX_SEED, choice, names, number, size
+from convdet.options import parse_size as parse_size  # benchmark's --sizes reads sizes with it
+from convdet.runtime.defaults import CAMERA_STYLES, CLASSIC_STYLES, MNIST_SPLITS, STYLES
 
 HELP = "generate multi-digit test scenes with ground truth (images + truth.jsonl)"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'640x480' -> (640, 480); argparse type for --size."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"expected WIDTHxHEIGHT like 640x480, got {text!r}"
-        ) from error
-    return width, height
+# --style names these groups of styles, besides the styles themselves.
+STYLE_GROUPS = {"all": STYLES, "classic": CLASSIC_STYLES, "camera": CAMERA_STYLES}
 
 
 def parse_styles(text: str) -> tuple[str, ...]:
     """'classic,large' -> the styles named, groups expanded, in STYLES order; CommandError
     naming the choices otherwise."""
-    from convdet.data.camera import CAMERA_STYLES
-    from convdet.data.scenes import CLASSIC_STYLES, STYLES
-
-    groups = {"all": STYLES, "classic": CLASSIC_STYLES, "camera": CAMERA_STYLES}
-    wanted: set[str] = set()
-    for name in filter(None, (part.strip() for part in text.split(","))):
-        if name not in groups and name not in STYLES:
-            choices = ", ".join([*STYLES, *groups])
-            raise CommandError(f"--style {name!r}: choose from {choices}")
-        wanted.update(groups.get(name, (name,)))
-    if not wanted:
-        raise CommandError("--style: name at least one style")
+    wanted = set(names("--style", STYLES, STYLE_GROUPS)(text))
     return tuple(style for style in STYLES if style in wanted)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `convdet scenes`."""
+    """Options of `convdet scenes`; values are checked in `run` so errors stay one line."""
     parser.add_argument(
         "--data", required=True, type=Path, metavar="NPZ", help="Keras-layout MNIST .npz"
     )
@@ -58,34 +41,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "'empty' with no digit); all, every style (default: all)",
     )
     parser.add_argument(
-        "--count", type=int, default=100, metavar="N", help="scenes per style (default: 100)"
+        "--count", default="100", metavar="N", help="scenes per style (default: 100)"
     )
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
+    parser.add_argument("--seed", default="0", metavar="N", help="random seed (default: 0)")
     parser.add_argument(
         "--size",
-        type=parse_size,
-        default=(640, 480),
+        default="640x480",
         metavar="WxH",
         help="canvas width and height in pixels (default: 640x480)",
     )
     parser.add_argument(
         "--split",
-        choices=("test", "train"),
-        metavar="test|train",
+        metavar="|".join(MNIST_SPLITS),
         default="test",
         help="which digits to place; the models never trained on 'test' (default: test)",
     )
     parser.add_argument(
         "--max-digits",
-        type=int,
-        default=24,
+        default="24",
         metavar="N",
         help="at most this many digits a scene (default: 24)",
     )
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Convert and check option values in place; one-line CommandError on the first bad one."""
+    args.style = parse_styles(args.style)
+    args.count = number("--count", int, 0)(args.count)
+    args.seed = number("--seed", int, 0, MAX_SEED)(args.seed)
+    args.size = size("--size")(args.size)
+    args.split = choice("--split", MNIST_SPLITS)(args.split)
+    args.max_digits = number("--max-digits", int, 1)(args.max_digits)
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate the scene set and print where it went."""
+    _check_options(args)
     from convdet.data.digits import load_mnist_npz
     from convdet.data.scenes import SceneParams, generate_scenes, write_scene_set
 
@@ -93,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.out} exists and is not an empty folder; choose a new --out")
     x_train, y_train, x_test, y_test = load_mnist_npz(args.data)
     images, labels = (x_test, y_test) if args.split == "test" else (x_train, y_train)
-    styles = parse_styles(args.style)
+    styles = args.style
     params = [
         SceneParams(style, args.count, args.seed, args.size, args.max_digits) for style in styles
     ]

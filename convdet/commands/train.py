@@ -7,11 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
-# The stage-2 styles, named here so that `convdet --help` does not load the scene generator
-# (tests check them against convdet.data.scenes.STYLES).
-STYLES = "mnist,paper,multiscale,notebook,strings,large,clutter,empty"
-# The architecture specs, for the same reason (tests check them against convdet.export.specs.ARCHS).
-ARCHS = "basic,deep,separable,wide"
+from convdet.options import MAX_SEED, choice, given, names, number
+from convdet.runtime.defaults import ARCH_NAMES, POOLINGS
+from convdet.runtime.defaults import STYLES as STYLE_NAMES
+
+STYLES = ",".join(STYLE_NAMES)  # the stage-2 styles, the default of --styles
+ARCHS = ",".join(ARCH_NAMES)  # the architecture specs (export.specs.ARCHS)
 
 CHECKPOINT = "checkpoint"  # the folder in --out where an unfinished run keeps its state
 LEGS = "legs"  # the folder in a recipe's --out holding its earlier legs, legs/1, legs/2, ...
@@ -24,7 +25,8 @@ HELP = "train a classifier (digits + background) and convolutionalize it [needs 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `convdet train`: stage 1 trains the 28x28 classifier on augmented digits and
-    background patches; stage 2 fine-tunes the convolutionalized detector on whole scenes."""
+    background patches; stage 2 fine-tunes the convolutionalized detector on whole scenes.
+    Values are checked in `run` so errors stay one line."""
     parser.add_argument(
         "--arch",
         default="basic",
@@ -47,44 +49,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pooling",
-        choices=("none", "max3", "max4"),
-        metavar="none|max3|max4",
+        metavar="|".join(POOLINGS),
         help="pooling before the detector head (default: the spec's)",
     )
     parser.add_argument(
         "--epochs",
-        type=int,
         metavar="N",
         help="stage 1 epochs over the training digits, augmented anew each epoch and "
         "joined by new background patches (default: 30)",
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
-        default=128,
+        default="128",
         metavar="N",
         help="28x28 images per stage 1 batch, also of the window batches stage 2 interleaves "
         "with its scenes (default: 128)",
     )
     parser.add_argument(
         "--learning-rate",
-        type=float,
-        default=3e-3,
+        default="0.003",
         metavar="X",
         help="stage 1's initial Adam learning rate, cosine-decayed to 2%% of it over the "
         "epochs (default: 0.003)",
     )
     parser.add_argument(
         "--label-smoothing",
-        type=float,
-        default=0.05,
+        default="0.05",
         metavar="X",
         help="label smoothing of stage 1's cross-entropy loss (default: 0.05)",
     )
     parser.add_argument(
         "--background-ratio",
-        type=float,
-        default=0.8,
+        default="0.8",
         metavar="X",
         help="background patches drawn per training digit each stage 1 epoch (default: 0.8)",
     )
@@ -98,15 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scene-epochs",
-        type=int,
         metavar="N",
         help="epochs of stage 2, fine-tuning the detector on scenes with a target for every "
         "grid cell (default: 12; 0: off)",
     )
     parser.add_argument(
         "--scenes-per-epoch",
-        type=int,
-        default=2400,
+        default="2400",
         metavar="N",
         help="stage 2 scenes generated anew each epoch, shared evenly among --styles "
         "(default: 2400)",
@@ -127,8 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--real-share",
-        type=float,
-        default=0.1,
+        default="0.1",
         metavar="X",
         help="real images per synthetic scene with --real (default: 0.1)",
     )
@@ -140,8 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--distill-weight",
-        type=float,
-        default=0.5,
+        default="0.5",
         metavar="X",
         help="share of the teacher's probabilities in the targets (default: 0.5)",
     )
@@ -167,25 +159,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mark-weight",
-        type=float,
         metavar="X",
         help="stage 2 loss weight of background cells near ink: print, lines, scribbles, parts "
         "of digits (default: 3; digit cells weigh 4, other cells 1)",
     )
     parser.add_argument(
         "--limit",
-        type=int,
         metavar="N",
         help="train on the first N training digits only, a tenth of them held out for "
         "validation: quick runs and tests (default: all of them)",
     )
     parser.add_argument(
         "--seed",
-        type=int,
         metavar="N",
         help="random seed of the weights, augmentation, background patches and stage 2 "
         "scenes (default: 0)",
     )
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Convert and check option values in place; one-line CommandError on the first bad one.
+    The options a recipe sets stay None when not given."""
+    args.arch = choice("--arch", ARCH_NAMES)(args.arch)
+    args.pooling = given(args.pooling, choice("--pooling", POOLINGS))
+    args.epochs = given(args.epochs, number("--epochs", int, 1))
+    args.batch_size = number("--batch-size", int, 1)(args.batch_size)
+    args.learning_rate = number("--learning-rate", float, 0.0)(args.learning_rate)
+    args.label_smoothing = number("--label-smoothing", float, 0.0, 1.0)(args.label_smoothing)
+    args.background_ratio = number("--background-ratio", float, 0.0)(args.background_ratio)
+    args.scene_epochs = given(args.scene_epochs, number("--scene-epochs", int, 0))
+    args.scenes_per_epoch = number("--scenes-per-epoch", int, 1)(args.scenes_per_epoch)
+    args.styles = names("--styles", STYLE_NAMES)(args.styles)
+    args.real_share = number("--real-share", float, 0.0, 1.0)(args.real_share)
+    args.distill_weight = number("--distill-weight", float, 0.0, 1.0)(args.distill_weight)
+    args.mark_weight = given(args.mark_weight, number("--mark-weight", float, 0.0))
+    args.limit = given(args.limit, number("--limit", int, 1))
+    args.seed = given(args.seed, number("--seed", int, 0, MAX_SEED))
 
 
 def _check_init(run_dir: Path, arch: str) -> None:
@@ -234,6 +243,7 @@ def _checkpoint(out: Path, resume: bool, config: dict[str, object]) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Train one run, or with --recipe each leg of --arch's recipe in turn."""
+    _check_options(args)
     if args.recipe:
         return _run_recipe(args)
     for name, default in LEG_DEFAULTS.items():
@@ -269,12 +279,12 @@ def _run_recipe(args: argparse.Namespace) -> int:
             "another --out"
         )
     previous = None
-    for number, leg in enumerate(recipe.legs, 1):
-        leg_out = out if number == len(recipe.legs) else out / LEGS / str(number)
+    for leg_number, leg in enumerate(recipe.legs, 1):
+        leg_out = out if leg_number == len(recipe.legs) else out / LEGS / str(leg_number)
         if (leg_out / "run.json").is_file() and not (leg_out / CHECKPOINT).exists():
-            print(f"{args.arch} recipe: leg {number} of {len(recipe.legs)} done ({leg_out})")
+            print(f"{args.arch} recipe: leg {leg_number} of {len(recipe.legs)} done ({leg_out})")
         else:
-            print(f"{args.arch} recipe: leg {number} of {len(recipe.legs)} -> {leg_out}")
+            print(f"{args.arch} recipe: leg {leg_number} of {len(recipe.legs)} -> {leg_out}")
             leg_args = argparse.Namespace(**vars(args))
             leg_args.out = leg_out
             leg_args.resume = (leg_out / CHECKPOINT).exists()
@@ -293,27 +303,13 @@ def _train(args: argparse.Namespace) -> int:
     from convdet.cli import CommandError
     from convdet.export.background import BackgroundMix
     from convdet.export.distill import Distillation
-    from convdet.export.specs import get_spec
 
-    get_spec(args.arch)  # a bad --arch fails before TensorFlow loads
     if args.data is not None and not args.data.is_file():
         raise CommandError(f"--data {args.data}: no such file")
-    if args.epochs < 1 or args.batch_size < 1 or args.scenes_per_epoch < 1:
-        raise CommandError("--epochs, --batch-size and --scenes-per-epoch must be at least 1")
-    if args.scene_epochs < 0:
-        raise CommandError("--scene-epochs must be 0 (off) or more")
     from convdet.data.coco import is_coco_folder
-    from convdet.data.scenes import STYLES as KNOWN
 
-    styles = tuple(filter(None, (style.strip() for style in args.styles.split(","))))
-    if not styles or any(style not in KNOWN for style in styles):
-        raise CommandError(f"--styles {args.styles}: choose from {', '.join(KNOWN)}")
     if args.real is not None and not is_coco_folder(args.real):
         raise CommandError(f"--real {args.real}: not a COCO folder (no annotations.json)")
-    if not 0 <= args.real_share <= 1:
-        raise CommandError("--real-share must be in 0..1")
-    if args.mark_weight < 0:
-        raise CommandError("--mark-weight must be 0 or more")
     if args.init is not None:
         _check_init(args.init, args.arch)
     mix = BackgroundMix.parse(args.background_mix)
@@ -337,7 +333,7 @@ def _train(args: argparse.Namespace) -> int:
         scenes=FinetuneConfig(
             epochs=args.scene_epochs,
             scenes_per_epoch=args.scenes_per_epoch,
-            styles=styles,
+            styles=args.styles,
             real=None if args.real is None else str(args.real),
             real_share=args.real_share if args.real is not None else 0.0,
             mark_weight=args.mark_weight,
