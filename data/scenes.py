@@ -104,11 +104,19 @@ class Truth:
             height=int(record["height"]),
             style=str(record["style"]),
             boxes=boxes,
-            classes=np.array([int(o["class_id"]) for o in objects], dtype=np.int64),
+            classes=_parse_classes(objects),
             indices=np.array([int(o.get("index", -1)) for o in objects], dtype=np.int64),
             lines=_parse_lines(record.get("lines", []), len(objects)),
             box_kind=_parse_box_kind(record.get("box_kind", "frame")),
         )
+
+
+def _parse_classes(objects: list[dict[str, Any]]) -> np.ndarray:
+    """A record's `class_id`s; DataError for one that is not a digit 0..9."""
+    classes = np.array([int(o["class_id"]) for o in objects], dtype=np.int64)
+    if classes.size and (classes.min() < 0 or classes.max() > 9):
+        raise DataError(f"class_id: expected digits 0..9, got {classes.tolist()}")
+    return classes
 
 
 def _parse_box_kind(kind: Any) -> str:

@@ -173,3 +173,19 @@ def test_every_command_checks_its_values_as_detect_does(tmp_path, capsys, argv, 
     argv = [str(tmp_path / arg) if arg in ("S", "D", "O", "R") else arg for arg in argv]
     assert main(argv) == 2
     assert message in one_line(capsys, argv[0])
+
+
+def test_an_npz_without_digits_of_the_split_is_one_line(tmp_path, capsys) -> None:
+    empty = tmp_path / "empty.npz"
+    arrays = {f"x_{split}": np.zeros((0, 28, 28), np.uint8) for split in ("train", "test")}
+    np.savez(empty, **arrays, y_train=np.zeros(0, np.int64), y_test=np.zeros(0, np.int64))
+    assert main(["scenes", "--data", str(empty), "--out", str(tmp_path / "out")]) == 2
+    assert "no test digits to place" in one_line(capsys, "scenes")
+
+
+def test_a_truth_class_that_is_no_digit_is_one_line(tmp_path, capsys) -> None:
+    record = {"file": "a.png", "width": 28, "height": 28, "style": "mnist"}
+    record["objects"] = [{"class_id": 12, "box": [0, 0, 28, 28]}]
+    (tmp_path / "truth.jsonl").write_text(json.dumps(record) + "\n")
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "class_id: expected digits 0..9, got [12]" in one_line(capsys, "evaluate")

@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.out} exists and is not an empty folder; choose a new --out")
     x_train, y_train, x_test, y_test = load_mnist_npz(args.data)
     images, labels = (x_test, y_test) if args.split == "test" else (x_train, y_train)
+    if not len(images):
+        raise CommandError(f"--data {args.data}: no {args.split} digits to place")
     styles = args.style
     params = [
         SceneParams(style, args.count, args.seed, args.size, args.max_digits) for style in styles
