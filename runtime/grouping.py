@@ -27,10 +27,10 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
+from convdet.runtime.defaults import GROUPING_METHODS
 from convdet.runtime.detections import Detections
+from convdet.runtime.errors import OptionError
 from convdet.runtime.grid import GridGeometry, decode_cells, digit_score
-
-METHODS = ("peaks", "components")
 
 # Ink boxes: a pixel is ink when brighter than this fraction of the brightest pixel searched.
 INK_LEVEL = 0.5
@@ -98,8 +98,9 @@ class Grouping:
     refine: int = 0
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method not in GROUPING_METHODS:
+            methods = ", ".join(GROUPING_METHODS)
+            raise OptionError(f"method: expected one of {methods}, got {self.method!r}")
 
     def __call__(
         self,
