@@ -20,7 +20,7 @@ demo: $(BIN)/activate
 	$(BIN)/convdet detect samples/digits.png --save runs/demo --json runs/demo/detections.jsonl
 
 test: $(BIN)/activate
-	$(BIN)/python -m pip install --quiet -e ".[train,tflite,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[train,tflite,ray,dev]"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -138,10 +138,14 @@ def resume(
     inputs = [str(path) for path, _relpath in source.files]
     pending, failed = unrecorded(json, inputs, retry_failed)
     rest = source.only(pending)
-    line = (
-        f"resuming: {source.total - rest.total} of {source.total} inputs already in {json}, "
-        f"{rest.total} to go"
-    )
-    if retry_failed:
-        line += f" ({len(failed)} of them failed before and are retried)"
+    line = resume_line(json, source.total, rest.total, len(failed) if retry_failed else None)
     return line, failed if retry_failed else None, rest
+
+
+def resume_line(json: str, total: int, left: int, retried: int | None) -> str:
+    """The line a resumed batch of `total` inputs starts with: how many the --json FILE `json`
+    holds, the `left` to go and (with --retry-failed) how many of those are `retried`."""
+    line = f"resuming: {total - left} of {total} inputs already in {json}, {left} to go"
+    if retried is not None:
+        line += f" ({retried} of them failed before and are retried)"
+    return line

@@ -43,6 +43,7 @@ SPARSE_MODES = (
     "off",
 )  # convdet.runtime.sparse's, named here so --help imports nothing
 GRID_MODES = ("cells", "heatmap", "off")
+ENGINES = ("local", "ray")
 Options = TypeVar("Options", PipelineOptions, ModelOptions, DrawOptions, OutputOptions)
 
 
@@ -265,6 +266,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--show with images: seconds each image stays in the window, 0 until a key "
         "is pressed: q or Esc quits, any other key shows the next image (default: 0)",
     )
+    engine = parser.add_argument_group("engine (image batches beyond one process)")
+    engine.add_argument(
+        "--engine",
+        default="local",
+        metavar="local|ray",
+        help="local: this process; ray: Ray Data actors on this machine or a cluster "
+        "(--address), for image batches with --json FILE, needs the convdet[ray] extra; the "
+        "records are this process's, FILE is assembled in input order from FILE.parts when "
+        "the run ends, and --resume goes on after a run that died (default: local)",
+    )
+    engine.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="--engine ray: the Ray cluster to run on, HOST:PORT of its head or auto (the one "
+        "`ray start` began on this machine) (default: a local Ray for the run)",
+    )
+    engine.add_argument(
+        "--actors",
+        metavar="N",
+        help="--engine ray: detector actors, each with one model and --threads inference "
+        "threads (default: the cluster's CPUs over --threads)",
+    )
+    engine.add_argument(
+        "--batch-size",
+        metavar="N",
+        help="--engine ray: images per task and part file; a killed actor's batch is run "
+        "again (default: 64)",
+    )
     drawing = parser.add_argument_group("drawing (--save, --show)")
     drawing.add_argument(
         "--grid",
@@ -342,6 +371,22 @@ def _check_options(args: argparse.Namespace) -> None:
         error("--stats and --no-stats exclude each other")
     if args.stats and args.save is None:
         error("--stats needs --save DIR (the window shows the stats anyway)")
+    _check_engine(args)
+
+
+def _check_engine(args: argparse.Namespace) -> None:
+    """Convert and check --engine and its options (one-line CommandError on a bad one)."""
+    args.engine = choice("--engine", ENGINES)(args.engine)
+    args.actors = _given(args.actors, number("--actors", int, 1, 4096))
+    args.batch_size = _given(args.batch_size, number("--batch-size", int, 1, 65536))
+    if args.engine == "local":
+        if args.address is not None or args.actors or args.batch_size:
+            error("--address, --actors and --batch-size apply to --engine ray")
+        return
+    if args.json in (None, "-"):
+        error("--engine ray needs --json FILE (the records, assembled when the run ends)")
+    if args.save is not None or args.show or args.coco is not None:
+        error("--engine ray writes --json FILE only; --save, --show and --coco run locally")
 
 
 def _given(value: str | None, parse: Callable[[str], Any]) -> Any:
@@ -429,6 +474,10 @@ def _run(args: argparse.Namespace, interrupts: Interrupts) -> int:
     from convdet.runtime.targets import plan_targets, resume
 
     options = _pipeline_options(args)
+    if args.engine == "ray":
+        from convdet.batch.engine import run as run_ray
+
+        return run_ray(args, options, interrupts.deferred)
     save = options.outputs.save
     if save is not None and any(resolved(save) == resolved(Path(spec)) for spec in args.source):
         error(
