@@ -22,6 +22,7 @@ from convdet.runtime.grouping import Grouping, ScaleGrid
 from convdet.runtime.modelinfo import ModelInfo
 from convdet.runtime.preprocess import FrameError, Preprocessor
 from convdet.runtime.reading import Line, read_lines
+from convdet.runtime.recheck import Recheck
 from convdet.runtime.sparse import SparseInference, check_mode
 from convdet.runtime.temporal import NOISE_THRESHOLD, TemporalReuse, check_threshold
 
@@ -77,6 +78,8 @@ class Result:
 PYRAMID_MIN_SIDE = 64
 # Its scales, finest first: 1 to 1/64, the whole pyramid of frames under 8192 px a side.
 PYRAMID = tuple(0.5**level for level in range(7))
+# Crops the second look (`Recheck`) runs per batch: a frame's detections rarely exceed it.
+CROP_BATCH = 64
 
 
 def pyramid_scales(height: int, width: int) -> tuple[float, ...]:
@@ -165,6 +168,7 @@ class Detector:
         sparse: str = "auto",
         temporal: bool = False,
         temporal_threshold: float = NOISE_THRESHOLD,
+        recheck: bool = True,
     ) -> None:
         check_mode(sparse)
         if model is None:
@@ -201,6 +205,9 @@ class Detector:
         check_threshold(temporal_threshold)
         self._sparse: SparseInference | None = None
         self._temporal: TemporalReuse | None = None
+        # The second look needs the model's classifier cell and any input size.
+        able = self.info.classifier_cell is not None and self.backend.fixed_size is None
+        self.recheck: Recheck | None = Recheck() if recheck and able else None
 
     def _selective(self) -> SparseInference | None:
         """The sparse inference of this model, made on first use (it may measure the model's
@@ -286,6 +293,23 @@ class Detector:
             scores.append(selective(padded) if temporal is None else temporal(scale, padded))
         return scores
 
+    def _classify(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) of 28x28 light-on-dark crops at the model's classifier
+        cell. Batches are padded to a power of two (at most CROP_BATCH), so an engine that
+        re-plans on each new input shape (LiteRT) sees few shapes."""
+        cell = self.info.classifier_cell
+        model_input = self.preprocessor.from_strokes(crops)[..., None]
+        probabilities = []
+        for start in range(0, len(model_input), CROP_BATCH):
+            chunk = model_input[start : start + CROP_BATCH]
+            size = 1 << (len(chunk) - 1).bit_length()
+            padded = np.zeros((size, *chunk.shape[1:]), np.float32)
+            padded[: len(chunk)] = chunk
+            with self._inference:
+                scores = self.backend.run(padded)
+            probabilities.append(scores[: len(chunk), cell, cell])
+        return np.concatenate(probabilities)
+
     def _batch(self, images: list[np.ndarray]) -> np.ndarray:
         """The model input for same-size scaled images (the reused buffer for one image)."""
         size = self.backend.fixed_size
@@ -304,6 +328,8 @@ class Detector:
         start = time.perf_counter()
         background = self.info.background
         detections = self.grouping(grids, background, self.conf, frame_shape[:2])
+        if self.recheck is not None and len(detections):
+            detections = self.recheck(detections, grids, self._classify, background)
         lines = read_lines(detections, self.labels)
         scores, geometry = grids[0].scores, grids[0].geometry
         cell_class, _ = decode_cells(scores, background, self.conf)

@@ -25,7 +25,7 @@ QUEUE_SIZE = 4  # frames waiting between the reader, the detector and the writer
 class ModelOptions:
     """The detector and what its results keep: --model (a path or a shipped model's name, None
     for the shipped default), --backend, --conf, --scales (None: the pyramid), --invert,
-    --threads, --sparse, --temporal, and --classes as class ids (None: all)."""
+    --threads, --sparse, --temporal, --recheck, and --classes as class ids (None: all)."""
 
     model: str | None = None
     backend: str = "auto"
@@ -35,6 +35,7 @@ class ModelOptions:
     threads: int | None = None
     sparse: str = "auto"
     temporal: bool = False
+    recheck: bool = True
     classes: tuple[int, ...] | None = None
 
 
@@ -116,4 +117,5 @@ def load_detector(options: ModelOptions) -> Detector:
         threads=options.threads,
         sparse=options.sparse,
         temporal=options.temporal,
+        recheck=options.recheck,
     )

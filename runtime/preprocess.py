@@ -214,6 +214,13 @@ class Preprocessor:
         unit = (image - np.float32(low)) * np.float32(1 / (high - low))
         return unit if light_on_dark else 1.0 - unit
 
+    def from_strokes(self, strokes: np.ndarray) -> np.ndarray:
+        """Light-on-dark 0..1 images back in the model's polarity and range (`strokes`'
+        inverse), float32."""
+        low, high = self.info.input_range
+        unit = strokes if self.info.polarity == "light-on-dark" else 1.0 - strokes
+        return (np.float32(low) + unit * np.float32(high - low)).astype(np.float32)
+
     def padded(self, image: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
         """`image` (already scaled) padded bottom/right with the background value (0 for
         light-on-dark models) to a multiple of the stride, or to `size` (height, width) for

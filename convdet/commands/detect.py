@@ -124,6 +124,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="video and cameras: keep the scores of cells whose pixels did not change beyond "
         "noise since the previous frame (default: off)",
     )
+    model.add_argument(
+        "--recheck",
+        default="on",
+        metavar="on|off",
+        help="look again at each detection's ink, normalized as MNIST digits are: drop what the "
+        "model calls background there, take the digit it is sure of (default: on)",
+    )
     inputs = parser.add_argument_group("input")
     inputs.add_argument("--recursive", action="store_true", help="descend into subfolders")
     inputs.add_argument(
@@ -280,13 +287,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--address",
         metavar="ADDR",
         help="--engine ray: the Ray cluster to run on, HOST:PORT of its head or auto (the one "
-        "`ray start` began on this machine) (default: a local Ray for the run)",
+        "`ray start` began on this machine); inputs and a --model file must be at the same "
+        "path on every machine, or in an object store (default: $RAY_ADDRESS, else a local "
+        "Ray for the run)",
     )
     engine.add_argument(
         "--actors",
         metavar="N",
         help="--engine ray: detector actors, each with one model and --threads inference "
-        "threads (default: the cluster's CPUs over --threads)",
+        "threads, 1 unless given (default: the cluster's CPUs over --threads)",
     )
     engine.add_argument(
         "--batch-size",
@@ -337,6 +346,7 @@ def _check_options(args: argparse.Namespace) -> None:
     args.threads = _given(args.threads, number("--threads", int, 1, MAX_THREADS))
     args.sparse = choice("--sparse", SPARSE_MODES)(args.sparse)
     args.temporal = choice("--temporal", ("on", "off"))(args.temporal) == "on"
+    args.recheck = choice("--recheck", ("on", "off"))(args.recheck) == "on"
     args.vid_stride = number("--vid-stride", int, 1)(args.vid_stride)
     args.loop = number("--loop", int, 0)(args.loop)
     args.max_pixels = _given(args.max_pixels, number("--max-pixels", int, 1))

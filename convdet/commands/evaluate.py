@@ -70,6 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="remove uneven lighting before inference (default: the runtime's, on)",
     )
     parser.add_argument(
+        "--recheck",
+        default="on",
+        metavar="on|off",
+        help="look again at each detection's ink, normalized as MNIST digits are: drop what the "
+        "model calls background there, take the digit it is sure of (default: on)",
+    )
+    parser.add_argument(
         "--grouping",
         metavar="|".join(GROUPING_METHODS),
         default="peaks",
@@ -106,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         scales=args.scales,
         invert=args.invert,
         grouping=Grouping(method=args.grouping),
+        recheck=args.recheck,
         **options,
     )
 
@@ -148,6 +156,7 @@ def _check_options(args: argparse.Namespace) -> None:
     args.scales = parse_scales(args.scales)
     args.invert = choice("--invert", INVERT_MODES)(args.invert)
     args.grouping = choice("--grouping", GROUPING_METHODS)(args.grouping)
+    args.recheck = choice("--recheck", ("on", "off"))(args.recheck) == "on"
     args.progress_every = number("--progress-every", float, 0.0)(args.progress_every)
 
 
