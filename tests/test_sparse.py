@@ -13,7 +13,7 @@ from convdet.runtime.crops import BUCKET_CELLS, plan_crops
 from convdet.runtime.detector import Detector
 from convdet.runtime.field import model_field
 from convdet.runtime.shipped import sample_path
-from convdet.runtime.sparse import SPARSE_MODES, SparseInference
+from convdet.runtime.sparse import SparseInference
 
 MODELS = ("wide.onnx", "wide_int8.tflite", "wide_fp32.tflite")
 ODD_SIZES = ((127, 333), (1, 1), (28, 28))
@@ -146,9 +146,3 @@ def test_many_groups_make_one_crop_over_them_all() -> None:
     wanted[::2, ::2] = True  # 1200 cells, no two touching
     (crop,) = plan_crops(wanted, (-30, 44), 8)
     assert crop.cells == (0, 59, 0, 79) and crop.shape == (480, 640)
-
-
-def test_detect_names_the_runtime_sparse_modes() -> None:
-    from convdet.commands.detect import SPARSE_MODES as DETECT_MODES
-
-    assert DETECT_MODES == SPARSE_MODES

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from convdet.cli import MAX_THREADS, CommandError, install_hint
-from convdet.commands.scenes import parse_size
+from convdet.options import given, number, parse_size
 
 HELP = "measure speed, memory and footprint against the Keras baseline and sliding windows"
 
@@ -81,21 +81,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
 
 
-def _count(value: str | None, option: str, minimum: int, maximum: int | None = None) -> int | None:
-    """`value` as an integer in `minimum`..`maximum` (no upper bound when None), None if not
-    given, else CommandError worded as detect's."""
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise CommandError(f"{option}: expected an integer, got {value!r}") from None
-    if number < minimum or (maximum is not None and number > maximum):
-        upper = "" if maximum is None else f" and at most {maximum}"
-        raise CommandError(f"{option}: expected at least {minimum}{upper}, got {number}")
-    return number
-
-
 def _sizes(text: str) -> tuple[tuple[int, int], ...]:
     """'320x240,640x480' -> ((320, 240), (640, 480)), each side at least 28 px."""
     try:
@@ -152,11 +137,11 @@ def run(args: argparse.Namespace) -> int:
 
     sizes = _sizes(args.sizes)
     counts = {
-        "repeat": _count(args.repeat, "--repeat", 1),
-        "warmup": _count(args.warmup, "--warmup", 0),
-        "frames": _count(args.frames, "--frames", 1),
+        "repeat": given(args.repeat, number("--repeat", int, 1)),
+        "warmup": given(args.warmup, number("--warmup", int, 0)),
+        "frames": given(args.frames, number("--frames", int, 1)),
     }
-    threads = _count(args.threads, "--threads", 1, MAX_THREADS)
+    threads = given(args.threads, number("--threads", int, 1, MAX_THREADS))
     if args.video is not None and not args.video.is_file():
         raise CommandError(f"--video: no such file: {args.video}")
     if args.video is None and not args.data.is_file():

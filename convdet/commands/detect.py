@@ -13,15 +13,28 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from convdet.cli import MAX_THREADS, Interrupts, printable
-from convdet.options import camera_size, choice, error, number, parse_classes, parse_scales
+from convdet.options import (
+    camera_size,
+    choice,
+    error,
+    given,
+    number,
+    parse_classes,
+    parse_scales,
+)
 from convdet.progress import DetectReporter
-from convdet.runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
+from convdet.runtime.defaults import (
+    DEFAULT_CONF,
+    INVERT_MODES,
+    MAX_SCALE,
+    MIN_SCALE,
+    SPARSE_MODES,
+)
 from convdet.runtime.options import (
     BACKEND_SUFFIXES,
     DrawOptions,
@@ -36,12 +49,6 @@ if TYPE_CHECKING:
 
 HELP = "detect digits in images, folders, globs, videos, webcams and streams"
 
-INVERT_MODES = ("auto", "on", "off")
-SPARSE_MODES = (
-    "auto",
-    "on",
-    "off",
-)  # convdet.runtime.sparse's, named here so --help imports nothing
 GRID_MODES = ("cells", "heatmap", "off")
 ENGINES = ("local", "ray")
 Options = TypeVar("Options", PipelineOptions, ModelOptions, DrawOptions, OutputOptions)
@@ -343,18 +350,18 @@ def _check_options(args: argparse.Namespace) -> None:
     args.scales = parse_scales(args.scales)
     args.invert = choice("--invert", INVERT_MODES)(args.invert)
     args.backend = choice("--backend", ("auto", *BACKEND_SUFFIXES))(args.backend)
-    args.threads = _given(args.threads, number("--threads", int, 1, MAX_THREADS))
+    args.threads = given(args.threads, number("--threads", int, 1, MAX_THREADS))
     args.sparse = choice("--sparse", SPARSE_MODES)(args.sparse)
     args.temporal = choice("--temporal", ("on", "off"))(args.temporal) == "on"
     args.recheck = choice("--recheck", ("on", "off"))(args.recheck) == "on"
     args.vid_stride = number("--vid-stride", int, 1)(args.vid_stride)
     args.loop = number("--loop", int, 0)(args.loop)
-    args.max_pixels = _given(args.max_pixels, number("--max-pixels", int, 1))
-    args.io_threads = _given(args.io_threads, number("--io-threads", int, 0, 64))
-    args.save_interval = _given(args.save_interval, number("--save-interval", int, 1))
+    args.max_pixels = given(args.max_pixels, number("--max-pixels", int, 1))
+    args.io_threads = given(args.io_threads, number("--io-threads", int, 0, 64))
+    args.save_interval = given(args.save_interval, number("--save-interval", int, 1))
     args.progress_every = number("--progress-every", float, 0.0)(args.progress_every)
-    args.camera_size = _given(args.camera_size, camera_size)
-    args.camera_fps = _given(args.camera_fps, number("--camera-fps", float, 0.1, 1000.0))
+    args.camera_size = given(args.camera_size, camera_size)
+    args.camera_fps = given(args.camera_fps, number("--camera-fps", float, 0.1, 1000.0))
     if args.save_interval is not None and args.save is None:
         error("--save-interval needs --save DIR")
     for flag, option in ((args.save_crop, "--save-crop"), (args.save_txt, "--save-txt")):
@@ -370,7 +377,7 @@ def _check_options(args: argparse.Namespace) -> None:
         error("--resume needs --json FILE --append (the records to resume from)")
     if args.retry_failed and not args.resume:
         error("--retry-failed needs --resume")
-    args.wait = _given(args.wait, number("--wait", float, 0.0))
+    args.wait = given(args.wait, number("--wait", float, 0.0))
     if args.wait is not None and not args.show:
         error("--wait needs --show")
     if args.no_grid and args.grid not in (None, "off"):
@@ -387,8 +394,8 @@ def _check_options(args: argparse.Namespace) -> None:
 def _check_engine(args: argparse.Namespace) -> None:
     """Convert and check --engine and its options (one-line CommandError on a bad one)."""
     args.engine = choice("--engine", ENGINES)(args.engine)
-    args.actors = _given(args.actors, number("--actors", int, 1, 4096))
-    args.batch_size = _given(args.batch_size, number("--batch-size", int, 1, 65536))
+    args.actors = given(args.actors, number("--actors", int, 1, 4096))
+    args.batch_size = given(args.batch_size, number("--batch-size", int, 1, 65536))
     if args.engine == "local":
         if args.address is not None or args.actors or args.batch_size:
             error("--address, --actors and --batch-size apply to --engine ray")
@@ -397,11 +404,6 @@ def _check_engine(args: argparse.Namespace) -> None:
         error("--engine ray needs --json FILE (the records, assembled when the run ends)")
     if args.save is not None or args.show or args.coco is not None:
         error("--engine ray writes --json FILE only; --save, --show and --coco run locally")
-
-
-def _given(value: str | None, parse: Callable[[str], Any]) -> Any:
-    """`parse(value)` for an option given, None for one left out."""
-    return None if value is None else parse(value)
 
 
 def _pipeline_options(args: argparse.Namespace) -> PipelineOptions:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from convdet.cli import CommandError
 from convdet.options import MAX_SEED, choice, names, number, size
-from convdet.options import parse_size as parse_size  # benchmark's --sizes reads sizes with it
 from convdet.runtime.defaults import CAMERA_STYLES, CLASSIC_STYLES, MNIST_SPLITS, STYLES
 
 HELP = "generate multi-digit test scenes with ground truth (images + truth.jsonl)"
