@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from convdet.data.scenes import SceneParams, generate_scenes
-from convdet.measure.evaluate import agreeing_detections
+from convdet.measure.matching import agreeing_detections
 from convdet.runtime.backends import open_backend
 from convdet.runtime.defaults import DEFAULT_CONF
 from convdet.runtime.detector import Detector

@@ -1,18 +1,13 @@
-"""Detection quality against scene ground truth: matching rule, counts, P/R/F1, confusion.
+"""Detection quality against scene ground truth: counts, P/R/F1, confusion, readouts, count
+match, string figures and the report.
 
-Matching rule. A detection matches a truth object when both have the same class and the detection's
-box centre lies inside the truth box (in generated scenes the placed 28x28 MNIST frame, scaled, see
-convdet.data.scenes; in COCO folders the tight ink box drawn around the digit, see
-convdet.data.coco) grown by 30% about its centre, i.e. width and height times 1.3, edges included.
-Detections are taken in order of decreasing score (ties: detector order); each takes the nearest
-(by centre distance) still-unmatched truth it qualifies for, so matching is one-to-one and a
-second detection of the same digit is a false positive. Unmatched detections are false
-positives, unmatched truths false negatives.
-
-The same greedy pass without the class condition gives "localization matches": they fill the
-confusion matrix (true class x detected class, with a "none" row for detections on no digit and
-a "none" column for digits no detection landed on) and the mean localization error, the mean
-distance in pixels between the centres of localization-matched detection and truth boxes.
+Detections are matched to truth objects one to one by the rule in `convdet.measure.matching`
+(same class, box centre inside the grown truth box): matched detections are true positives,
+unmatched detections false positives, unmatched truths false negatives. Localization matches
+(the same rule without the class) fill the confusion matrix (true class x detected class, with
+a "none" row for detections on no digit and a "none" column for digits no detection landed on)
+and the mean localization error, the mean distance in pixels between the centres of
+localization-matched detection and truth boxes.
 
 Readouts measure how a stage classifies the truth digits themselves. "isolated": the 28x28
 classifier on each digit alone (each truth frame of the preprocessed scene cut out at 28x28,
@@ -22,16 +17,10 @@ the scene's grid cell under each truth centre, before any grouping (`detector_fu
 Count match: the fraction of images where the number of detections equals the number of digits.
 
 Strings, for images whose truth carries written lines (e.g. COCO folders: one line per image). The
-detections are read into lines as the Detector reads them (`convdet.runtime.reading.group_lines`).
-Each read line is assigned to the truth line holding most of its localization-matched digits (ties:
-the earlier truth line; none: no truth line), so a misread digit still counts in its
-line. A truth line's read string is the concatenation, in reading order, of the read lines
-assigned to it (a number read as two lines because of a wide gap is still read whole). Read and
-true strings are aligned by a shortest edit (Levenshtein) alignment, the one with the most
-matches among equally short ones: aligned equal digits are true positives, the other read
-digits false positives, the other true digits false negatives (a substitution is one of each);
-digits of read lines assigned to no truth line are false positives. Exact match: the fraction
-of truth lines whose read string equals the true one.
+detections are read into lines as the Detector reads them (`convdet.runtime.reading.group_lines`);
+read lines are assigned to truth lines and each truth line's read string is aligned with the true
+one (rules and counts in `convdet.measure.matching`), giving digit precision, recall and F1.
+Exact match: the fraction of truth lines whose read string equals the true one.
 """
 
 from __future__ import annotations
@@ -42,14 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from convdet.data.scenes import SceneSet, isolated_crops
+from convdet.measure.matching import box_centres, match_greedy, string_counts
 from convdet.runtime.modelinfo import ModelContractError
 from convdet.runtime.reading import group_lines
 
 if TYPE_CHECKING:
-    from convdet.runtime.detections import Detections
     from convdet.runtime.detector import Detector, Result
 
-GROW = 0.3
 FRAME_READOUTS = ("isolated",)  # readouts that cut each truth box as an MNIST frame
 NUM_DIGITS = 10
 # Tally counters that merging adds up as plain numbers.
@@ -64,77 +52,6 @@ _SUMMED = (
     "string_fp",
     "string_fn",
 )
-
-
-def box_centres(boxes: np.ndarray) -> np.ndarray:
-    """(N, 2) centres of (N, 4) xyxy boxes."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return (boxes[:, :2] + boxes[:, 2:]) / 2.0
-
-
-def match_greedy(
-    truth_boxes: np.ndarray,
-    truth_classes: np.ndarray | None,
-    det_boxes: np.ndarray,
-    det_classes: np.ndarray | None,
-    det_scores: np.ndarray,
-    grow: float = GROW,
-) -> np.ndarray:
-    """For each detection, the index of the truth it matches or -1 (rule in the module doc).
-
-    Pass None for both class arrays to match on location only.
-    """
-    truth_boxes = np.asarray(truth_boxes, dtype=np.float64).reshape(-1, 4)
-    det_boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
-    truth_centres = box_centres(truth_boxes)
-    half = (truth_boxes[:, 2:] - truth_boxes[:, :2]) * (1.0 + grow) / 2.0
-    low, high = truth_centres - half, truth_centres + half
-    matched = np.full(len(det_boxes), -1, dtype=np.int64)
-    free = np.ones(len(truth_boxes), dtype=bool)
-    for d in np.argsort(-np.asarray(det_scores, dtype=np.float64), kind="stable"):
-        centre = (det_boxes[d, :2] + det_boxes[d, 2:]) / 2.0
-        ok = free & np.all((low <= centre) & (centre <= high), axis=1)
-        if truth_classes is not None and det_classes is not None:
-            ok &= np.asarray(truth_classes) == det_classes[d]
-        if ok.any():
-            candidates = np.flatnonzero(ok)
-            distances = np.linalg.norm(truth_centres[candidates] - centre, axis=1)
-            t = candidates[np.argmin(distances)]
-            matched[d] = t
-            free[t] = False
-    return matched
-
-
-def agreeing_detections(expected: Detections, found: Detections) -> int:
-    """How many of `found` lie on one of `expected`'s of the same class, one to one, by the
-    evaluation's rule (`match_greedy`, `expected` as the truth): two runs' detections compared."""
-    matches = match_greedy(
-        expected.xyxy, expected.class_id, found.xyxy, found.class_id, found.score
-    )
-    return int((matches >= 0).sum())
-
-
-def alignment_matches(read: Sequence[int], true: Sequence[int]) -> int:
-    """How many equal symbols a shortest edit (Levenshtein) alignment of `read` and `true` pairs
-    up, taking the alignment with the most of them among equally short ones."""
-    # Written here, a row-vectorized DP, rather than taken from a library: the runtime stays
-    # numpy + OpenCV (board installs), and the metric needs that one tie-break defined.
-    # Cost = step * edits - matches: one edit outweighs any number of matches.
-    read, true = np.asarray(read).reshape(-1), np.asarray(true).reshape(-1)
-    if not len(read) or not len(true):
-        return 0
-    step = len(true) + 1
-    offsets = np.arange(len(true) + 1) * step
-    row = offsets.copy()  # row[j]: the cost of aligning the read symbols so far with true[:j]
-    for symbol in read:
-        best = np.empty_like(row)
-        best[0] = row[0] + step
-        # Pair the symbol with true[j - 1] (a match or a substitution), or leave it out.
-        best[1:] = np.minimum(row[:-1] + np.where(true == symbol, -1, step), row[1:] + step)
-        # Then leave true symbols out along the row: row[j] = min over k <= j of best[k] + edits.
-        row = np.minimum.accumulate(best - offsets) + offsets
-    edits = -(-row[-1] // step)
-    return int(edits * step - row[-1])
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -224,38 +141,13 @@ class Tally:
         self.loc_matches += int(on_digit.sum())
         self.count_matches += int(len(det_classes) == len(truth_classes))
         if truth_lines:
-            self._add_strings(truth_classes, truth_lines, det_classes, read_lines, located)
-
-    def _add_strings(
-        self,
-        truth_classes: np.ndarray,
-        truth_lines: Sequence[Sequence[int]],
-        det_classes: np.ndarray,
-        read_lines: Sequence[Sequence[int]],
-        located: np.ndarray,
-    ) -> None:
-        """Assign read lines to truth lines and add the aligned digit counts (module doc)."""
-        line_of = np.full(len(truth_classes) + 1, -1, dtype=np.int64)  # [-1]: no object
-        for number, line in enumerate(truth_lines):
-            line_of[list(line)] = number
-        assigned: list[list[int]] = [[] for _ in truth_lines]
-        for read in read_lines:
-            votes = line_of[located[np.asarray(read, dtype=np.int64)]]
-            votes = votes[votes >= 0]
-            if votes.size:
-                assigned[int(np.bincount(votes).argmax())] += list(read)
-            else:
-                self.string_fp += len(read)
-        for line, indices in zip(truth_lines, assigned, strict=True):
-            read_digits = det_classes[np.array(indices, dtype=np.int64)]
-            true_digits = truth_classes[np.array(line, dtype=np.int64)]
-            matches = alignment_matches(read_digits, true_digits)
-            self.string_tp += matches
-            self.string_fp += len(read_digits) - matches
-            self.string_fn += len(true_digits) - matches
-            self.lines_exact += int(np.array_equal(read_digits, true_digits))
-        self.line_images += 1
-        self.lines += len(truth_lines)
+            counts = string_counts(truth_classes, truth_lines, det_classes, read_lines, located)
+            self.string_tp += counts.tp
+            self.string_fp += counts.fp
+            self.string_fn += counts.fn
+            self.lines_exact += counts.exact
+            self.line_images += 1
+            self.lines += len(truth_lines)
 
     def _readout(self, name: str) -> np.ndarray:
         """The (2, num_classes) counts of readout `name`, created empty on first use."""

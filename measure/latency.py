@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from convdet.data.motion import moving_digit_video
-from convdet.measure.evaluate import agreeing_detections
+from convdet.measure.matching import agreeing_detections
 from convdet.measure.pipeline_fps import pipeline_fps
 from convdet.measure.timing import Timing, time_calls, time_in_turns
 from convdet.runtime.annotate import BoxAnnotator, GridAnnotator

@@ -16,8 +16,8 @@ from convdet.measure.evaluate import (
     detector_functions,
     evaluate_scene_set,
     format_report,
-    match_greedy,
 )
+from convdet.measure.matching import match_greedy
 from convdet.runtime.grid import GridGeometry
 
 from convdet.cli import main

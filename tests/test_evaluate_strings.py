@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 from convdet.data.coco import load_coco_set, split_of
-from convdet.measure.evaluate import Tally, alignment_matches, evaluate_scene_set, format_report
+from convdet.measure.evaluate import Tally, evaluate_scene_set, format_report
+from convdet.measure.matching import alignment_matches
 from convdet.runtime.reading import group_lines
 
 from convdet.cli import main
