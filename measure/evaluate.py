@@ -207,7 +207,7 @@ class Tally:
         return _mean(self.lines_exact, self.lines)
 
     def string_figures(self) -> dict[str, float]:
-        """Precision, recall and F1 of the digits aligned in strings (module doc)."""
+        """Precision, recall and F1 of the digits aligned in strings (rules in matching)."""
         return _prf(self.string_tp, self.string_fp, self.string_fn)
 
     @property

@@ -11,8 +11,8 @@ Detections are taken in order of decreasing score (ties: detector order); each t
 second detection of the same digit is a false positive. Unmatched detections are false
 positives, unmatched truths false negatives.
 
-The same greedy pass without the class condition gives "localization matches": each detection's
-truth digit whatever the class either gives it.
+The same greedy pass without the class condition gives "localization matches": the truth digit
+each detection landed on, whatever class either carries.
 
 Strings, for images whose truth carries written lines. Each read line is assigned to the truth
 line holding most of its localization-matched digits (ties: the earlier truth line; none: no
