@@ -17,7 +17,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,11 @@ def import_ray() -> Any:
     return ray
 
 
-def run(args: argparse.Namespace, options: PipelineOptions, deferred: Any) -> int:
+def run(
+    args: argparse.Namespace,
+    options: PipelineOptions,
+    deferred: Callable[[], AbstractContextManager[None]],
+) -> int:
     """Run `convdet detect --engine ray` for the checked `args` and their `options`; `deferred`
     makes a block a signal does not split (the CLI's), around the final file's assembly.
     Exit status as `convdet detect`: 1 when any input failed."""
@@ -102,21 +107,19 @@ def run(args: argparse.Namespace, options: PipelineOptions, deferred: Any) -> in
 
 
 def _worker_options(options: PipelineOptions, classes: str | None) -> PipelineOptions:
-    """`options` as every worker needs them: the model as an absolute path (workers may run
-    elsewhere), one inference thread per actor unless --threads, and --classes as class ids
-    of the model (loaded here once, so a bad model or class is refused before Ray starts)."""
+    """`options` as every worker needs them: a model file as an absolute path (workers start
+    elsewhere; a shipped model's name is found in each machine's install), one inference
+    thread per actor unless --threads, and --classes as the model's class ids (the model is
+    loaded here once, so a bad model or class is refused before Ray starts)."""
     model = options.model
-    path = model_path(model.model, model.backend)
+    model_path(model.model, model.backend)  # a model the backend does not run: refused here
     detector = load_detector(model)
     kept = parse_classes(classes, detector.labels, detector.info.background)
+    given = model.model
+    if given is not None and Path(given).is_file():  # a shipped model's name stays a name
+        given = str(Path(given).resolve())
     return replace(
-        options,
-        model=replace(
-            model,
-            model=None if path is None else str(path.resolve()),
-            threads=model.threads or 1,
-            classes=kept,
-        ),
+        options, model=replace(model, model=given, threads=model.threads or 1, classes=kept)
     )
 
 
@@ -180,15 +183,19 @@ def _count(reporter: DetectReporter, record: dict[str, Any]) -> None:
 @contextlib.contextmanager
 def ray_session(ray: Any, address: str | None) -> Iterator[None]:
     """Ray for the run: the caller's when it already initialised Ray (and gave no address),
-    else a connection to the cluster at `address` or a local Ray on this machine's CPUs
-    (loopback only, no dashboard, no usage statistics), shut down afterwards. Ray's and Ray
-    Data's own progress bars and notes stay off: the run's progress is the project's."""
+    else a connection to the cluster at `address` (or $RAY_ADDRESS, as Ray reads it) or a
+    local Ray on this machine's CPUs (loopback only, no dashboard, no usage statistics), shut
+    down afterwards. Ray's and Ray Data's own progress bars and notes stay off: the run's
+    progress is the project's."""
     started = not ray.is_initialized() or address is not None
     if started:
-        local = {} if address else {"include_dashboard": False, "_node_ip_address": "127.0.0.1"}
-        if not address:
+        # "local": a new Ray of its own, never the cluster a `ray start` on this machine began.
+        local = {"address": "local", "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
+        if address or os.environ.get("RAY_ADDRESS"):
+            local = {"address": address}
+        else:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, **local)
+        ray.init(log_to_driver=False, logging_level=logging.WARNING, **local)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False

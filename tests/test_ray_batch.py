@@ -36,6 +36,7 @@ def cluster():
     saved = {name: os.environ.get(name) for name in QUIET}
     os.environ.update(QUIET)
     ray.init(
+        address="local",  # a cluster of its own, whatever else runs on this machine
         num_cpus=2,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",
