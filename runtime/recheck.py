@@ -70,15 +70,13 @@ class Recheck:
         """`detections` (frame pixels) checked against their crops, each cut from the scale
         whose image shows it nearest 28 px tall; `classify` maps (N, 28, 28) light-on-dark
         crops to (N, classes) probabilities."""
+        imaged = [grid for grid in grids if grid.image is not None]
+        if not imaged:
+            return detections
         crops, checked = [], []
         for index, box in enumerate(detections.xyxy):
-            grid = min(
-                (grid for grid in grids if grid.image is not None),
-                key=lambda grid: abs((box[3] - box[1]) * grid.geometry.scale - SIDE),
-                default=None,
-            )
-            if grid is None:
-                return detections
+            height = box[3] - box[1]
+            grid = min(imaged, key=lambda grid: abs(height * grid.geometry.scale - SIDE))
             crop = normalized_crop(grid.image, box * grid.geometry.scale)
             if crop is not None:
                 crops.append(crop)
@@ -86,14 +84,14 @@ class Recheck:
         if not crops:
             return detections
         probabilities = classify(np.stack(crops))
-        keep = np.ones(len(detections), bool)
-        class_id = detections.class_id.copy()
         digits = np.delete(probabilities, background_class, axis=1)
         read = digits.argmax(axis=1)
         read += read >= background_class
-        for position, index in enumerate(checked):
-            if probabilities[position, background_class] > self.background:
-                keep[index] = False
-            elif digits[position].max() > self.sure:
-                class_id[index] = read[position]
+        dropped = probabilities[:, background_class] > self.background
+        sure = ~dropped & (digits.max(axis=1) > self.sure)
+        checked_at = np.asarray(checked)
+        keep = np.ones(len(detections), bool)
+        keep[checked_at[dropped]] = False
+        class_id = detections.class_id.copy()
+        class_id[checked_at[sure]] = read[sure]
         return Detections(detections.xyxy, class_id, detections.score)[keep]
