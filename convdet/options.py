@@ -145,3 +145,20 @@ def parse_classes(
     if not classes:
         error(f"--classes: expected labels or class ids, got {text!r}")
     return tuple(dict.fromkeys(classes))
+
+
+def add_recheck(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--recheck on|off, the second look at each detection (convdet.runtime.recheck): one
+    definition for detect and evaluate; `recheck(args.recheck)` reads it."""
+    parser.add_argument(
+        "--recheck",
+        default="on",
+        metavar="on|off",
+        help="look again at each detection's ink, normalized as MNIST digits are: drop what the "
+        "model calls background there, take the digit it is sure of (default: on)",
+    )
+
+
+def recheck(value: str) -> bool:
+    """--recheck's text as a bool; one-line error for anything but on or off."""
+    return choice("--recheck", ("on", "off"))(value) == "on"

@@ -10,12 +10,14 @@ from typing import Any, TypeVar
 
 from convdet.cli import MAX_THREADS
 from convdet.options import (
+    add_recheck,
     camera_size,
     choice,
     error,
     given,
     number,
     parse_scales,
+    recheck,
 )
 from convdet.runtime.defaults import (
     DEFAULT_CONF,
@@ -114,13 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="video and cameras: keep the scores of cells whose pixels did not change beyond "
         "noise since the previous frame (default: off)",
     )
-    model.add_argument(
-        "--recheck",
-        default="on",
-        metavar="on|off",
-        help="look again at each detection's ink, normalized as MNIST digits are: drop what the "
-        "model calls background there, take the digit it is sure of (default: on)",
-    )
+    add_recheck(model)
     inputs = parser.add_argument_group("input")
     inputs.add_argument("--recursive", action="store_true", help="descend into subfolders")
     inputs.add_argument(
@@ -336,7 +332,7 @@ def check_options(args: argparse.Namespace) -> None:
     args.threads = given(args.threads, number("--threads", int, 1, MAX_THREADS))
     args.sparse = choice("--sparse", SPARSE_MODES)(args.sparse)
     args.temporal = choice("--temporal", ("on", "off"))(args.temporal) == "on"
-    args.recheck = choice("--recheck", ("on", "off"))(args.recheck) == "on"
+    args.recheck = recheck(args.recheck)
     args.vid_stride = number("--vid-stride", int, 1)(args.vid_stride)
     args.loop = number("--loop", int, 0)(args.loop)
     args.max_pixels = given(args.max_pixels, number("--max-pixels", int, 1))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convdet.cli import CommandError
-from convdet.options import choice, given, number, parse_scales
+from convdet.options import add_recheck, choice, given, number, parse_scales, recheck
 from convdet.runtime.defaults import COCO_SPLITS, DEFAULT_CONF, GROUPING_METHODS, INVERT_MODES
 
 if TYPE_CHECKING:
@@ -69,13 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="remove uneven lighting before inference (default: the runtime's, on)",
     )
-    parser.add_argument(
-        "--recheck",
-        default="on",
-        metavar="on|off",
-        help="look again at each detection's ink, normalized as MNIST digits are: drop what the "
-        "model calls background there, take the digit it is sure of (default: on)",
-    )
+    add_recheck(parser)
     parser.add_argument(
         "--grouping",
         metavar="|".join(GROUPING_METHODS),
@@ -156,7 +150,7 @@ def _check_options(args: argparse.Namespace) -> None:
     args.scales = parse_scales(args.scales)
     args.invert = choice("--invert", INVERT_MODES)(args.invert)
     args.grouping = choice("--grouping", GROUPING_METHODS)(args.grouping)
-    args.recheck = choice("--recheck", ("on", "off"))(args.recheck) == "on"
+    args.recheck = recheck(args.recheck)
     args.progress_every = number("--progress-every", float, 0.0)(args.progress_every)
 
 
