@@ -39,12 +39,15 @@ class Progress:
             )
 
     def print(self, text: str, file: TextIO) -> None:
-        """One line on `file`, with the progress bar moved out of its way."""
+        """One line on `file`, with the progress bar moved out of its way. The line and its
+        newline go out in one write: `print` writes them apart, and a native library's block
+        (see `native_stderr`) taking descriptor 2 between the two glues the next line on."""
         with self._lock:
             if self.bar is None:
-                print(text, file=file, flush=True)
+                file.write(text + "\n")
+                file.flush()
             else:
-                self.bar.write(text, file=file)
+                self.bar.write(text + "\n", file=file, end="")
 
     def message(self, text: str) -> None:
         """One line on stderr, prefixed like the CLI's own errors (file names escaped)."""

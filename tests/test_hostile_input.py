@@ -1050,3 +1050,31 @@ def test_a_jpeg_cut_short_and_closed_with_an_end_marker_is_truncated(tmp_path, m
     records = {Path(r["source"]).name: r for r in map(json.loads, out.read_text().splitlines())}
     assert records["cut.jpg"]["error"].startswith("truncated JPEG")
     assert "error" not in records["padded.jpg"]
+
+
+def test_messages_stay_whole_lines_while_native_blocks_take_descriptor_2() -> None:
+    """Failure lines come from several threads while others decode under `native_lines`;
+    a line written in two parts around such a block came out glued to the next one."""
+    script = """
+import re, threading
+from convdet.progress import Progress
+from convdet.runtime.native_stderr import native_lines
+done = threading.Event()
+def native():
+    while not done.is_set():
+        with native_lines(re.compile("never")):
+            pass
+thread = threading.Thread(target=native)
+thread.start()
+progress = Progress("detect", None, "images", 0)
+for number in range(3000):
+    progress.message(f"file{number}.png: cannot read")
+done.set()
+thread.join()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    expected = {f"convdet detect: file{number}.png: cannot read" for number in range(3000)}
+    assert set(done.stderr.splitlines()) == expected
