@@ -5,7 +5,8 @@ windows, in one run (`run_benchmark`).
 numpy, OpenCV and the runtime's backends only. The Keras baseline's predict is handed in by the
 command as a `KerasFactory`, so importing or running this module never imports TensorFlow. Each
 kind of figure is measured in its own module: `latency` (models; dense, sparse and temporal),
-`keras_baseline`, `windows`, `memory`; `report` prints them.
+`video_modes` (the pipeline end to end in each mode), `keras_baseline`, `windows`, `memory`;
+`report` prints them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from convdet.measure.keras_baseline import (
 from convdet.measure.latency import ModelRow, SparseRow, latencies, measure_model, measure_sparse
 from convdet.measure.memory import DetectRun, detect_run
 from convdet.measure.timing import matmul_flops, model_flops
+from convdet.measure.video_modes import PAGE_STYLE, VideoModesRow, measure_video_modes
 from convdet.measure.windows import WindowsRow, measure_windows
 from convdet.runtime.detector import Detector
 from convdet.runtime.shipped import DEFAULT_ARCH
@@ -75,9 +77,10 @@ class Figures:
     `machine` (cpu, cpus, load_average, versions), `settings`, `import_runtime_s`,
     `matmul_gflops`, `models` (ModelRow fields + `times_bound`, one per file and size),
     `keras_baseline` (KerasBaselineRow fields + `speedup`), `windows` (WindowsRow fields +
-    `speedup`), `sparse` (SparseRow fields + `speedup` per mode), `detect_run` (DetectRun) and
-    `notes` (why figures are missing). Times are in ms unless the key says `_s`; timings are
-    {median_ms, p90_ms}.
+    `speedup`), `sparse` (SparseRow fields + `speedup` per mode), `video_modes` (VideoModesRow
+    fields + `speedup`, each mode's pipeline FPS over the Keras baseline's), `detect_run`
+    (DetectRun) and `notes` (why figures are missing). Times are in ms unless the key says
+    `_s`; timings are {median_ms, p90_ms}.
     """
 
     machine: dict[str, Any]
@@ -88,6 +91,7 @@ class Figures:
     keras_baseline: list[KerasBaselineRow] = field(default_factory=list)
     windows: list[WindowsRow] = field(default_factory=list)
     sparse: list[SparseRow] = field(default_factory=list)
+    video_modes: list[VideoModesRow] = field(default_factory=list)
     detect_run: DetectRun | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -99,6 +103,7 @@ class Figures:
             ("keras_baseline", self.keras_baseline),
             ("windows", self.windows),
             ("sparse", self.sparse),
+            ("video_modes", self.video_modes),
         ):
             for row, record in zip(rows, figures[key], strict=True):
                 for ratio in ("times_bound", "speedup"):
@@ -208,7 +213,10 @@ def run_benchmark(
                     )
                 )
     size = REFERENCE_SIZE if REFERENCE_SIZE in videos else settings.sizes[0]
-    figures.sparse = sparse_rows(settings, size, figures.keras_baseline, progress)
+    tables = table_inputs(settings)
+    if tables is not None:
+        figures.sparse = sparse_rows(settings, size, tables, figures.keras_baseline, progress)
+        figures.video_modes = video_modes_rows(settings, size, tables, predictors, progress)
     figures.notes += missing_notes(figures, keras_factory is not None)
     model = _default_onnx(settings.models) or settings.models[0]
     progress(f"peak memory of convdet detect on the {size[0]}x{size[1]} video")
@@ -221,27 +229,62 @@ def _default_onnx(models: tuple[Path, ...]) -> Path | None:
     return next((path for path in models if path.name == f"{DEFAULT_ARCH}.onnx"), None)
 
 
-def sparse_rows(
-    settings: Settings, size: tuple[int, int], keras: list[KerasBaselineRow], progress: Progress
-) -> list[SparseRow]:
-    """The sparse and temporal table at `size` for the default model (`<DEFAULT_ARCH>.onnx`
-    among the models, else the first ONNX one), one row per SPARSE_STYLES; none without an
-    ONNX model or the MNIST data the frames are made of."""
+@dataclass(frozen=True)
+class TableInputs:
+    """What the sparse and video tables are made of: their model (`<DEFAULT_ARCH>.onnx` among
+    the models, else the first ONNX one), its architecture, and the MNIST test digits their
+    frames are drawn from (loaded once for both)."""
+
+    model: Path
+    arch: str
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def table_inputs(settings: Settings) -> TableInputs | None:
+    """The sparse and video tables' inputs; None without an ONNX model or the MNIST data."""
     model = _default_onnx(settings.models) or next(
         (path for path in settings.models if path.suffix == ".onnx"), None
     )
     if model is None or settings.data is None or not settings.data.is_file():
-        return []
+        return None
     _, _, images, labels = load_mnist_npz(settings.data)
-    arch = Detector(model, sparse="off").info.arch
-    baseline = next((row for row in keras if row.arch == arch and row.size == size), None)
+    return TableInputs(model, Detector(model, sparse="off").info.arch, images, labels)
+
+
+def sparse_rows(
+    settings: Settings,
+    size: tuple[int, int],
+    tables: TableInputs,
+    keras: list[KerasBaselineRow],
+    progress: Progress,
+) -> list[SparseRow]:
+    """The sparse and temporal table at `size` for the tables' model, one row per
+    SPARSE_STYLES, beside the Keras baseline's predict of its architecture when measured."""
+    baseline = next((row for row in keras if row.arch == tables.arch and row.size == size), None)
     keras_ms = baseline.predict.median_ms if baseline else None
     rows = []
     for style in settings.sparse_styles or SPARSE_STYLES:
         progress(f"{size[0]}x{size[1]}: dense, sparse and temporal on {style} frames")
-        frame = style_frame(images, labels, style, size)
-        rows.append(measure_sparse(model, style, frame, images[5], settings, keras_ms))
+        frame = style_frame(tables.images, tables.labels, style, size)
+        digit = tables.images[5]
+        rows.append(measure_sparse(tables.model, style, frame, digit, settings, keras_ms))
     return rows
+
+
+def video_modes_rows(
+    settings: Settings,
+    size: tuple[int, int],
+    tables: TableInputs,
+    predictors: dict[str, KerasPredict],
+    progress: Progress,
+) -> list[VideoModesRow]:
+    """The end-to-end row at `size` for the tables' model: its pipeline over a video of a still
+    page in each mode, beside the Keras baseline's loop when its predictor was made."""
+    page = style_frame(tables.images, tables.labels, PAGE_STYLE, size)
+    predict = predictors.get(tables.arch)
+    progress(f"{size[0]}x{size[1]}: the pipeline on a still page, dense, sparse and temporal")
+    return [measure_video_modes(tables.model, page, tables.images[5], settings, predict)]
 
 
 def missing_notes(figures: Figures, keras: bool) -> list[str]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from convdet.measure.latency import CAMERA_NOISE, MODES
 from convdet.measure.tables import text_table
+from convdet.measure.video_modes import VIDEO_MODES
 from convdet.runtime.shipped import DEFAULT_ARCH
 
 if TYPE_CHECKING:
@@ -91,6 +92,19 @@ SPARSE_COLUMNS: tuple[Column, ...] = (
 )
 
 
+VIDEO_MODES_COLUMNS: tuple[Column, ...] = (
+    ("page", lambda r: r.style),
+    ("size", lambda r: _size(r.size)),
+    ("frames", lambda r: str(r.frames)),
+    *((f"{mode} FPS", lambda r, mode=mode: _number(r.fps[mode])) for mode in VIDEO_MODES),
+    ("Keras FPS", lambda r: _number(r.keras_fps)),
+    (
+        "x Keras d/s/t",
+        lambda r: "/".join(f"{r.speedup[mode]:.1f}" for mode in VIDEO_MODES) if r.speedup else "-",
+    ),
+)
+
+
 def _table(columns: tuple[Column, ...], rows: list[Any]) -> str:
     """Rows as text columns padded to their widest cell, the first left-aligned."""
     cells = [[header for header, _ in columns]]
@@ -136,6 +150,13 @@ def format_report(figures: Figures) -> str:
             "matching dense; whole calls dense/sparse/temporal; Keras predict over each)",
             SPARSE_COLUMNS,
             figures.sparse,
+        ),
+        (
+            "end to end on a video of a still page (the pipeline of convdet detect VIDEO --save, "
+            f"a digit moving on the page, camera noise {CAMERA_NOISE:g}; the Keras baseline's "
+            "loop on the same video)",
+            VIDEO_MODES_COLUMNS,
+            figures.video_modes,
         ),
     )
     for title, columns, rows in sections:

@@ -127,24 +127,16 @@ def marked_blocks(mask: np.ndarray, stride: int) -> np.ndarray:
 def cells_seeing(blocks: np.ndarray, field: Field, stride: int) -> np.ndarray:
     """Which cells of a grid see at least one marked block: `blocks` (gh, gw) bool marks the
     stride x stride input blocks (block k spans pixels stride*k .. stride*k + stride - 1),
-    the result marks the cells whose field covers a pixel of a marked block."""
+    the result marks the cells whose field covers a pixel of a marked block.
+
+    Cell i sees blocks i + low .. i + high, so this is a dilation with a (high - low + 1)
+    square anchored at (-low, -low) (OpenCV's dilate counts outside pixels as unmarked). The
+    offsets are widened to take in the cell's own block, which a convolutional cell always
+    sees; a wider window only marks more cells, which is always safe."""
     start, end = field
-    low = -((stride - 1 - start) // stride)  # ceil((start - stride + 1) / stride)
-    high = end // stride
-    marked = blocks
-    for axis in (0, 1):
-        marked = _window_any(marked, low, high, axis)
-    return marked
-
-
-def _window_any(mask: np.ndarray, low: int, high: int, axis: int) -> np.ndarray:
-    """out[i] = any(mask[i + low .. i + high]) along `axis` (outside the array counts False),
-    by prefix sums, for any offsets."""
-    length = mask.shape[axis]
-    counts = np.cumsum(mask, axis=axis, dtype=np.int32)
-    counts = np.concatenate([np.zeros_like(np.take(counts, [0], axis=axis)), counts], axis=axis)
-    index = np.arange(length)
-    upper = np.clip(index + high + 1, 0, length)
-    lower = np.clip(index + low, 0, length)
-    inside = np.take(counts, upper, axis=axis) - np.take(counts, lower, axis=axis)
-    return inside > 0
+    low = min(-((stride - 1 - start) // stride), 0)  # ceil((start - stride + 1) / stride)
+    high = max(end // stride, 0)
+    side = high - low + 1
+    kernel = np.ones((side, side), np.uint8)
+    marked = cv2.dilate(blocks.astype(np.uint8), kernel, anchor=(-low, -low))
+    return marked.astype(bool)

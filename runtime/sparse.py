@@ -122,6 +122,7 @@ class SparseInference:
         holds no ink from the blank grid (unless mode is "off"), the others from crops or, when
         crops would cost about as much, from the whole frame."""
         rows, cols = wanted.shape
+        everything = bool(wanted.all())
         scores = np.array(base, dtype=np.float32)
         if self.mode != "off":
             blank = wanted & ~self.ink_cells(image)
@@ -136,7 +137,9 @@ class SparseInference:
         coverage = sum(crop.area for crop in crops) / image.size if crops else 1.0
         if coverage >= 1.0 or (self.mode != "on" and coverage > DENSE_COVERAGE):
             dense = self._dense(image)
-            scores[wanted] = dense[wanted]
+            if everything:  # the blank cells too: dense gives them exactly the blank scores
+                return dense
+            np.copyto(scores, dense, where=wanted[..., None])
             return scores
         for crop in crops:
             (top, bottom), (left, right) = crop.rows, crop.cols

@@ -19,7 +19,7 @@ from convdet.cli import main
 
 JSON_KEYS = {
     "machine", "settings", "import_runtime_s", "matmul_gflops", "models", "keras_baseline",
-    "windows", "sparse", "detect_run", "notes",
+    "windows", "sparse", "video_modes", "detect_run", "notes",
 }  # fmt: skip
 
 
@@ -72,6 +72,17 @@ def test_quick_run_reports_dense_sparse_and_temporal_side_by_side(quick_run) -> 
     assert "dense, sparse and temporal inference" in report
 
 
+def test_quick_run_times_the_pipeline_on_a_still_page_in_each_mode(quick_run) -> None:
+    figures, report = quick_run
+    (row,) = figures["video_modes"]
+    assert row["model"] == "deep.onnx" and row["size"] == [320, 240] and row["frames"] == 6
+    assert set(row["fps"]) == {"dense", "sparse", "temporal"}
+    assert all(fps > 0 for fps in row["fps"].values())
+    if row["keras_fps"] is not None:  # with TensorFlow installed
+        assert set(row["speedup"]) == set(row["fps"]) and row["keras_fps"] > 0
+    assert "end to end on a video of a still page" in report
+
+
 def test_quick_run_compares_with_the_keras_baseline(quick_run) -> None:
     pytest.importorskip("tensorflow")
     figures, report = quick_run
@@ -80,6 +91,7 @@ def test_quick_run_compares_with_the_keras_baseline(quick_run) -> None:
     assert baseline["predict"]["median_ms"] > 0 and baseline["colour_ms"] > 0
     assert baseline["pipeline_fps"] > 0 and baseline["speedup"] > 0
     assert "np.vectorize" in report
+    assert figures["video_modes"][0]["keras_fps"] > 0
 
 
 @pytest.mark.parametrize(

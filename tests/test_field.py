@@ -44,7 +44,14 @@ def test_shipped_files_measure_the_field_their_spec_derives(models_dir, name) ->
     backend = open_backend(models_dir / name)
     info = backend.info
     expected = receptive_field(ARCHS[info.arch], info.pooling)
-    assert measure_field(backend.run, info.stride, info.input_range) == expected
+    measured = measure_field(backend.run, info.stride, info.input_range)
+    if info.precision == "int8":
+        # int8 rounds the smallest responses, at the field's far edge, to nothing: the impulse
+        # sees at most the spec's field, so the runtime takes the field from the metadata
+        assert measured is not None
+        assert expected[0] <= measured[0] <= 0 <= measured[1] <= expected[1]
+    else:
+        assert measured == expected
     # wide and deep were exported with the field; basic's files predate it and are measured
     assert info.receptive_field == (None if info.arch == "basic" else expected)
     assert model_field(backend) == expected
@@ -112,6 +119,23 @@ def test_cells_seeing_a_block_are_those_whose_field_covers_it() -> None:
         ]
         assert cells.tolist() == expected
     assert seeing.sum() == len(np.flatnonzero(seeing.any(1))) * len(np.flatnonzero(seeing.any(0)))
+
+
+@pytest.mark.parametrize("field", [(-30, 44), (-22, 36), (0, 7), (-3, 2), (5, 60)])
+def test_cells_seeing_random_blocks_match_the_definition(field) -> None:
+    """Every cell whose field [8i + start, 8i + end] meets a marked block is marked; a field
+    that misses the cell's own block is widened to take it in (marking more is always safe)."""
+    rng = np.random.default_rng(1)
+    blocks = rng.random((13, 17)) < 0.05
+    start, end = min(field[0], 0), max(field[1], 7)
+    pixels = np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1)
+    expected = np.zeros_like(blocks)
+    for i in range(blocks.shape[0]):
+        for j in range(blocks.shape[1]):
+            rows = slice(max(8 * i + start, 0), max(8 * i + end + 1, 0))
+            cols = slice(max(8 * j + start, 0), max(8 * j + end + 1, 0))
+            expected[i, j] = pixels[rows, cols].any()
+    assert np.array_equal(cells_seeing(blocks, field, 8), expected)
 
 
 @pytest.mark.parametrize("stride", [8, 16, 32])
