@@ -78,15 +78,26 @@ class Result:
 PYRAMID_MIN_SIDE = 64
 # Its scales, finest first: 1 to 1/64, the whole pyramid of frames under 8192 px a side.
 PYRAMID = tuple(0.5**level for level in range(7))
+# Then one step of half an octave more, while the frame keeps this many pixels a side there:
+# digits between the last octave's sizes and the frame's side. On strips of handwriting
+# (cheque amounts 43-65 px tall, digits 23-57 px) it found the large digits that halving
+# would shrink below a window's worth.
+PYRAMID_LAST_SIDE = 32
+HALF_OCTAVE = 0.5**0.5
 # Crops the second look (`Recheck`) runs per batch: a frame's detections rarely exceed it.
 CROP_BATCH = 64
 
 
 def pyramid_scales(height: int, width: int) -> tuple[float, ...]:
     """The default scales for a `height` x `width` frame: 1, 0.5, 0.25, ... (PYRAMID) while the
-    scaled frame's shorter side stays at least PYRAMID_MIN_SIDE px (always 1). Each halving
-    doubles the digit sizes seen, up to about a third of the shorter side."""
-    return tuple(s for s in PYRAMID if s == 1.0 or min(height, width) * s >= PYRAMID_MIN_SIDE)
+    scaled frame's shorter side stays at least PYRAMID_MIN_SIDE px (always 1), then the last
+    of them times HALF_OCTAVE if the frame keeps PYRAMID_LAST_SIDE px there. Each halving
+    doubles the digit sizes seen, up to about a third of the shorter side; the last step
+    reaches the whole side of a strip (a line of text cut out)."""
+    side = min(height, width)
+    octaves = tuple(s for s in PYRAMID if s == 1.0 or side * s >= PYRAMID_MIN_SIDE)
+    last = octaves[-1] * HALF_OCTAVE
+    return (*octaves, last) if side * last >= PYRAMID_LAST_SIDE else octaves
 
 
 def as_frame(image: Any) -> Any:
@@ -140,17 +151,19 @@ class Detector:
     minimum score of a detection (and the digit probability that colours a grid cell); `scales`
     resize the frame before inference: None or "auto" (default) for the pyramid, whose scales
     `pyramid_scales` chooses per frame size (digits of about 16 px up to a third of the frame's
-    shorter side), or a sequence run as given (e.g. (2, 1, 0.5, 0.25) adds digits of about 8-16
-    px), results merged by `Grouping`; `invert` is "auto", "on" or "off"; `normalize` removes
-    uneven lighting (on by default: without it paper-style F1 drops from 0.98 to 0.80, model
-    card ablation; MNIST-style unchanged); `threads`/`providers` go to the backend. The
-    `scales` attribute is a tuple: the given scales, or with `pyramid` True all of PYRAMID, of
-    which each frame runs those it can hold. One instance may be called from several threads.
+    shorter side, or all of it on a strip of text), or a sequence run as given (e.g. (2, 1, 0.5,
+    0.25) adds digits of about 8-16 px), results merged by `Grouping`; `invert` is "auto", "on"
+    or "off"; `normalize` removes uneven lighting (on by default: without it paper-style F1
+    drops from 0.98 to 0.80, model card ablation; MNIST-style unchanged); `threads`/`providers`
+    go to the backend. The `scales` attribute is a tuple: the given scales, or with `pyramid`
+    True all of PYRAMID, of which each frame runs those it can hold (and its half-octave step,
+    `pyramid_scales`). One instance may be called from several threads.
 
     `sparse` runs the model only where cells see ink (`convdet.runtime.sparse`), with the same
     scores: "auto" (default) where it pays, "on" always, "off" never. `temporal` True reuses the
     scores of cells whose field did not change beyond noise since the previous frame
-    (`convdet.runtime.temporal`; a pixel change up to `temporal_threshold` is noise): for the
+    (`convdet.runtime.temporal`; a mean change of a 5x5 neighbourhood up to
+    `temporal_threshold` is noise, as camera noise is): for the
     frames of one video or camera, called in order. Both need a model that takes any input size;
     otherwise frames run whole.
     """

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from convdet.runtime import Detector, Result, default_model_path
-from convdet.runtime.detector import PYRAMID, pyramid_scales
+from convdet.runtime.detector import HALF_OCTAVE, PYRAMID, pyramid_scales
 from convdet.runtime.shipped import DEFAULT_ARCH
 
 DIGITS_PER_CLASS = 1
@@ -120,18 +120,19 @@ def ink_extent(frame: np.ndarray, centre: tuple[float, float], size: int) -> np.
 @pytest.mark.parametrize(
     ("height", "width", "scales"),
     [
-        (58, 175, (1.0,)),  # a cheque's amount field
-        (127, 500, (1.0,)),
-        (128, 128, (1.0, 0.5)),
-        (240, 320, (1.0, 0.5)),
-        (480, 640, (1.0, 0.5, 0.25)),
-        (640, 480, (1.0, 0.5, 0.25)),
-        (720, 1280, (1.0, 0.5, 0.25, 0.125)),
-        (1080, 1920, (1.0, 0.5, 0.25, 0.125, 0.0625)),
+        (58, 175, (1.0, HALF_OCTAVE)),  # a cheque's amount field: its digits fill it
+        (45, 175, (1.0,)),  # less than PYRAMID_LAST_SIDE px at the half-octave step
+        (127, 500, (1.0, HALF_OCTAVE)),
+        (128, 128, (1.0, 0.5, 0.5 * HALF_OCTAVE)),
+        (240, 320, (1.0, 0.5, 0.5 * HALF_OCTAVE)),
+        (480, 640, (1.0, 0.5, 0.25, 0.25 * HALF_OCTAVE)),
+        (640, 480, (1.0, 0.5, 0.25, 0.25 * HALF_OCTAVE)),
+        (720, 1280, (1.0, 0.5, 0.25, 0.125, 0.125 * HALF_OCTAVE)),
+        (1080, 1920, (1.0, 0.5, 0.25, 0.125, 0.0625, 0.0625 * HALF_OCTAVE)),
         (4000, 30, (1.0,)),
-        (4095, 5000, PYRAMID[:-1]),
-        (4096, 4096, PYRAMID),
-        (20000, 20000, PYRAMID),  # never beyond 1/64
+        (4095, 5000, (*PYRAMID[:-1], PYRAMID[-2] * HALF_OCTAVE)),
+        (4096, 4096, (*PYRAMID, PYRAMID[-1] * HALF_OCTAVE)),
+        (20000, 20000, (*PYRAMID, PYRAMID[-1] * HALF_OCTAVE)),  # never beyond 1/64 and a half
     ],
 )
 def test_pyramid_chooses_scales_from_the_frame_size(height, width, scales) -> None:
@@ -156,8 +157,8 @@ def test_default_runs_the_pyramid_and_explicit_scales_run_as_given(models_dir, m
     frame = np.zeros((480, 640), np.uint8)
     place(frame, mnist["x_test"][0], (320, 240), size=56)
     for scales, inputs in [
-        (None, [(480, 640), (240, 320), (120, 160)]),
-        ("auto", [(480, 640), (240, 320), (120, 160)]),
+        (None, [(480, 640), (240, 320), (120, 160), (88, 120)]),
+        ("auto", [(480, 640), (240, 320), (120, 160), (88, 120)]),
         ((1.0,), [(480, 640)]),
         ((0.5, 2.0), [(240, 320), (960, 1280)]),
     ]:

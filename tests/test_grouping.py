@@ -291,3 +291,24 @@ def test_clip_boxes_to_frame() -> None:
 def test_unknown_method_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="method: expected one of peaks, components, got 'x'"):
         Grouping(method="x")
+
+
+def test_a_doubted_neighbour_stops_the_ink_search_but_is_no_detection() -> None:
+    # a "1" (x 30-34) joined by a stroke to a ring the model doubts (score under conf)
+    image = strokes(80, 100, [(30, 28, 34, 52), (34, 38, 46, 41)])
+    image = np.maximum(image, cv2.circle(np.zeros_like(image), (54, 40), 10, 1.0, 2))
+    one = np.array([[18.0, 26.0, 46.0, 54.0]])  # centre x 32
+    doubted = Detections(np.array([[40.0, 26.0, 68.0, 54.0]]), np.array([0]), np.array([0.15]))
+    assert ink_boxes(image, one).boxes[0, 2] > 46  # alone the 1's box runs into the ring
+    stopped = ink_boxes(image, one, np.array([1]), doubted)
+    np.testing.assert_allclose(stopped.boxes[0, [0, 2]], [30, 43])  # halfway to x 54
+    scores = grid()
+    put(scores, 2, 2, 1, 0.9)  # the 1's cell: centre (20, 20) at GEOMETRY
+    put(scores, 2, 5, 0, 0.3)  # a doubted 0 three cells right, under conf 0.5
+    image = strokes(64, 80, [(18, 8, 22, 32), (22, 18, 36, 21)])
+    image = np.maximum(image, cv2.circle(np.zeros_like(image), (44, 20), 8, 1.0, 2))
+    grids = [ScaleGrid(scores, GEOMETRY, image)]
+    found = Grouping()(grids, BACKGROUND, 0.5, (64, 80))
+    unstopped = Grouping(neighbour_conf=None)(grids, BACKGROUND, 0.5, (64, 80))
+    assert found.class_id.tolist() == [1] and unstopped.class_id.tolist() == [1]
+    assert found.xyxy[0, 2] == 32 and unstopped.xyxy[0, 2] == 41  # halfway to x 44; the search edge

@@ -88,8 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated resize factors of {MIN_SCALE:g} to {MAX_SCALE:g}, run as given "
         "(less those at which a frame is smaller than one grid cell); 2,1,0.5,0.25 adds "
         "digits of about 8-16 px (default: auto, the scales 1, 0.5, 0.25, ... halving while the "
-        "frame's shorter side keeps 64 px, for digits of about 16 px up to a third of that "
-        "side)",
+        "frame's shorter side keeps 64 px, then half an octave more while it keeps 32 px, for "
+        "digits of about 16 px up to a third of that side, or all of it on a strip of text)",
     )
     model.add_argument(
         "--invert",
