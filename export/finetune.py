@@ -53,6 +53,11 @@ class FinetuneConfig:
     zoomed: float = 0.3  # share of camera scenes drawn at twice the size and shrunk by half
     real: str | None = None  # a COCO folder whose train split joins the scenes
     real_share: float = 0.0  # real images per synthetic scene
+    # The classifier cell's 28x28 windows at the top-left of inputs padded to a multiple of the
+    # stride (32x32), as frames are padded, instead of alone: read so, a graph with explicit
+    # padding computes exactly what Keras does. The run's detector metadata carries it as
+    # `classifier_padded`, which is what the window batches and every readout go by.
+    padded_windows: bool = False
 
 
 def cell_targets(
@@ -196,6 +201,7 @@ class SceneSet(keras.utils.PyDataset):
     def window_batch(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A 28x28 batch scored only at the classifier cell (weighted as a whole grid)."""
         images, onehot = self.windows[index % len(self.windows)]
+        images = self.preprocessor.windows(images[..., 0])  # alone, or padded (classifier_padded)
         side = math.ceil(images.shape[1] / self.info.stride)
         cell = self.info.classifier_cell
         targets = np.zeros((len(images), side, side, onehot.shape[-1]), np.float32)

@@ -91,6 +91,7 @@ def model_info(run: dict) -> ModelInfo:
         test_accuracy={key: round(value, 4) for key, value in run["metrics"].items()},
         trained_on=trained_on,
         producer=producer_versions(),
+        classifier_padded=bool(run.get("config", {}).get("scenes", {}).get("padded_windows")),
     )
 
 
@@ -152,7 +153,8 @@ def export_run(
 
     test_digits = _uint8(data.x_test)
     scenes = parity_scenes(test_digits, data.y_test)
-    parity = check_parity(reference, runners_for(paths), scenes, BACKGROUND)
+    runners = runners_for(paths, explicit_pads=info.classifier_padded)
+    parity = check_parity(reference, runners, scenes, BACKGROUND, info.stride)
     more_seeds = range(1, DETECTION_SEEDS)
     detection_scenes = [
         *scenes,
@@ -164,9 +166,7 @@ def export_run(
         if tolerance_for(path.name) is None
     ]
     accuracy = {
-        path.name: isolated_accuracy(
-            open_backend(path).run, test_digits, data.y_test, info.classifier_cell
-        )
+        path.name: isolated_accuracy(open_backend(path).run, test_digits, data.y_test, info)
         for path in paths
     }
     agreement = window_agreement(classifier, detector, scenes[PARITY_SIZES.index((480, 640))], info)

@@ -27,6 +27,8 @@ from convdet.measure.matching import agreeing_detections
 from convdet.runtime.backends import open_backend
 from convdet.runtime.defaults import DEFAULT_CONF
 from convdet.runtime.detector import Detector
+from convdet.runtime.modelinfo import ModelInfo
+from convdet.runtime.preprocess import Preprocessor, stride_padded
 
 PARITY_SIZES = ((28, 28), (100, 100), (127, 333), (480, 640), (720, 1280))
 FLOAT_TOLERANCE = 1e-4
@@ -80,13 +82,28 @@ def parity_scenes(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> list
     return scenes
 
 
-def opencv_runner(path: Path) -> Runner:
-    """The ONNX model through OpenCV DNN (`cv2.dnn.readNetFromONNX`)."""
+def opencv_engines(explicit_pads: bool) -> dict[str, int | None]:
+    """The OpenCV DNN engines to check an ONNX file in, by name (None: the default engine).
+    OpenCV 5.0 has two: its classic engine and a new default one that computes `auto_pad`
+    SAME_UPPER graphs wrongly (max abs diff ~0.98), checked only on graphs with explicit pads.
+    OpenCV 4 and 5.1 have one engine, the default, which reads both kinds of graph right."""
     import cv2
 
-    # OpenCV 5.0's new DNN engine computes this graph wrongly (max abs diff ~0.98 here);
-    # the classic engine matches ONNX Runtime.
-    net = cv2.dnn.readNetFromONNX(str(path), cv2.dnn.ENGINE_CLASSIC)
+    classic = getattr(cv2.dnn, "ENGINE_CLASSIC", None)
+    if classic is None:
+        return {"opencv-dnn": None}
+    return {"opencv-dnn-classic": classic} | ({"opencv-dnn": None} if explicit_pads else {})
+
+
+def opencv_runner(path: Path, engine: int | None) -> Runner:
+    """The ONNX model through OpenCV DNN (`cv2.dnn.readNetFromONNX`) with `engine`, or the
+    default engine for None."""
+    import cv2
+
+    if engine is None:
+        net = cv2.dnn.readNetFromONNX(str(path))
+    else:
+        net = cv2.dnn.readNetFromONNX(str(path), engine)
 
     def run(batch: np.ndarray) -> np.ndarray:
         net.setInput(batch)
@@ -95,14 +112,16 @@ def opencv_runner(path: Path) -> Runner:
     return run
 
 
-def runners_for(paths: Sequence[Path]) -> dict[str, Runner]:
-    """A runner per exported file: ONNX Runtime and OpenCV DNN for .onnx, LiteRT for .tflite."""
+def runners_for(paths: Sequence[Path], explicit_pads: bool) -> dict[str, Runner]:
+    """A runner per exported file and engine: ONNX Runtime and the OpenCV DNN engines of
+    `opencv_engines` for .onnx; LiteRT for .tflite."""
     runners: dict[str, Runner] = {}
     for path in paths:
         engine = "onnxruntime" if path.suffix == ".onnx" else "litert"
         runners[f"{engine} {path.name}"] = open_backend(path).run
         if path.suffix == ".onnx":
-            runners[f"opencv-dnn {path.name}"] = opencv_runner(path)
+            for name, opencv_engine in opencv_engines(explicit_pads).items():
+                runners[f"{name} {path.name}"] = opencv_runner(path, opencv_engine)
     return runners
 
 
@@ -130,13 +149,18 @@ def tolerance_for(name: str) -> float | None:
 
 
 def check_parity(
-    reference: Runner, runners: dict[str, Runner], scenes: Sequence[np.ndarray], background: int
+    reference: Runner,
+    runners: dict[str, Runner],
+    scenes: Sequence[np.ndarray],
+    background: int,
+    stride: int,
 ) -> list[ParityRow]:
-    """Run every scene through the reference and each runner; one row per (runner, scene).
-    A quantized runner's rows pass on its pooled digit-cell agreement and their own floor."""
+    """Run every scene, padded to a multiple of `stride` as the runtime pads frames, through the
+    reference and each runner; one row per (runner, scene), named by the scene's own size. A
+    quantized runner's rows pass on its pooled digit-cell agreement and their own floor."""
     rows = []
     for scene in scenes:
-        batch = scene[None, :, :, None].astype(np.float32)
+        batch = stride_padded(scene[None].astype(np.float32), stride)
         expected = reference(batch)
         for name, run in runners.items():
             try:
@@ -220,10 +244,15 @@ def detection_agreement(
     return DetectionAgreement(f"{engine} {candidate.name}", *map(int, counts))
 
 
-def isolated_accuracy(run: Runner, images: np.ndarray, labels: np.ndarray, cell: int) -> float:
-    """Digit accuracy of a detector on 28x28 digits, read at the grid cell that sees the window."""
+def isolated_accuracy(
+    run: Runner, images: np.ndarray, labels: np.ndarray, info: ModelInfo
+) -> float:
+    """Digit accuracy of a detector on 28x28 uint8 digits, read at its classifier cell as the
+    runtime reads it (`Preprocessor.windows`)."""
+    windows = Preprocessor(info).windows
+    cell = info.classifier_cell
     correct = 0
     for image, label in zip(images, labels, strict=True):
-        scores = run(image[None, :, :, None].astype(np.float32) / 255.0)
+        scores = run(windows(image[None].astype(np.float32) / 255.0))
         correct += int(scores[0, cell, cell].argmax() == label)
     return correct / len(images)

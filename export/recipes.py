@@ -15,13 +15,18 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Leg:
     """One run of a recipe. `epochs` is stage 1's (only the first leg has a stage 1; the
-    others start from the previous leg's detector); `scene_epochs`, `seed` and `mark_weight`
-    are those of `convdet train`."""
+    others start from the previous leg's detector); `scene_epochs`, `seed`, `mark_weight`,
+    `real_share` and `padded_windows` are those of `convdet train`. `from_export` starts from
+    the previous leg's detector as exported to ONNX (batch norm folded into the convolutions),
+    the way a leg trained from a shipped file (`--init models/A.onnx`) started."""
 
     scene_epochs: int
     seed: int = 0
     epochs: int | None = None
     mark_weight: float = 3.0
+    real_share: float = 0.1
+    padded_windows: bool = False
+    from_export: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,13 +41,37 @@ class Recipe:
             raise ValueError("a recipe starts with a leg that has a stage 1 (epochs)")
         if any(leg.epochs is not None for leg in self.legs[1:]):
             raise ValueError("only a recipe's first leg has a stage 1")
+        if self.legs[0].from_export:
+            raise ValueError("a recipe's first leg has no leg before it to start from")
 
 
 # Keyed by architecture (export.specs.ARCHS). basic and separable ship from an older version
 # of the training code (the model card says which); today's code cannot remake them exactly.
 RECIPES: dict[str, Recipe] = {
-    # 20 + 60 stage-2 epochs, about 3.5 hours on 2 CPU cores.
-    "wide": Recipe(legs=(Leg(14, epochs=20), Leg(10), Leg(20, seed=1), Leg(16, seed=2))),
+    # 20 + 102 stage-2 epochs, about 6.5 hours on 2 CPU cores. The last four legs weigh the
+    # background cells near print, lines and scribbles 5, and the last three give real
+    # handwriting a larger share of the scenes; the last reads the classifier cell on padded
+    # windows, so the ONNX export has explicit pads.
+    "wide": Recipe(
+        legs=(
+            Leg(14, epochs=20),
+            Leg(10),
+            Leg(20, seed=1),
+            Leg(16, seed=2),
+            Leg(16, seed=3, mark_weight=5.0),
+            Leg(8, seed=4, mark_weight=5.0, real_share=0.3),
+            Leg(10, seed=5, mark_weight=5.0, real_share=0.4),
+            Leg(8, seed=7, mark_weight=5.0, real_share=0.4, padded_windows=True),
+        )
+    ),
     # The first leg predates the weighting of print and line cells (all background weighs 1).
-    "deep": Recipe(legs=(Leg(10, epochs=50, mark_weight=1.0), Leg(10))),
+    # The last reads the classifier cell on padded windows (explicit pads in the ONNX export);
+    # it was trained from the exported file of the leg before, its run being gone by then.
+    "deep": Recipe(
+        legs=(
+            Leg(10, epochs=50, mark_weight=1.0),
+            Leg(10),
+            Leg(6, seed=2, padded_windows=True, from_export=True),
+        )
+    ),
 }

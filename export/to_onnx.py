@@ -80,7 +80,12 @@ def explicit_pads(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _convert(
-    model: keras.Model, shape: tuple, info: ModelInfo, path: Path, dims: tuple[tuple, tuple]
+    model: keras.Model,
+    shape: tuple,
+    info: ModelInfo,
+    path: Path,
+    dims: tuple[tuple, tuple],
+    pads: bool = False,
 ) -> onnx.ModelProto:
     import tensorflow as tf
     import tf2onnx
@@ -89,6 +94,8 @@ def _convert(
     model.output_names = ["scores"]
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET)
     _softmax_after_transpose(proto)
+    if pads:
+        explicit_pads(proto)
     _name_dims(proto, *dims)
     onnx.helper.set_model_props(proto, info.to_metadata())
     proto.producer_name = "convdet"
@@ -99,9 +106,13 @@ def _convert(
 
 def to_onnx(detector: keras.Model, info: ModelInfo, path: Path) -> onnx.ModelProto:
     """Convert the detector (input [batch, height, width, 1], output [batch, grid_h, grid_w,
-    classes]) with `info` in metadata_props, check the graph and save it."""
+    classes]) with `info` in metadata_props, check the graph and save it. A detector whose
+    classifier cell reads padded windows (`info.classifier_padded`) only ever gets inputs
+    padded to a multiple of the stride, so it gets explicit pads (`explicit_pads`), which
+    OpenCV 5's default DNN engine reads right; otherwise its 28x28 readout needs `auto_pad`."""
     dims = (DYNAMIC_DIMS, ("batch", "grid_h", "grid_w"))
-    return _convert(detector, (None, None, None, 1), info, path, dims)
+    pads = info.classifier_padded
+    return _convert(detector, (None, None, None, 1), info, path, dims, pads=pads)
 
 
 def classifier_to_onnx(classifier: keras.Model, info: ModelInfo, path: Path) -> onnx.ModelProto:

@@ -19,8 +19,11 @@ from convdet.export.checkpoint import EpochCheckpoint, resumable_fit
 from convdet.export.data import Mnist
 from convdet.export.distill import Distillation, Teacher
 from convdet.export.finetune import FinetuneConfig, finetune
+from convdet.export.from_onnx import classifier_from_onnx
 from convdet.export.networks import build_classifier, convolutionalize, transfer_weights
 from convdet.export.specs import BACKGROUND, ArchSpec, detector_info, get_spec
+from convdet.runtime.modelinfo import ModelInfo
+from convdet.runtime.preprocess import Preprocessor
 
 HELD_OUT_BACKGROUND = 2000
 
@@ -43,7 +46,7 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)
     scenes: FinetuneConfig = field(default_factory=FinetuneConfig)
     distillation: Distillation | None = None  # soft targets from a trained teacher
-    init: str | None = None  # a `convdet train` run whose classifier replaces stage 1
+    init: str | None = None  # a `convdet train` run or exported .onnx replacing stage 1
 
     @property
     def spec(self) -> ArchSpec:
@@ -110,14 +113,18 @@ def held_out_background(data: Mnist, config: TrainConfig) -> np.ndarray:
 
 
 def evaluate_classifier(
-    model: keras.Model, data: Mnist, background: np.ndarray, cell: int | None = None
+    model: keras.Model, data: Mnist, background: np.ndarray, info: ModelInfo | None = None
 ) -> dict[str, float]:
     """Digit accuracy on the test split (background counts as wrong) and background recall, of
-    the 28x28 classifier, or of a detector read at grid cell (`cell`, `cell`) as shipped."""
+    the 28x28 classifier, or of a detector with `info` read at its classifier cell as the
+    runtime reads it (`Preprocessor.windows`: alone, or padded with `classifier_padded`)."""
 
     def predicted(images: np.ndarray) -> np.ndarray:
-        scores = model.predict(images[..., None], batch_size=512, verbose=0)
-        return (scores if cell is None else scores[:, cell, cell]).argmax(-1)
+        if info is None:
+            return model.predict(images[..., None], batch_size=512, verbose=0).argmax(-1)
+        batch = Preprocessor(info).windows(images)
+        scores = model.predict(batch, batch_size=512, verbose=0)
+        return scores[:, info.classifier_cell, info.classifier_cell].argmax(-1)
 
     return {
         "digit_accuracy": float(np.mean(predicted(data.x_test) == data.y_test)),
@@ -169,15 +176,17 @@ def train(data: Mnist, config: TrainConfig, checkpoint: Path | None = None) -> T
             validation_data=(val_x, val_y),
             verbose=2,
         )
-    else:  # an earlier run's classifier: after its stage 2 it holds the detector's weights
-        classifier = keras.models.load_model(Path(config.init) / "classifier.keras")
+    else:
+        classifier = initial_classifier(Path(config.init), config.spec)
         history = {}
     background = held_out_background(data, config)
     metrics = evaluate_classifier(classifier, data, background)
     detector = convolutionalize(classifier, config.spec, config.detector_pooling)
     histories = dict(history)
     if config.scenes.epochs:
-        info = detector_info(config.spec, config.detector_pooling)
+        info = detector_info(
+            config.spec, config.detector_pooling, classifier_padded=config.scenes.padded_windows
+        )
         scene_digits = np.rint(digits[fit] * 255).astype(np.uint8)
         tuned = finetune(
             detector,
@@ -195,9 +204,18 @@ def train(data: Mnist, config: TrainConfig, checkpoint: Path | None = None) -> T
         # global pool: measure what ships.
         metrics = {
             **{f"stage1_{k}": v for k, v in metrics.items()},
-            **evaluate_classifier(detector, data, background, info.classifier_cell),
+            **evaluate_classifier(detector, data, background, info),
         }
     return TrainResult(classifier, detector, metrics, histories)
+
+
+def initial_classifier(init: Path, spec: ArchSpec) -> keras.Model:
+    """The classifier an --init run or exported detector (`.onnx`) hands to stage 2: after a
+    run's stage 2 its classifier holds the detector's weights, and an exported file holds them
+    with batch norm folded in (see `from_onnx`)."""
+    if init.suffix == ".onnx":
+        return classifier_from_onnx(init, spec)
+    return keras.models.load_model(init / "classifier.keras")
 
 
 def save_run(result: TrainResult, config: TrainConfig, data: Mnist, out: Path) -> None:

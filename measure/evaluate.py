@@ -275,10 +275,9 @@ def isolated_classifier(detector: Detector) -> ReadoutFn:
     """Readout "isolated": the detector's classifier verdict on each truth digit alone.
 
     The scene goes through the detector's own preprocessing (polarity, lighting), each truth
-    frame is cut out at 28x28 and run unpadded through the model, read at the model's
-    `classifier_cell`: on a 28x28 input that cell computes the 28x28 classifier. (Padding it
-    to a multiple of the stride, as frames are, would shift the convolutions' 'same' padding
-    and add context the classifier never saw.) ModelContractError if the metadata lacks that cell.
+    frame is cut out at 28x28 and run through the model as its classifier cell was trained to
+    read it (alone, or padded to a multiple of the stride: `Preprocessor.windows`), read at the
+    model's `classifier_cell`. ModelContractError if the metadata lacks that cell.
     """
     cell = detector.info.classifier_cell
     if cell is None:
@@ -289,8 +288,8 @@ def isolated_classifier(detector: Detector) -> ReadoutFn:
 
     def classify(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         prepared, _ = detector.preprocessor.prepare(image)
-        batch = np.stack(isolated_crops(prepared, boxes))[..., None]
-        return detector.backend.run(batch.astype(np.float32))[:, cell, cell].argmax(axis=-1)
+        batch = detector.preprocessor.windows(np.stack(isolated_crops(prepared, boxes)))
+        return detector.backend.run(batch)[:, cell, cell].argmax(axis=-1)
 
     return classify
 

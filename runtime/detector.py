@@ -311,7 +311,7 @@ class Detector:
         cell. Batches are padded to a power of two (at most CROP_BATCH), so an engine that
         re-plans on each new input shape (LiteRT) sees few shapes."""
         cell = self.info.classifier_cell
-        model_input = self.preprocessor.from_strokes(crops)[..., None]
+        model_input = self.preprocessor.windows(self.preprocessor.from_strokes(crops))
         probabilities = []
         for start in range(0, len(model_input), CROP_BATCH):
             chunk = model_input[start : start + CROP_BATCH]

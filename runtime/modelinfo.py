@@ -66,6 +66,8 @@ class ModelInfo:
     # (row = column) computes the 28x28 classifier
     receptive_field: tuple[int, int] | None = None  # (start, end): cell i's scores depend on
     # input pixels stride * i + start .. stride * i + end along each axis (convdet.runtime.field)
+    classifier_padded: bool = False  # the classifier cell reads the window at the top-left of
+    # an input padded to a multiple of the stride, as it was trained (Preprocessor.windows)
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.classes) <= MAX_CLASSES:
@@ -102,6 +104,10 @@ class ModelInfo:
             _check_int("receptive_field", end, start, MAX_RECEPTIVE_FIELD)
         if self.classifier_cell is not None:
             _check_int("classifier_cell", self.classifier_cell, 0, MAX_FIXED_SIDE)
+        if not isinstance(self.classifier_padded, bool):
+            raise ModelContractError(
+                f"classifier_padded: expected true or false, got {self.classifier_padded!r}"
+            )
         if not isinstance(self.test_accuracy, dict):
             raise ModelContractError("test_accuracy: expected a JSON object")
         for key, value in self.test_accuracy.items():
@@ -119,6 +125,8 @@ class ModelInfo:
     def to_metadata(self) -> dict[str, str]:
         """The string map stored in the model file (ONNX metadata_props or TFLite sidecar)."""
         values = asdict(self)
+        if not self.classifier_padded:  # absent means false: older exports keep their bytes
+            del values["classifier_padded"]
         return {
             key: value if isinstance(value, str) else json.dumps(value)
             for key, value in values.items()
@@ -152,6 +160,7 @@ class ModelInfo:
                 "fixed_input": _optional_tuple,
                 "classifier_cell": json.loads,
                 "receptive_field": _optional_tuple,
+                "classifier_padded": json.loads,
             }
             for key, parse in optional.items():
                 if key in metadata:

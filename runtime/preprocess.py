@@ -16,6 +16,18 @@ from convdet.runtime.grid import round_up
 from convdet.runtime.modelinfo import ModelInfo
 
 
+def stride_padded(images: np.ndarray, stride: int, fill: float = 0.0) -> np.ndarray:
+    """(N, H, W) images padded bottom/right with `fill` to sides that are multiples of
+    `stride`, as (N, H', W', 1) float32, as the runtime pads frames. On such inputs every
+    layer's map has sides divisible by its stride, where a graph with explicit padding and
+    TensorFlow's 'same' padding agree (a lone 28x28 window's 7x7 map is padded on both sides)."""
+    count, height, width = images.shape
+    shape = (count, round_up(height, stride), round_up(width, stride), 1)
+    batch = np.full(shape, fill, np.float32)
+    batch[:, :height, :width, 0] = images
+    return batch
+
+
 class FrameError(ConvdetError, ValueError):
     """A frame the detector cannot take (its type, shape or dtype, or a size a fixed-size model
     does not fit), said in one line: that frame's failure, not the run's."""
@@ -153,6 +165,14 @@ class Preprocessor:
         self._buffers: dict[tuple[int, int], np.ndarray] = {}
         low, high = info.input_range
         self.background = np.float32(low if info.polarity == "light-on-dark" else high)
+
+    def windows(self, windows: np.ndarray) -> np.ndarray:
+        """(N, window, window) windows in the model's polarity as its classifier cell reads
+        them, (N, H, W, 1) float32: alone, or at the top-left of stride-padded inputs for a
+        model trained so (`ModelInfo.classifier_padded`)."""
+        if self.info.classifier_padded:
+            return stride_padded(windows, self.info.stride, self.background)
+        return windows[..., None].astype(np.float32)
 
     def needs_inversion(self, gray: np.ndarray) -> bool:
         """Whether this frame must be inverted to match the model's polarity."""

@@ -57,14 +57,15 @@ def model(models_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(mnist_npz: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A basic detector trained briefly (400 digits, 48 scenes), saved as a `convdet train` run."""
+    """A basic detector trained briefly (400 digits, 48 scenes; its classifier cell on padded
+    windows, so it exports with explicit pads), saved as a `convdet train` run."""
     pytest.importorskip("tensorflow")
     from convdet.export.data import load_mnist
     from convdet.export.finetune import FinetuneConfig
     from convdet.export.train import TrainConfig, save_run, train
 
     data = load_mnist(mnist_npz)
-    scenes = FinetuneConfig(epochs=1, scenes_per_epoch=48)
+    scenes = FinetuneConfig(epochs=1, scenes_per_epoch=48, padded_windows=True)
     config = TrainConfig(arch="basic", epochs=2, limit=400, batch_size=64, scenes=scenes)
     result = train(data, config)
     run_dir = tmp_path_factory.mktemp("run")

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,8 @@ from convdet.cli import main
         ),
         (["train", "--init", "no-run", "--out", "x"], "--init no-run: not a convdet train run"),
         (["train", "--init", "{run}", "--out", "x"], "need 'basic'"),
+        (["train", "--init", "{wide}", "--out", "x"], "a detector of --arch 'wide' (need 'basic')"),
+        (["train", "--init", "{run}/x.onnx", "--out", "x"], "not a detector convdet exported"),
         (["export", "no-such-run"], "not a training run"),
         (["export", "{run}", "--calibration-scenes", "0"], "at least 3"),
     ],
@@ -44,7 +47,8 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, mnist_npz, tmp_
     (tmp_path / "classifier.keras").touch()  # a teacher run, as far as the checks go
     (tmp_path / "run.json").write_text('{"arch": "deep"}')  # a deep run for --init
     (tmp_path / "detector.keras").touch()  # and a run to export, as far as the checks go
-    argv = [arg.format(npz=mnist_npz, run=tmp_path) for arg in argv]
+    wide = Path(__file__).parents[1] / "models" / "wide.onnx"
+    argv = [arg.format(npz=mnist_npz, run=tmp_path, wide=wide) for arg in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err

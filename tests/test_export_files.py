@@ -13,7 +13,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("ai_edge_litert")
 
 from convdet.export.package import export_run  # noqa: E402
-from convdet.export.parity import detection_agreement, parity_scenes  # noqa: E402
+from convdet.export.parity import detection_agreement, opencv_engines, parity_scenes  # noqa: E402
 from convdet.runtime.backends import open_backend  # noqa: E402
 from convdet.runtime.field import measure_field  # noqa: E402
 
@@ -48,6 +48,7 @@ def test_all_variants_are_written_with_metadata(exported):
             info.window == 28
             and info.cell_offset == 10.0
             and info.classifier_cell == 1
+            and info.classifier_padded
             and info.arch == "basic"
         )
         assert {"tensorflow", "tf2onnx", "keras"} <= set(info.producer)
@@ -71,6 +72,9 @@ def test_onnx_graph_is_checked_and_named(exported):
     assert (transpose.op_type, softmax.op_type) == ("Transpose", "Softmax")
     assert list(softmax.input) == list(transpose.output) and list(softmax.output) == ["scores"]
     assert onnx.helper.get_attribute_value(softmax.attribute[0]) == 3
+    # Explicit pads, no auto_pad: OpenCV 5's default DNN engine reads the graph right.
+    padding = {a.name for node in model.graph.node for a in node.attribute}
+    assert "pads" in padding and "auto_pad" not in padding
 
 
 def test_tflite_height_and_width_are_dynamic(exported):
@@ -88,7 +92,11 @@ def test_float_backends_match_keras_at_every_size(exported):
     sizes = {row.size for row in report.parity}
     assert sizes == {(28, 28), (100, 100), (127, 333), (480, 640), (720, 1280)}
     backends = {row.backend.split()[0] for row in report.parity}
-    assert backends == {"onnxruntime", "opencv-dnn", "litert"}
+    # OpenCV's default engine too (a run trained on padded windows exports explicit pads), and
+    # OpenCV 5.0's classic engine where the installed OpenCV has one
+    opencv = set(opencv_engines(explicit_pads=True))
+    assert "opencv-dnn" in opencv
+    assert backends == {"onnxruntime", "litert"} | opencv
     for row in report.parity:
         if "int8" not in row.backend and "fp16" not in row.backend:
             assert row.max_abs_diff <= 1e-4, row.describe()
@@ -148,3 +156,36 @@ def test_classifier_onnx_matches_keras(exported, tiny_run, mnist):
     session = ort.InferenceSession(str(out / "tiny_classifier.onnx"))
     scores = session.run(None, {"image": images})[0]
     np.testing.assert_allclose(scores, np.asarray(classifier(images, training=False)), atol=1e-5)
+
+
+def test_an_exported_detector_gives_the_classifier_its_weights_back(exported, tiny_run, mnist):
+    """`--init file.onnx` goes on from the file's weights: batch norm folded into them."""
+    from convdet.export.from_onnx import classifier_from_onnx
+    from convdet.export.networks import convolutionalize
+
+    out, _ = exported
+    _, config, result, _ = tiny_run
+    classifier = classifier_from_onnx(out / "tiny.onnx", config.spec)
+    images = (mnist["x_test"][:16, :, :, None] / 255).astype(np.float32)
+    expected = np.asarray(result.classifier(images, training=False))
+    np.testing.assert_allclose(np.asarray(classifier(images, training=False)), expected, atol=1e-5)
+    detector = convolutionalize(classifier, config.spec, config.detector_pooling)
+    frame = np.zeros((1, 64, 96, 1), np.float32)
+    frame[0, 10:38, 20:48, 0] = images[0, ..., 0]
+    scores = open_backend(out / "tiny.onnx").run(frame)
+    np.testing.assert_allclose(np.asarray(detector(frame, training=False)), scores, atol=1e-5)
+
+
+def test_a_separable_file_gives_back_its_unfolded_depthwise_batch_norms(models_dir):
+    """tf2onnx leaves a depthwise convolution's batch norm as a Mul and an Add after it."""
+    from convdet.export.from_onnx import classifier_from_onnx, exported_info
+    from convdet.export.networks import convolutionalize
+    from convdet.export.specs import get_spec
+
+    path = models_dir / "separable.onnx"
+    info = exported_info(path)
+    spec = get_spec(info.arch)
+    detector = convolutionalize(classifier_from_onnx(path, spec), spec, info.pooling)
+    frame = np.random.default_rng(0).random((1, 96, 128, 1), dtype=np.float32)
+    scores = open_backend(path).run(frame)
+    np.testing.assert_allclose(np.asarray(detector(frame, training=False)), scores, atol=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,36 @@ def test_background_cells_near_ink_weigh_mark_weight(mnist):
     rows = np.round(INFO.cell_centre(np.arange(16))).astype(int)
     near = np.abs(rows - 60.5) <= 5
     assert (weights[near] == 3.0).all() and (weights[~near] == 1.0).all()
+
+
+class _Windows(_NoWindows):
+    """One batch of three 28x28 windows (light-on-dark, channel last) with one-hot labels."""
+
+    def __init__(self) -> None:
+        self.images = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+        self.onehot = np.eye(INFO.num_classes, dtype=np.float32)[[1, 2, 10]]
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.images, self.onehot
+
+
+@pytest.mark.parametrize("padded, side", [(False, 28), (True, 32)])
+def test_window_batches_score_the_classifier_cell_alone_or_padded(mnist, padded, side):
+    from convdet.export.finetune import SceneSet
+
+    config = FinetuneConfig(scenes_per_epoch=2, styles=("mnist",), padded_windows=padded)
+    digits, labels = mnist["x_train"][:50], mnist["y_train"][:50].astype(np.int64)
+    windows = _Windows()
+    info = replace(INFO, classifier_padded=padded)  # as `train` derives it from the config
+    scenes = SceneSet(digits, labels, info, config, windows, batch_size=2, seed=0)
+    images, targets, weights = scenes.window_batch(0)
+    assert images.shape == (3, side, side, 1)
+    np.testing.assert_array_equal(images[:, :28, :28], windows.images)  # at the top-left
+    assert (images[:, 28:] == 0).all() and (images[:, :, 28:] == 0).all()
+    cell = INFO.classifier_cell
+    assert targets.shape == (3, 4, 4, INFO.num_classes)  # the same 4x4 grid either way
+    np.testing.assert_array_equal(targets[:, cell, cell], windows.onehot)
+    assert weights[:, cell, cell].tolist() == [16.0] * 3 and weights.sum() == 48.0

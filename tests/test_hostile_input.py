@@ -379,6 +379,7 @@ def test_a_camera_index_beyond_c_int_is_a_source_error() -> None:
         ("input_range", "[1, 1]", r"input_range: expected low < high"),
         ("fixed_input", "[1, 100000]", r"fixed_input: expected an integer in 1\.\.16384"),
         ("classifier_cell", "true", r"classifier_cell: expected an integer"),
+        ("classifier_padded", "1", r"classifier_padded: expected true or false, got 1"),
         ("test_accuracy", '{"digit_accuracy": NaN}', r"test_accuracy digit_accuracy: expected"),
         ("classes", '["a", ""]', r"classes: expected names of 1 to 100 characters"),
         ("classes", "[" + ", ".join(['"a"'] * 2000) + "]", r"classes: expected 2 to 1024 names"),

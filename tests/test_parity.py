@@ -3,7 +3,9 @@ float parity per scene."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 from convdet.data.scenes import SceneParams, generate_scenes
 from convdet.export.parity import (
     INT8_AGREEMENT,
@@ -13,10 +15,12 @@ from convdet.export.parity import (
     DetectionAgreement,
     check_parity,
     detection_agreement,
+    opencv_engines,
     parity_scenes,
 )
 
 BACKGROUND = 10
+STRIDE = 8
 
 
 def scores_with_digits(cells: int, shape: tuple[int, int] = (10, 10)) -> np.ndarray:
@@ -46,7 +50,7 @@ def test_one_borderline_cell_in_a_small_scene_does_not_fail_int8_when_pooled() -
         cells = int(batch[0, 0, 0, 0])
         return flip_first(scores_with_digits(cells), 3 if cells == 20 else 0)
 
-    rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND)
+    rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND, STRIDE)
     assert rows[0].digit_cell_agreement == 0.85 < INT8_AGREEMENT
     assert all(row.passed for row in rows)  # 137 of 140 cells agree: 97.9%
 
@@ -60,7 +64,7 @@ def test_int8_fails_everywhere_when_the_pooled_agreement_is_low() -> None:
     def int8(batch: np.ndarray) -> np.ndarray:
         return flip_first(scores_with_digits(50), 6)  # 88% in every scene
 
-    rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND)
+    rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND, STRIDE)
     assert not any(row.passed for row in rows)
 
 
@@ -74,7 +78,7 @@ def test_int8_fails_a_scene_below_its_floor_even_when_the_pool_is_fine() -> None
         cells = int(batch[0, 0, 0, 0])
         return flip_first(scores_with_digits(cells), 3 if cells == 10 else 0)
 
-    rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND)
+    rows = check_parity(reference, {"litert m_int8.tflite": int8}, scenes, BACKGROUND, STRIDE)
     assert [row.passed for row in rows] == [False, True, True, True]
 
 
@@ -87,8 +91,21 @@ def test_float_rows_stay_judged_scene_by_scene() -> None:
     def onnx(batch: np.ndarray) -> np.ndarray:
         return scores_with_digits(30) + (1e-3 if batch.max() > 0 else 0.0)
 
-    rows = check_parity(reference, {"onnxruntime m.onnx": onnx}, scenes, BACKGROUND)
+    rows = check_parity(reference, {"onnxruntime m.onnx": onnx}, scenes, BACKGROUND, STRIDE)
     assert [row.passed for row in rows] == [True, False]
+
+
+def test_scenes_run_padded_to_the_stride_as_the_runtime_pads_frames() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def reference(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.shape)
+        assert batch[0, 10:].max() == 0 and batch[0, :, 13:].max() == 0  # padded with background
+        return scores_with_digits(5)
+
+    scene = np.ones((10, 13), np.float32)
+    (row,) = check_parity(reference, {"onnxruntime m.onnx": reference}, [scene], BACKGROUND, STRIDE)
+    assert seen == [(1, 16, 16, 1)] * 2 and row.size == (10, 13) and row.passed
 
 
 def test_large_parity_scenes_hold_enough_digits_to_judge_int8(mnist) -> None:
@@ -120,3 +137,14 @@ def test_detection_agreement_tells_a_file_from_a_different_model(mnist, models_d
     assert same.reference > 40 and same.matched == same.reference == same.candidate
     other = detection_agreement(models_dir / "deep.onnx", models_dir / "basic.onnx", scenes)
     assert other.reference == same.reference and not other.passed
+
+
+def test_opencv_engines_follow_what_the_installed_opencv_offers(monkeypatch: pytest.MonkeyPatch):
+    """OpenCV 4 and 5.1: one default engine, for every graph. OpenCV 5.0: the classic engine
+    always, its new default one only where the graph has explicit pads."""
+    monkeypatch.delattr(cv2.dnn, "ENGINE_CLASSIC", raising=False)
+    assert opencv_engines(explicit_pads=False) == {"opencv-dnn": None}
+    assert opencv_engines(explicit_pads=True) == {"opencv-dnn": None}
+    monkeypatch.setattr(cv2.dnn, "ENGINE_CLASSIC", 1, raising=False)
+    assert opencv_engines(explicit_pads=False) == {"opencv-dnn-classic": 1}
+    assert opencv_engines(explicit_pads=True) == {"opencv-dnn-classic": 1, "opencv-dnn": None}

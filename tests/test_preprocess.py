@@ -13,6 +13,7 @@ from convdet.runtime.preprocess import (
     ink_is_dark,
     normalize_lighting,
     normalize_lighting_codes,
+    stride_padded,
     to_gray,
 )
 
@@ -163,6 +164,24 @@ def test_model_input_pads_to_stride_and_reuses_its_buffer() -> None:
     assert second[0, 17:].max() == 0.0 and second[0, :, 25:].max() == 0.0
 
 
+def test_stride_padding_keeps_the_window_at_the_top_left() -> None:
+    windows = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    padded = stride_padded(windows, 8, fill=0.25)
+    assert padded.shape == (3, 32, 32, 1) and padded.dtype == np.float32
+    np.testing.assert_array_equal(padded[:, :28, :28, 0], windows)
+    assert (padded[:, 28:] == 0.25).all() and (padded[:, :, 28:] == 0.25).all()
+    assert stride_padded(windows[:, :24, :16], 8).shape == (3, 24, 16, 1)  # multiples stay
+
+
+@pytest.mark.parametrize("padded, side", [(False, 28), (True, 32)])
+def test_classifier_windows_are_read_as_the_model_was_trained(padded, side) -> None:
+    dark_ink = replace(INFO, polarity="dark-on-light", classifier_padded=padded)
+    windows = np.zeros((2, 28, 28), np.float32)
+    batch = Preprocessor(dark_ink).windows(windows)
+    assert batch.shape == (2, side, side, 1)
+    assert (batch[:, 28:] == 1.0).all()  # padding is the model's background: white paper
+
+
 def test_model_input_scales_and_fits_fixed_sizes() -> None:
     preprocessor = Preprocessor(INFO)
     assert preprocessor.model_input(np.ones((40, 64), np.float32), 0.5).shape == (1, 24, 32, 1)
@@ -192,3 +211,11 @@ def test_a_tiny_frame_at_a_small_scale_keeps_one_pixel() -> None:
 
     assert Preprocessor.scaled(np.ones((1, 1), np.float32), 0.25).shape == (1, 1)
     assert Preprocessor.scaled(np.ones((3, 200), np.float32), 0.1).shape == (1, 20)
+
+
+def test_padded_windows_are_in_the_metadata_only_when_true() -> None:
+    assert "classifier_padded" not in INFO.to_metadata()  # files exported before keep their bytes
+    padded = replace(INFO, classifier_padded=True)
+    assert padded.to_metadata()["classifier_padded"] == "true"
+    assert ModelInfo.from_metadata(padded.to_metadata()).classifier_padded is True
+    assert ModelInfo.from_metadata(INFO.to_metadata()).classifier_padded is False

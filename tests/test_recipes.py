@@ -29,6 +29,8 @@ def test_a_recipe_has_one_stage_1_at_its_start():
         Recipe(legs=(Leg(2),))
     with pytest.raises(ValueError, match="only a recipe's first leg"):
         Recipe(legs=(Leg(2, epochs=1), Leg(2, epochs=1)))
+    with pytest.raises(ValueError, match="no leg before it"):
+        Recipe(legs=(Leg(2, epochs=1, from_export=True),))
 
 
 @pytest.mark.parametrize(
@@ -36,6 +38,8 @@ def test_a_recipe_has_one_stage_1_at_its_start():
     [
         (["--arch", "wide", "--epochs", "3"], "--recipe sets --epochs itself"),
         (["--arch", "wide", "--seed", "1", "--init", "runs/x"], "sets --seed, --init itself"),
+        (["--arch", "wide", "--real-share", "0.3"], "--recipe sets --real-share itself"),
+        (["--arch", "wide", "--padded-windows"], "--recipe sets --padded-windows itself"),
         (["--arch", "wide"], "give --real COCO"),
         (["--arch", "basic"], "no recipe for --arch basic"),
     ],
@@ -58,7 +62,14 @@ def test_a_recipe_chains_its_legs_and_resumes_after_a_kill(
     from convdet.export import recipes
     from convdet.export.checkpoint import EpochCheckpoint
 
-    tiny = Recipe(legs=(Leg(1, epochs=1), Leg(2, seed=1, mark_weight=2.0)), real=False)
+    tiny = Recipe(
+        legs=(
+            Leg(1, epochs=1),
+            Leg(2, seed=1, mark_weight=2.0, padded_windows=True),
+            Leg(1, seed=2, padded_windows=True, from_export=True),
+        ),
+        real=False,
+    )
     monkeypatch.setitem(recipes.RECIPES, "basic", tiny)
     out = tmp_path / "recipe"
     args = ["train", "--arch", "basic", "--recipe", "--data", str(mnist_npz), "--out", str(out)]
@@ -67,7 +78,7 @@ def test_a_recipe_chains_its_legs_and_resumes_after_a_kill(
 
     def dies_in_leg_2(self: EpochCheckpoint, epoch: int, logs=None) -> None:
         save(self, epoch, logs)
-        if self.folder.parent.parent == out and self.folder.name == "stage2":
+        if self.folder.parent.parent == out / "legs" / "2" and self.folder.name == "stage2":
             raise Killed
 
     monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", dies_in_leg_2)
@@ -80,11 +91,22 @@ def test_a_recipe_chains_its_legs_and_resumes_after_a_kill(
     monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", save)
     assert main([*args, "--resume"]) == 0
     printed = capsys.readouterr().out
-    assert "leg 1 of 2 done" in printed and "leg 2 of 2 ->" in printed
+    assert "leg 1 of 3 done" in printed and "leg 2 of 3 ->" in printed
     first = json.loads((out / "legs" / "1" / "run.json").read_text())["config"]
-    last = json.loads((out / "run.json").read_text())
+    second = json.loads((out / "legs" / "2" / "run.json").read_text())
+    last = json.loads((out / "run.json").read_text())["config"]
     assert (first["epochs"], first["scenes"]["epochs"], first["init"]) == (1, 1, None)
-    assert last["config"]["init"] == str(out / "legs" / "1")
-    assert (last["config"]["seed"], last["config"]["scenes"]["mark_weight"]) == (1, 2.0)
-    assert len(last["history"]["scenes_loss"]) == 2  # the killed leg went on, not over
+    assert second["config"]["init"] == str(out / "legs" / "1")
+    assert (second["config"]["seed"], second["config"]["scenes"]["mark_weight"]) == (1, 2.0)
+    assert second["config"]["scenes"]["padded_windows"] and not first["scenes"]["padded_windows"]
+    assert len(second["history"]["scenes_loss"]) == 2  # the killed leg went on, not over
+    exported = out / "legs" / "2" / "detector.onnx"  # the third leg went on from the file
+    assert last["init"] == str(exported) and last["seed"] == 2
+    assert ModelInfo.from_metadata(onnx_metadata(exported)).classifier_padded
     assert not (out / "checkpoint").exists()
+
+
+def onnx_metadata(path) -> dict[str, str]:
+    import onnx
+
+    return {prop.key: prop.value for prop in onnx.load(str(path)).metadata_props}

@@ -18,7 +18,15 @@ CHECKPOINT = "checkpoint"  # the folder in --out where an unfinished run keeps i
 LEGS = "legs"  # the folder in a recipe's --out holding its earlier legs, legs/1, legs/2, ...
 # The options a recipe sets for each of its legs, with their defaults for a single run (None on
 # the parser, so that giving one beside --recipe is an error rather than silently overridden).
-LEG_DEFAULTS = {"epochs": 30, "scene_epochs": 12, "seed": 0, "mark_weight": 3.0, "init": None}
+LEG_DEFAULTS = {
+    "epochs": 30,
+    "scene_epochs": 12,
+    "seed": 0,
+    "mark_weight": 3.0,
+    "real_share": 0.1,
+    "padded_windows": False,
+    "init": None,
+}
 
 HELP = "train a classifier (digits + background) and convolutionalize it [needs convdet[train]]"
 
@@ -121,7 +129,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--real-share",
-        default="0.1",
         metavar="X",
         help="real images per synthetic scene with --real (default: 0.1)",
     )
@@ -142,7 +149,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="RUN",
         help="skip stage 1 and fine-tune the detector of this run (a `convdet train --out` "
-        "directory of the same --arch) with stage 2 from where it ended",
+        "directory of the same --arch) with stage 2 from where it ended; or of an ONNX file "
+        "`convdet export` wrote, such as a shipped model (models/wide.onnx)",
     )
     parser.add_argument(
         "--resume",
@@ -155,13 +163,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="train --arch the way its shipped model was made (wide, deep): the recipe's "
         "runs one after another, the earlier ones in DIR/legs, the last in DIR; needs --real; "
-        "sets --epochs, --scene-epochs, --seed, --mark-weight and --init itself",
+        "sets --epochs, --scene-epochs, --seed, --mark-weight, --real-share, --padded-windows "
+        "and --init itself",
     )
     parser.add_argument(
         "--mark-weight",
         metavar="X",
         help="stage 2 loss weight of background cells near ink: print, lines, scribbles, parts "
         "of digits (default: 3; digit cells weigh 4, other cells 1)",
+    )
+    parser.add_argument(
+        "--padded-windows",
+        action="store_true",
+        default=None,
+        help="stage 2 trains the classifier cell on 28x28 windows padded to 32x32 (bottom and "
+        "right, as frames are padded) instead of alone; the export then writes ONNX graphs "
+        "with explicit padding, which OpenCV 5's new DNN engine also reads right",
     )
     parser.add_argument(
         "--limit",
@@ -190,24 +207,35 @@ def _check_options(args: argparse.Namespace) -> None:
     args.scene_epochs = given(args.scene_epochs, number("--scene-epochs", int, 0))
     args.scenes_per_epoch = number("--scenes-per-epoch", int, 1)(args.scenes_per_epoch)
     args.styles = names("--styles", STYLE_NAMES)(args.styles)
-    args.real_share = number("--real-share", float, 0.0, 1.0)(args.real_share)
+    args.real_share = given(args.real_share, number("--real-share", float, 0.0, 1.0))
     args.distill_weight = number("--distill-weight", float, 0.0, 1.0)(args.distill_weight)
     args.mark_weight = given(args.mark_weight, number("--mark-weight", float, 0.0))
     args.limit = given(args.limit, number("--limit", int, 1))
     args.seed = given(args.seed, number("--seed", int, 0, MAX_SEED))
 
 
-def _check_init(run_dir: Path, arch: str) -> None:
-    """CommandError unless `run_dir` is a finished training run of `arch`."""
+def _check_init(init: Path, arch: str) -> None:
+    """CommandError unless `init` is a finished training run of `arch` or an ONNX detector of
+    `arch` that `convdet export` wrote."""
     from convdet.cli import CommandError
 
+    if init.suffix == ".onnx":
+        from convdet.export.from_onnx import ExportedModelError, exported_info
+
+        try:
+            exported = exported_info(init).arch
+        except ExportedModelError as error:
+            raise CommandError(f"--init {init}: {error}") from None
+        if exported != arch:
+            raise CommandError(f"--init {init}: a detector of --arch {exported!r} (need {arch!r})")
+        return
     try:
-        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        run = json.loads((init / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise CommandError(f"--init {run_dir}: not a convdet train run ({error})") from None
-    if run.get("arch") != arch or not (run_dir / "classifier.keras").is_file():
+        raise CommandError(f"--init {init}: not a convdet train run ({error})") from None
+    if run.get("arch") != arch or not (init / "classifier.keras").is_file():
         raise CommandError(
-            f"--init {run_dir}: a run of --arch {run.get('arch')!r} (need {arch!r}, with "
+            f"--init {init}: a run of --arch {run.get('arch')!r} (need {arch!r}, with "
             "classifier.keras)"
         )
 
@@ -289,13 +317,34 @@ def _run_recipe(args: argparse.Namespace) -> int:
             leg_args.out = leg_out
             leg_args.resume = (leg_out / CHECKPOINT).exists()
             leg_args.init = previous
+            if leg.from_export:
+                leg_args.init = _exported_detector(previous)
             leg_args.epochs = LEG_DEFAULTS["epochs"] if leg.epochs is None else leg.epochs
             leg_args.scene_epochs = leg.scene_epochs
             leg_args.seed = leg.seed
             leg_args.mark_weight = leg.mark_weight
+            leg_args.real_share = leg.real_share
+            leg_args.padded_windows = leg.padded_windows
             _train(leg_args)
         previous = leg_out
     return 0
+
+
+def _exported_detector(run_dir: Path) -> Path:
+    """The ONNX detector of a finished run as `convdet export` writes it, kept in the run
+    (written once, through a temporary name, so a killed write is not taken for a file)."""
+    path = run_dir / "detector.onnx"
+    if not path.is_file():
+        import keras
+
+        from convdet.export.package import model_info
+        from convdet.export.to_onnx import to_onnx
+
+        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        partial = path.with_name(path.name + ".partial")
+        to_onnx(keras.models.load_model(run_dir / "detector.keras"), model_info(run), partial)
+        partial.replace(path)
+    return path
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -337,6 +386,7 @@ def _train(args: argparse.Namespace) -> int:
             real=None if args.real is None else str(args.real),
             real_share=args.real_share if args.real is not None else 0.0,
             mark_weight=args.mark_weight,
+            padded_windows=args.padded_windows,
         ),
         init=None if args.init is None else str(args.init),
         distillation=distillation,
