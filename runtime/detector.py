@@ -18,7 +18,7 @@ from convdet.runtime.detections import Detections
 from convdet.runtime.errors import OptionError
 from convdet.runtime.field import model_field
 from convdet.runtime.grid import GridGeometry, decode_cells
-from convdet.runtime.grouping import Grouping, ScaleGrid
+from convdet.runtime.grouping import Grouping, ScaleGrid, same_class_apart
 from convdet.runtime.modelinfo import ModelInfo
 from convdet.runtime.preprocess import FrameError, Preprocessor
 from convdet.runtime.reading import Line, read_lines
@@ -208,6 +208,9 @@ class Detector:
         self.pyramid = scales is None
         self.scales = PYRAMID if scales is None else tuple(float(scale) for scale in scales)
         self.grouping = grouping or Grouping()
+        if self.grouping.same_class_apart is None:  # how far apart this model's digits peak
+            apart = same_class_apart(self.info.arch)
+            self.grouping = replace(self.grouping, same_class_apart=apart)
         self.preprocessor = Preprocessor(self.info, invert=invert, normalize=normalize)
         # One thread at a time fills the reused input buffer and runs the backend (a LiteRT
         # interpreter is not thread-safe), so threads sharing a detector get their own results.

@@ -45,6 +45,18 @@ INK_CORE = 0.25
 # read twice (a model with a broad response peaks twice on it), not two touching digits: their
 # ink is not split. Splitting them too cost the basic model's classic dev F1 0.862 -> 0.787.
 SAME_CLASS_APART = 0.8
+# Architectures whose peaks of one class two cells apart (16 px at stride 8, 0.57 of a 28-px
+# window) are two digits, as the zeros of "15000" are; peaks in neighbouring cells (ties on a
+# saturated plateau) stay one. wide at 0.5: ORAND-CAR-A dev box F1 0.842 -> 0.845 and exact
+# amounts 39.6% -> 42.2%, camera dev 0.717 -> 0.722 (exact strings 33.3% -> 35.2%), classic dev
+# unchanged. The others peak twice on one digit too often: classic dev basic 0.899 -> 0.891,
+# deep 0.979 -> 0.978 and ORAND-CAR-A dev exact 19.3% -> 18.2%, separable 0.976 -> 0.975.
+SAME_CLASS_APART_BY_ARCH = {"wide": 0.5}
+
+
+def same_class_apart(arch: str) -> float:
+    """SAME_CLASS_APART for a model of architecture `arch` (SAME_CLASS_APART_BY_ARCH)."""
+    return SAME_CLASS_APART_BY_ARCH.get(arch, SAME_CLASS_APART)
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,10 @@ class Grouping:
     # box F1 0.840 -> 0.845 and exact strings 38.0% -> 39.1%, classic dev 0.987 -> 0.986 (0.05:
     # camera 0.702, ORAND 0.843; 0.15: 0.704, 0.841).
     neighbour_conf: float | None = 0.1
+    # Windows of one class closer than this fraction of a window's side are one digit read
+    # twice, whose ink is not split (None: SAME_CLASS_APART; `Detector` sets its model's,
+    # `same_class_apart`).
+    same_class_apart: float | None = None
     smooth: bool = False
     pool: int = 1
     refine: int = 0
@@ -143,7 +159,9 @@ class Grouping:
                     )
                     faint = faint[faint.score < conf]
                     faint = Detections(faint.xyxy * scale, faint.class_id, faint.score)
-                ink = ink_boxes(grid.image, found.xyxy * scale, found.class_id, faint)
+                ink = ink_boxes(
+                    grid.image, found.xyxy * scale, found.class_id, faint, self.same_class_apart
+                )
                 keep = ~ink.stray
                 if scale < finest:
                     keep &= ink.boxes[:, 3] - ink.boxes[:, 1] >= self.min_height
@@ -260,20 +278,20 @@ def ink_boxes(
     boxes: np.ndarray,
     classes: np.ndarray | None = None,
     neighbours: Detections | None = None,
+    apart: float | None = None,
 ) -> Ink:
     """The ink extent of the digit in each window of `boxes` (N, 4) xyxy in `image` pixels, on
     `image` (light strokes on dark, 0..1).
 
     Searched within the window grown by INK_MARGIN of its side, up to halfway to the next
     window's centre on either side in its row (`_neighbour_stops`, given each window's class in
-    `classes`; windows of `neighbours`, in `image` pixels, only stop searches): the bounding box
-    of the ink
-    components (INK_LEVEL of the brightest pixel searched) that reach the window's central
-    area or span its centre. A window with ink but none of it there is `stray` (the cell saw
-    only the digits around it), one without ink stays as it is. The search's edge clips a
-    touching neighbour; ink reaching that edge (where it lies inside the image) is `cut`: a
-    stroke of something larger, as a finer scale sees the loop of a large digit. All N crops
-    are cut with one gather and labelled in one connected-components pass."""
+    `classes` and `apart`; windows of `neighbours`, in `image` pixels, only stop searches): the
+    bounding box of the ink components (INK_LEVEL of the brightest pixel searched) that reach
+    the window's central area or span its centre. A window with ink but none of it there is
+    `stray` (the cell saw only the digits around it), one without ink stays as it is. The
+    search's edge clips a touching neighbour; ink reaching that edge (where it lies inside the
+    image) is `cut`: a stroke of something larger, as a finer scale sees the loop of a large
+    digit. All N crops are cut with one gather and labelled in one connected-components pass."""
     count = len(boxes)
     boxes = np.asarray(boxes, np.float32).reshape(count, 4)
     if count == 0:
@@ -286,12 +304,12 @@ def ink_boxes(
     # On camera dev scenes F1 0.592 -> 0.627, ORAND-CAR-A dev box F1 0.705 -> 0.735 and exact
     # strings 12% -> 23% (a joined "604" was one box over three digits, dropping the other two).
     if neighbours is None or len(neighbours) == 0:
-        stops = _neighbour_stops(boxes, classes)
+        stops = _neighbour_stops(boxes, classes, apart)
     else:  # windows that only stop searches, in `image` pixels too
         beside = np.concatenate([boxes, neighbours.xyxy.astype(np.float32)])
         if classes is not None:
             classes = np.concatenate([classes, neighbours.class_id])
-        stops = _neighbour_stops(beside, classes)[:count]
+        stops = _neighbour_stops(beside, classes, apart)[:count]
     split = np.zeros((count, 4), bool)
     split[:, 0], split[:, 2] = stops[:, 0] > low[:, 0], stops[:, 1] < high[:, 0]
     low[split[:, 0], 0] = np.floor(stops[split[:, 0], 0])
@@ -345,18 +363,20 @@ def ink_boxes(
     return Ink(fitted, cut, stray)
 
 
-def _neighbour_stops(boxes: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+def _neighbour_stops(
+    boxes: np.ndarray, classes: np.ndarray | None = None, apart: float | None = None
+) -> np.ndarray:
     """(N, 2) x limits (left, right) for each box's ink search: halfway to the centre of the
     nearest box on each side whose centre lies within half a box height of its row (-inf / inf
-    without one); with `classes` (N,), a box of the same class counts only if SAME_CLASS_APART
-    or more away."""
+    without one); with `classes` (N,), a box of the same class counts only if `apart`
+    (default SAME_CLASS_APART) of a box height or more away."""
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     height = boxes[:, 3] - boxes[:, 1]
     dx = centre[None, :, 0] - centre[:, None, 0]  # [i, j]: from box i's centre to box j's
     in_row = np.abs(centre[None, :, 1] - centre[:, None, 1]) < height[:, None] / 2
     if classes is not None:
-        apart = np.abs(dx) >= SAME_CLASS_APART * height[:, None]
-        in_row &= (classes[None, :] != classes[:, None]) | apart
+        far = np.abs(dx) >= (SAME_CLASS_APART if apart is None else apart) * height[:, None]
+        in_row &= (classes[None, :] != classes[:, None]) | far
     right = np.where(in_row & (dx > 0), dx, np.inf).min(axis=1, initial=np.inf)
     left = np.where(in_row & (dx < 0), -dx, np.inf).min(axis=1, initial=np.inf)
     return np.stack([centre[:, 0] - left / 2, centre[:, 0] + right / 2], axis=1)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from convdet.runtime import Detector, Result, default_model_path
 from convdet.runtime.detector import HALF_OCTAVE, PYRAMID, pyramid_scales
+from convdet.runtime.grouping import Grouping, same_class_apart
 from convdet.runtime.shipped import DEFAULT_ARCH
 
 DIGITS_PER_CLASS = 1
@@ -170,6 +171,17 @@ def test_default_runs_the_pyramid_and_explicit_scales_run_as_given(models_dir, m
         first = 1.0 if scales in (None, "auto") else scales[0]
         assert result.geometry.scale == first  # Result.scores is the first scale's grid
         assert result.scores.shape[:2] == (inputs[0][0] // 8, inputs[0][1] // 8)
+
+
+def test_the_grouping_takes_the_models_same_class_spacing_unless_given(models_dir) -> None:
+    """Each architecture's peaks of one class may sit as close as `same_class_apart` says;
+    a Grouping given with its own spacing keeps it."""
+    wide, basic = (Detector(models_dir / f"{arch}.onnx") for arch in ("wide", "basic"))
+    assert wide.grouping.same_class_apart == same_class_apart("wide")
+    assert basic.grouping.same_class_apart == same_class_apart("basic")
+    assert wide.grouping.same_class_apart != basic.grouping.same_class_apart
+    given = Detector(models_dir / "wide.onnx", grouping=Grouping(same_class_apart=0.8))
+    assert given.grouping.same_class_apart == 0.8
 
 
 @pytest.mark.parametrize(("size", "tolerance"), [(28, 1.5), (84, 4.0)], ids=["1x", "3x"])

@@ -9,6 +9,8 @@ import pytest
 from convdet.runtime.detections import Detections
 from convdet.runtime.grid import GridGeometry
 from convdet.runtime.grouping import (
+    SAME_CLASS_APART,
+    SAME_CLASS_APART_BY_ARCH,
     Grouping,
     ScaleGrid,
     clip_boxes,
@@ -16,6 +18,7 @@ from convdet.runtime.grouping import (
     find_peaks,
     ink_boxes,
     nms,
+    same_class_apart,
 )
 
 BACKGROUND = 10
@@ -205,6 +208,8 @@ def test_touching_digits_share_their_ink_between_neighbouring_windows() -> None:
     np.testing.assert_allclose(read.boxes, ink.boxes)  # a 1 and a 0: two digits
     twice = ink_boxes(image, windows, np.array([1, 1]))  # one class 22 px apart: one digit
     assert twice.boxes[0, 2] == alone.boxes[0, 2]
+    pair = ink_boxes(image, windows, np.array([1, 1]), apart=0.5)  # unless they may be that close
+    np.testing.assert_allclose(pair.boxes, ink.boxes)
 
 
 def test_grouping_without_ink_at_the_centre_drops_the_cell() -> None:
@@ -312,3 +317,27 @@ def test_a_doubted_neighbour_stops_the_ink_search_but_is_no_detection() -> None:
     unstopped = Grouping(neighbour_conf=None)(grids, BACKGROUND, 0.5, (64, 80))
     assert found.class_id.tolist() == [1] and unstopped.class_id.tolist() == [1]
     assert found.xyxy[0, 2] == 32 and unstopped.xyxy[0, 2] == 41  # halfway to x 44; the search edge
+
+
+def test_two_touching_digits_of_one_class_two_cells_apart_get_a_box_each() -> None:
+    """The zeros of "00" written tightly peak two cells apart: two digits, their ink split
+    halfway, where a model's windows of one class may be that close (`same_class_apart` 0.5);
+    at the default 0.8 they are one digit read twice."""
+    image = np.zeros((48, 80), np.float32)
+    for x in (36, 52):  # rings touching at x 44, centred on cells 4 and 6 of row 2
+        cv2.circle(image, (x, 20), 8, 1.0, 2)
+    scores = grid()
+    put(scores, 2, 4, 0, 0.9)
+    put(scores, 2, 5, 0, 0.6)
+    put(scores, 2, 6, 0, 0.8)
+    grids = [ScaleGrid(scores, GEOMETRY, image)]
+    found = Grouping(same_class_apart=0.5)(grids, BACKGROUND, 0.5, (48, 80))
+    assert found.class_id.tolist() == [0, 0]
+    left, right = sorted(found.xyxy.tolist())
+    assert left[2] == pytest.approx(44, abs=1) and right[0] == pytest.approx(44, abs=1)
+    assert Grouping()(grids, BACKGROUND, 0.5, (48, 80)).class_id.tolist() == [0]
+
+
+def test_each_architecture_gets_its_own_same_class_spacing() -> None:
+    assert same_class_apart("wide") == SAME_CLASS_APART_BY_ARCH["wide"] < SAME_CLASS_APART
+    assert same_class_apart("basic") == same_class_apart("deep") == SAME_CLASS_APART
