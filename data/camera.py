@@ -2,11 +2,11 @@
 
 A page (paper, often on a desk; ruled, squared or plain; print, rulers, tables, scribbles,
 security print around the writing) gets MNIST digits written on it in pen: stroke widths from
-a thin ballpoint to a marker, slant, ink colours, digit strings written tightly (dates,
-amounts, phone numbers; gaps of -3 to 6 px at 24 px height, so neighbours may touch, with
-hand-drawn separators). The photograph then tilts the page (perspective), lights it unevenly,
-casts a shadow, blurs (defocus or motion), adds sensor noise; `convdet.data.scenes` stores it as
-JPEG.
+a thin ballpoint to a marker, slant, each string's hand writing narrower or wider than MNIST,
+ink colours, digit strings written tightly (dates, amounts, phone numbers; gaps of -3 to 6 px
+at 24 px height, so neighbours may touch, with hand-drawn separators). The photograph then
+tilts the page (perspective), lights it unevenly, casts a shadow, blurs (defocus or motion),
+adds sensor noise; `convdet.data.scenes` stores it as JPEG.
 
 Styles (all share this page and camera model):
 - "notebook": ruled or squared paper, digits and short numbers written on the lines;
@@ -36,6 +36,18 @@ LARGE_HEIGHTS = (64.0, 150.0)
 MNIST_STROKE = 0.13  # stroke width of an MNIST digit, as a fraction of its ink height
 GAP_RANGE = (-3.0, 6.0)  # px between neighbouring digits of a string, at 24 px height
 SEPARATORS = ("/", "-", ".", ",", ":", " ")
+# How much wider (or narrower) than its MNIST source a string's hand writes its digits, and how
+# much one digit varies around that. On the real cheque amounts of ORAND-CAR-A, width over
+# height runs over a wider range than in MNIST (zeros: 0.80-1.50 from the 10th to the 90th
+# percentile against MNIST's 0.70-1.11; fours 0.46-0.92 against 0.60-1.00).
+HAND_WIDTH = (0.8, 1.35)  # log-uniform, per string
+DIGIT_WIDTH = (0.92, 1.08)  # uniform, per digit
+# A "/" as tall as the digits beside it and leaning as a 1 may (MNIST's ones lean up to 0.59
+# px per px of height at the 90th percentile, before pen_stroke's slant) is a 1 to anyone:
+# slashes here run longer, reaching above and below the digits, and lean further. Height as a
+# fraction of the digits' height; lean as horizontal run per unit of the slash's height.
+SLASH_HEIGHT = (1.2, 1.6)
+SLASH_LEAN = (0.5, 0.9)
 TILT = 0.05  # the camera moves page corners by up to this fraction of the frame
 PAGE_MARGIN = 0.06  # writing stays this fraction of the frame's width (height) inside its edges
 
@@ -89,19 +101,26 @@ def _ink_extent(mask: np.ndarray) -> int:
     return int(np.ptp(ys) + np.ptp(xs) + 2) if ys.size else 0
 
 
-def pen_stroke(digit: np.ndarray, height: float, rng: np.random.Generator) -> np.ndarray:
+def pen_stroke(
+    digit: np.ndarray, height: float, rng: np.random.Generator, width: float = 1.0
+) -> np.ndarray:
     """A 28x28 uint8 MNIST digit rewritten in pen: ink coverage (0..1 float32) whose ink is
-    `height` px tall, slanted and rotated a little, with a stroke width drawn from a thin
-    ballpoint (5% of the height, at least 1.2 px) to a marker (20%). Cropped to the ink."""
+    `height` px tall and `width` times as wide as the source's proportions make it, slanted
+    and rotated a little, with a stroke width drawn from a thin ballpoint (5% of the height, at
+    least 1.2 px) to a marker (20%). Cropped to the ink."""
     source = digit.astype(np.float32) * np.float32(1 / 255)
     rows = np.flatnonzero(source.max(axis=1) > 0.3)
     ink_height = float(rows[-1] - rows[0] + 1) if rows.size else 20.0
     scale = height / ink_height
     shear = float(np.clip(rng.normal(0, 0.15), -0.4, 0.4))
     rotation = math.radians(rng.uniform(-6, 6))
-    side = math.ceil(28 * scale * 1.6) + 8
+    side = math.ceil(28 * scale * 1.6 * max(1.0, width)) + 8
     cos, sin = math.cos(rotation) * scale, math.sin(rotation) * scale
-    linear = np.array([[cos, -sin], [sin, cos]]) @ np.array([[1.0, -shear], [0.0, 1.0]])
+    linear = (
+        np.array([[cos, -sin], [sin, cos]])
+        @ np.array([[1.0, -shear], [0.0, 1.0]])
+        @ np.diag([width, 1.0])
+    )
     offset = side / 2 - linear @ np.array([13.5, 13.5])
     matrix = np.hstack([linear, offset[:, None]]).astype(np.float32)
     warped = cv2.warpAffine(source, matrix, (side, side), flags=cv2.INTER_LINEAR)
@@ -141,10 +160,14 @@ def _write(
         surfaces.lay_ink(page.image[y1:y2, x1:x2], patch, ink, opacity)
 
 
-def _separator(kind: str, height: float, stroke: float) -> np.ndarray:
-    """A handwritten separator ("/", "-", ".", ",", ":") as coverage, about a digit high."""
-    size = max(4, round(height))
-    layer = np.zeros((size, max(3, round(height * 0.5))), np.uint8)
+def _separator(kind: str, height: float, stroke: float, rng: np.random.Generator) -> np.ndarray:
+    """A handwritten separator ("/", "-", ".", ",", ":") as coverage, a digit high (a "/"
+    taller, SLASH_HEIGHT and SLASH_LEAN)."""
+    size, width = max(4, round(height)), max(3, round(height * 0.5))
+    if kind == "/":
+        size = max(4, round(height * rng.uniform(*SLASH_HEIGHT)))
+        width = max(3, round(size * rng.uniform(*SLASH_LEAN)))
+    layer = np.zeros((size, width), np.uint8)
     w, h = layer.shape[1] - 1, size - 1
     thickness = max(1, round(stroke))
     dot = max(1, round(stroke * 0.8))
@@ -175,9 +198,9 @@ def _groups(rng: np.random.Generator) -> list[int]:
 
 
 def _string_length(groups: list[int], height: float) -> float:
-    """About how wide a string of these digit groups is written at `height` px: where it can
-    start and still fit."""
-    return sum(groups) * height * 0.75 + len(groups) * height * 0.5
+    """About how wide a string of these digit groups is written at `height` px by the widest
+    hand (HAND_WIDTH), with its separators and gaps: where it can start and still fit."""
+    return sum(groups) * height * 0.75 * HAND_WIDTH[1] + len(groups) * height * 0.9
 
 
 def _fit(groups: list[int], remaining: int) -> list[int]:
@@ -205,18 +228,21 @@ def write_string(
     the page's other writing; True if it was written."""
     ink, opacity = surfaces.pen_colour(rng), rng.uniform(0.75, 1.0)
     separator = str(rng.choice(SEPARATORS))
+    hand = math.exp(rng.uniform(*np.log(HAND_WIDTH)))
     unit = height / 24.0
     pieces: list[tuple[np.ndarray, float, float, int | None, int]] = []
     x, baseline = origin
     for number, count in enumerate(groups):
         if number:
-            mark = _separator(separator, height, max(1.2, height * 0.08))
-            if separator != " ":
-                pieces.append((mark, x + unit * 2, baseline - mark.shape[0], None, 0))
+            mark = _separator(separator, height, max(1.2, height * 0.08), rng)
+            if separator != " ":  # centred on the digits' height, reaching below the baseline
+                top = baseline - (height + mark.shape[0]) / 2
+                pieces.append((mark, x + unit * 2, top, None, 0))
             x += mark.shape[1] + unit * 4
         for _ in range(count):
             row, image, label = digits()
-            stroke = pen_stroke(image, height * rng.uniform(0.9, 1.1), rng)
+            width = hand * rng.uniform(*DIGIT_WIDTH)
+            stroke = pen_stroke(image, height * rng.uniform(0.9, 1.1), rng, width)
             top = baseline - stroke.shape[0] + rng.normal(0, 0.04) * height
             pieces.append((stroke, x, top, label, row))
             x += stroke.shape[1] + rng.uniform(*GAP_RANGE) * unit

@@ -101,6 +101,29 @@ def test_pen_strokes_are_as_tall_as_asked_and_cropped_to_their_ink(mnist) -> Non
             assert 0.8 * height <= stroke.shape[0] <= 1.25 * height + 2
 
 
+def test_a_wider_hand_writes_wider_digits_of_the_same_height(mnist) -> None:
+    for digit in mnist["x_test"][:10]:
+        plain, wide = (
+            camera.pen_stroke(digit, 32.0, np.random.default_rng(3), width)
+            for width in (1.0, camera.HAND_WIDTH[1])
+        )
+        assert abs(wide.shape[0] - plain.shape[0]) <= 2
+        assert wide.shape[1] >= 1.2 * plain.shape[1] - 2
+
+
+def test_a_slash_runs_longer_and_leans_further_than_the_digits_beside_it() -> None:
+    """A "/" as tall as a written 1 and leaning as MNIST's ones do would be a 1: slashes reach
+    above and below the digits and lean at least SLASH_LEAN[0]."""
+    for seed in range(20):
+        slash = camera._separator("/", 24.0, 2.0, np.random.default_rng(seed))
+        height, width = slash.shape
+        assert height >= camera.SLASH_HEIGHT[0] * 24 - 1
+        assert width >= camera.SLASH_LEAN[0] * height - 1
+        ink = slash > 0.5
+        top, bottom = np.flatnonzero(ink[0]), np.flatnonzero(ink[-1])
+        assert top.mean() > bottom.mean()  # from the top right to the bottom left
+
+
 def test_a_written_string_reads_left_to_right_with_tight_gaps(mnist) -> None:
     images, labels = mnist["x_test"], mnist["y_test"]
     taken = iter(range(len(images)))
