@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -15,7 +16,9 @@ from convdet.options import given, number, parse_size
 
 HELP = "measure speed, memory and footprint against the Keras baseline and sliding windows"
 
-DEFAULT_DATA = Path("../shared/data/mnist-subset.npz")
+# Where `keras.datasets.mnist.load_data()` keeps the MNIST it downloads ($KERAS_HOME, else
+# ~/.keras): the full 60k/10k in the Keras layout --data takes.
+DEFAULT_DATA = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets/mnist.npz"
 QUICK = {
     "repeat": 3,
     "warmup": 1,
@@ -64,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=DEFAULT_DATA,
         metavar="NPZ",
-        help=f"MNIST .npz for the digit scenes (default: {DEFAULT_DATA})",
+        help="MNIST .npz (Keras layout) for the digit scenes (default: where "
+        f"keras.datasets.mnist.load_data() keeps it, {DEFAULT_DATA})",
     )
     parser.add_argument(
         "--no-keras",
@@ -145,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
     if args.video is not None and not args.video.is_file():
         raise CommandError(f"--video: no such file: {args.video}")
     if args.video is None and not args.data.is_file():
-        raise CommandError(f"--data: no such file: {args.data} (or give --video FILE)")
+        raise CommandError(
+            f"--data: no such file: {args.data} (give a Keras-layout MNIST .npz, or --video FILE)"
+        )
     if args.json is not None and not args.json.parent.is_dir():
         raise CommandError(f"--json: no such folder: {args.json.parent}")
     models = _models(args.models)
