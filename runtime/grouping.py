@@ -147,17 +147,25 @@ class Grouping:
             else {}
         )
         finest = max((grid.geometry.scale for grid in grids), default=1.0)
+        faint_too = self.method == "peaks" and self.neighbour_conf is not None
+        # Without smoothing or re-centring, a peak and its box do not depend on the threshold,
+        # so the peaks at `conf` are those found at the lower `neighbour_conf` scoring `conf`.
+        at_once = faint_too and self.neighbour_conf <= conf and not (self.smooth or self.refine)
         parts, cuts = [], []
         for grid in grids:
-            found = group(grid.scores, grid.geometry, background, conf, **options)
+            lowest = self.neighbour_conf if at_once else conf
+            found = group(grid.scores, grid.geometry, background, lowest, **options)
+            faint = None
+            if at_once:
+                found, faint = found[found.score >= conf], found[found.score < conf]
+            elif faint_too and grid.image is not None:
+                faint = group(
+                    grid.scores, grid.geometry, background, self.neighbour_conf, **options
+                )
+                faint = faint[faint.score < conf]
             if grid.image is not None:
                 scale = grid.geometry.scale
-                faint = None
-                if self.method == "peaks" and self.neighbour_conf is not None:
-                    faint = group(
-                        grid.scores, grid.geometry, background, self.neighbour_conf, **options
-                    )
-                    faint = faint[faint.score < conf]
+                if faint is not None:
                     faint = Detections(faint.xyxy * scale, faint.class_id, faint.score)
                 ink = ink_boxes(
                     grid.image, found.xyxy * scale, found.class_id, faint, self.same_class_apart

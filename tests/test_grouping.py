@@ -341,3 +341,19 @@ def test_two_touching_digits_of_one_class_two_cells_apart_get_a_box_each() -> No
 def test_each_architecture_gets_its_own_same_class_spacing() -> None:
     assert same_class_apart("wide") == SAME_CLASS_APART_BY_ARCH["wide"] < SAME_CLASS_APART
     assert same_class_apart("basic") == same_class_apart("deep") == SAME_CLASS_APART
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_peaks_at_a_lower_threshold_hold_the_peaks_at_a_higher_one(seed) -> None:
+    """What lets Grouping find a scale's detections and its doubted neighbours in one call:
+    without smoothing or re-centring, the peaks at `conf` are those found at 0.1 scoring `conf`."""
+    rng = np.random.default_rng(seed)
+    scores = rng.dirichlet(np.full(11, 0.1), size=(12, 16)).astype(np.float32)
+    for conf in (0.2, 0.3):
+        high = find_peaks(scores, GEOMETRY, BACKGROUND, conf, radius=1, by_class=True, refine=0)
+        low = find_peaks(scores, GEOMETRY, BACKGROUND, 0.1, radius=1, by_class=True, refine=0)
+        kept = low[low.score >= conf]
+        assert len(high) > 0
+        np.testing.assert_array_equal(kept.xyxy, high.xyxy)
+        np.testing.assert_array_equal(kept.class_id, high.class_id)
+        np.testing.assert_array_equal(kept.score, high.score)
