@@ -178,7 +178,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="stage 2 trains the classifier cell on 28x28 windows padded to 32x32 (bottom and "
         "right, as frames are padded) instead of alone; the export then writes ONNX graphs "
-        "with explicit padding, which OpenCV 5's new DNN engine also reads right",
+        "with explicit padding, which OpenCV 5.0's new DNN engine also reads right",
     )
     parser.add_argument(
         "--limit",
