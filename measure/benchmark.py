@@ -232,13 +232,19 @@ def _default_onnx(models: tuple[Path, ...]) -> Path | None:
 @dataclass(frozen=True)
 class TableInputs:
     """What the sparse and video tables are made of: their model (`<DEFAULT_ARCH>.onnx` among
-    the models, else the first ONNX one), its architecture, and the MNIST test digits their
-    frames are drawn from (loaded once for both)."""
+    the models, else the first ONNX one), its architecture, the MNIST test digits their frames
+    are drawn from (loaded once for both), and the digit that moves in their videos."""
 
     model: Path
     arch: str
     images: np.ndarray
     labels: np.ndarray
+
+    @property
+    def digit(self) -> np.ndarray:
+        """The test digit the temporal frames and the still-page video move (the same in both,
+        so the tables compare)."""
+        return self.images[5]
 
 
 def table_inputs(settings: Settings) -> TableInputs | None:
@@ -267,8 +273,7 @@ def sparse_rows(
     for style in settings.sparse_styles or SPARSE_STYLES:
         progress(f"{size[0]}x{size[1]}: dense, sparse and temporal on {style} frames")
         frame = style_frame(tables.images, tables.labels, style, size)
-        digit = tables.images[5]
-        rows.append(measure_sparse(tables.model, style, frame, digit, settings, keras_ms))
+        rows.append(measure_sparse(tables.model, style, frame, tables.digit, settings, keras_ms))
     return rows
 
 
@@ -284,7 +289,7 @@ def video_modes_rows(
     page = style_frame(tables.images, tables.labels, PAGE_STYLE, size)
     predict = predictors.get(tables.arch)
     progress(f"{size[0]}x{size[1]}: the pipeline on a still page, dense, sparse and temporal")
-    return [measure_video_modes(tables.model, page, tables.images[5], settings, predict)]
+    return [measure_video_modes(tables.model, page, tables.digit, settings, predict)]
 
 
 def missing_notes(figures: Figures, keras: bool) -> list[str]:
