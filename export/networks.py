@@ -19,7 +19,7 @@ def _normalized(x: keras.KerasTensor, spec: ArchSpec, suffix: str) -> keras.Kera
 
 def _conv_stack(inputs: keras.KerasTensor, spec: ArchSpec) -> keras.KerasTensor:
     """The spec's convolutions; a separable one is a depthwise 3x3 with the stride, then a
-    pointwise 1x1, each normalized."""
+    pointwise 1x1, each normalized. Then the residual blocks, numbered on from the convs."""
     x = inputs
     common = {
         "padding": "same",
@@ -34,6 +34,12 @@ def _conv_stack(inputs: keras.KerasTensor, spec: ArchSpec) -> keras.KerasTensor:
         else:
             x = layers.Conv2D(filters, 3, stride, name=f"conv{index}", **common)(x)
         x = _normalized(x, spec, str(index))
+    filters = spec.convs[-1][0]
+    for index in range(len(spec.convs) + 1, len(spec.layers) + 1):
+        branch = layers.Conv2D(
+            filters, 3, name=f"conv{index}", kernel_initializer="zeros", **common
+        )(x)
+        x = layers.Add(name=f"residual{index}")([x, _normalized(branch, spec, str(index))])
     return x
 
 
@@ -76,6 +82,26 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> None:
             layer.set_weights(
                 [np.reshape(w, shape) for w, shape in zip(weights, shapes, strict=True)]
             )
+
+
+def grown_classifier(source: keras.Model, spec: ArchSpec) -> keras.Model:
+    """`spec`'s classifier holding the weights of `source`, a classifier of the spec it grows
+    from: every layer of `source` by name, the residual blocks as built (zero kernels, batch
+    norm the identity), so the grown classifier computes what `source` computes."""
+    classifier = build_classifier(spec)
+    names = {layer.name for layer in source.layers if layer.weights}
+    grown = {layer.name for layer in classifier.layers if layer.weights} - names
+    residual = {
+        f"{kind}{index}"
+        for index in range(len(spec.convs) + 1, len(spec.layers) + 1)
+        for kind in ("conv", "bn")
+    }
+    if not grown <= residual or names - {layer.name for layer in classifier.layers}:
+        raise ValueError(f"{spec.name} does not grow from {source.name}")
+    for layer in classifier.layers:
+        if layer.name in names:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
+    return classifier
 
 
 def convolutionalize(classifier: keras.Model, spec: ArchSpec, pooling: str) -> keras.Model:

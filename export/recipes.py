@@ -31,17 +31,22 @@ class Leg:
 
 @dataclass(frozen=True)
 class Recipe:
-    """The legs that made a shipped model, and whether stage 2 needs real images (`--real`)."""
+    """The legs that made a shipped model, and whether stage 2 needs real images (`--real`).
+    A recipe that `grows` another architecture's model first runs that one's recipe, and its
+    legs start from the detector that one ends with (export.specs.ArchSpec.grows_from)."""
 
     legs: tuple[Leg, ...]
     real: bool = True
+    grows: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.legs or self.legs[0].epochs is None:
+        if not self.legs:
+            raise ValueError("a recipe has legs")
+        if self.grows is None and self.legs[0].epochs is None:
             raise ValueError("a recipe starts with a leg that has a stage 1 (epochs)")
-        if any(leg.epochs is not None for leg in self.legs[1:]):
-            raise ValueError("only a recipe's first leg has a stage 1")
-        if self.legs[0].from_export:
+        if any(leg.epochs is not None for leg in self.legs[0 if self.grows else 1 :]):
+            raise ValueError("only the first leg of a recipe that grows none has a stage 1")
+        if self.grows is None and self.legs[0].from_export:
             raise ValueError("a recipe's first leg has no leg before it to start from")
 
 

@@ -19,9 +19,14 @@ from convdet.export.checkpoint import EpochCheckpoint, resumable_fit
 from convdet.export.data import Mnist
 from convdet.export.distill import Distillation, Teacher
 from convdet.export.finetune import FinetuneConfig, finetune
-from convdet.export.from_onnx import classifier_from_onnx
-from convdet.export.networks import build_classifier, convolutionalize, transfer_weights
-from convdet.export.specs import BACKGROUND, ArchSpec, detector_info, get_spec
+from convdet.export.from_onnx import classifier_from_onnx, exported_info
+from convdet.export.networks import (
+    build_classifier,
+    convolutionalize,
+    grown_classifier,
+    transfer_weights,
+)
+from convdet.export.specs import ARCHS, BACKGROUND, ArchSpec, detector_info, get_spec
 from convdet.runtime.modelinfo import ModelInfo
 from convdet.runtime.preprocess import Preprocessor
 
@@ -212,10 +217,15 @@ def train(data: Mnist, config: TrainConfig, checkpoint: Path | None = None) -> T
 def initial_classifier(init: Path, spec: ArchSpec) -> keras.Model:
     """The classifier an --init run or exported detector (`.onnx`) hands to stage 2: after a
     run's stage 2 its classifier holds the detector's weights, and an exported file holds them
-    with batch norm folded in (see `from_onnx`)."""
+    with batch norm folded in (see `from_onnx`). One of the spec `spec` grows from is grown
+    into `spec` (`grown_classifier`)."""
     if init.suffix == ".onnx":
-        return classifier_from_onnx(init, spec)
-    return keras.models.load_model(init / "classifier.keras")
+        arch = exported_info(init).arch
+        source = classifier_from_onnx(init, ARCHS[arch])
+    else:
+        arch = json.loads((init / "run.json").read_text(encoding="utf-8"))["arch"]
+        source = keras.models.load_model(init / "classifier.keras")
+    return source if arch == spec.name else grown_classifier(source, spec)
 
 
 def save_run(result: TrainResult, config: TrainConfig, data: Mnist, out: Path) -> None:

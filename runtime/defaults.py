@@ -35,5 +35,5 @@ MNIST_SPLITS = ("train", "test")
 
 # The architecture specs (export.specs.ARCHS, whose keys tests check against these) and the
 # pooling before the detector head.
-ARCH_NAMES = ("basic", "deep", "separable", "wide")
+ARCH_NAMES = ("basic", "deep", "separable", "wide", "wide_res")
 POOLINGS = ("none", "max3", "max4")

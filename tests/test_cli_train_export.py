@@ -18,7 +18,7 @@ from convdet.cli import main
     [
         (
             ["train", "--arch", "huge", "--out", "x"],
-            "--arch: expected one of basic, deep, separable, wide, got 'huge'",
+            "--arch: expected one of basic, deep, separable, wide, wide_res, got 'huge'",
         ),
         (["train", "--data", "missing.npz", "--out", "x"], "--data missing.npz: no such file"),
         (["train", "--epochs", "0", "--out", "x", "--data", "{npz}"], "at least 1"),

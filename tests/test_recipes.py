@@ -21,16 +21,22 @@ def test_each_recipe_is_of_a_shipped_architecture_and_its_data(arch, models_dir)
     info = ModelInfo.from_metadata(json.loads(sidecar.read_text(encoding="utf-8")))
     assert info.arch == arch
     assert ("real images" in info.trained_on) == recipe.real, info.trained_on
-    assert recipe.legs[0].epochs is not None
+    assert (recipe.legs[0].epochs is None) == (recipe.grows is not None)
+    assert recipe.grows == ARCHS[arch].grows_from
+    assert recipe.grows is None or recipe.grows in RECIPES
 
 
 def test_a_recipe_has_one_stage_1_at_its_start():
     with pytest.raises(ValueError, match="starts with"):
         Recipe(legs=(Leg(2),))
-    with pytest.raises(ValueError, match="only a recipe's first leg"):
+    with pytest.raises(ValueError, match="only the first leg"):
         Recipe(legs=(Leg(2, epochs=1), Leg(2, epochs=1)))
+    with pytest.raises(ValueError, match="only the first leg"):
+        Recipe(legs=(Leg(2, epochs=1),), grows="wide")
     with pytest.raises(ValueError, match="no leg before it"):
         Recipe(legs=(Leg(2, epochs=1, from_export=True),))
+    with pytest.raises(ValueError, match="has legs"):
+        Recipe(legs=())
 
 
 @pytest.mark.parametrize(

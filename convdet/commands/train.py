@@ -150,7 +150,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUN",
         help="skip stage 1 and fine-tune the detector of this run (a `convdet train --out` "
         "directory of the same --arch) with stage 2 from where it ended; or of an ONNX file "
-        "`convdet export` wrote, such as a shipped model (models/wide.onnx)",
+        "`convdet export` wrote, such as a shipped model (models/wide.onnx). An --arch that "
+        "grows from another (wide_res from wide) starts from a run or file of that one, its "
+        "new blocks passing their input through until trained",
     )
     parser.add_argument(
         "--resume",
@@ -215,9 +217,13 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def _check_init(init: Path, arch: str) -> None:
-    """CommandError unless `init` is a finished training run of `arch` or an ONNX detector of
-    `arch` that `convdet export` wrote."""
+    """CommandError unless `init` is a finished training run of `arch` (or of the architecture
+    it grows from) or such an ONNX detector that `convdet export` wrote."""
     from convdet.cli import CommandError
+    from convdet.export.specs import ARCHS
+
+    starts = {arch, ARCHS[arch].grows_from} - {None}
+    wanted = " or ".join(repr(name) for name in sorted(starts))
 
     if init.suffix == ".onnx":
         from convdet.export.from_onnx import ExportedModelError, exported_info
@@ -226,16 +232,16 @@ def _check_init(init: Path, arch: str) -> None:
             exported = exported_info(init).arch
         except ExportedModelError as error:
             raise CommandError(f"--init {init}: {error}") from None
-        if exported != arch:
-            raise CommandError(f"--init {init}: a detector of --arch {exported!r} (need {arch!r})")
+        if exported not in starts:
+            raise CommandError(f"--init {init}: a detector of --arch {exported!r} (need {wanted})")
         return
     try:
         run = json.loads((init / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise CommandError(f"--init {init}: not a convdet train run ({error})") from None
-    if run.get("arch") != arch or not (init / "classifier.keras").is_file():
+    if run.get("arch") not in starts or not (init / "classifier.keras").is_file():
         raise CommandError(
-            f"--init {init}: a run of --arch {run.get('arch')!r} (need {arch!r}, with "
+            f"--init {init}: a run of --arch {run.get('arch')!r} (need {wanted}, with "
             "classifier.keras)"
         )
 
@@ -307,6 +313,12 @@ def _run_recipe(args: argparse.Namespace) -> int:
             "another --out"
         )
     previous = None
+    if recipe.grows is not None:
+        grown = argparse.Namespace(**vars(args))
+        grown.arch, grown.out = recipe.grows, out / LEGS / recipe.grows
+        print(f"{args.arch} recipe: grows the {recipe.grows} recipe's detector ({grown.out})")
+        _run_recipe(grown)
+        previous = grown.out
     for leg_number, leg in enumerate(recipe.legs, 1):
         leg_out = out if leg_number == len(recipe.legs) else out / LEGS / str(leg_number)
         if (leg_out / "run.json").is_file() and not (leg_out / CHECKPOINT).exists():
