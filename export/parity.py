@@ -25,6 +25,7 @@ import numpy as np
 from convdet.data.scenes import SceneParams, generate_scenes
 from convdet.measure.matching import agreeing_detections
 from convdet.runtime.backends import open_backend
+from convdet.runtime.classifier_cell import classifier_cell_scores
 from convdet.runtime.defaults import DEFAULT_CONF
 from convdet.runtime.detector import Detector
 from convdet.runtime.modelinfo import ModelInfo
@@ -249,10 +250,6 @@ def isolated_accuracy(
 ) -> float:
     """Digit accuracy of a detector on 28x28 uint8 digits, read at its classifier cell as the
     runtime reads it (`Preprocessor.windows`)."""
-    windows = Preprocessor(info).windows
-    cell = info.classifier_cell
-    correct = 0
-    for image, label in zip(images, labels, strict=True):
-        scores = run(windows(image[None].astype(np.float32) / 255.0))
-        correct += int(scores[0, cell, cell].argmax() == label)
-    return correct / len(images)
+    windows = Preprocessor(info).windows(images.astype(np.float32) / 255.0)
+    classes = classifier_cell_scores(run, windows, info.classifier_cell).argmax(-1)
+    return float(np.mean(classes == labels))

@@ -27,6 +27,7 @@ from convdet.export.networks import (
     transfer_weights,
 )
 from convdet.export.specs import ARCHS, BACKGROUND, ArchSpec, detector_info, get_spec
+from convdet.runtime.classifier_cell import classifier_cell_scores
 from convdet.runtime.modelinfo import ModelInfo
 from convdet.runtime.preprocess import Preprocessor
 
@@ -127,9 +128,9 @@ def evaluate_classifier(
     def predicted(images: np.ndarray) -> np.ndarray:
         if info is None:
             return model.predict(images[..., None], batch_size=512, verbose=0).argmax(-1)
-        batch = Preprocessor(info).windows(images)
-        scores = model.predict(batch, batch_size=512, verbose=0)
-        return scores[:, info.classifier_cell, info.classifier_cell].argmax(-1)
+        windows = Preprocessor(info).windows(images)
+        run = model.predict_on_batch
+        return classifier_cell_scores(run, windows, info.classifier_cell, 512).argmax(-1)
 
     return {
         "digit_accuracy": float(np.mean(predicted(data.x_test) == data.y_test)),

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from convdet.data.scenes import SceneSet, isolated_crops
 from convdet.measure.matching import box_centres, match_greedy, string_counts
+from convdet.runtime.classifier_cell import classifier_cell_scores
 from convdet.runtime.modelinfo import ModelContractError
 from convdet.runtime.reading import group_lines
 
@@ -288,8 +289,8 @@ def isolated_classifier(detector: Detector) -> ReadoutFn:
 
     def classify(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         prepared, _ = detector.preprocessor.prepare(image)
-        batch = detector.preprocessor.windows(np.stack(isolated_crops(prepared, boxes)))
-        return detector.backend.run(batch)[:, cell, cell].argmax(axis=-1)
+        windows = detector.preprocessor.windows(np.stack(isolated_crops(prepared, boxes)))
+        return classifier_cell_scores(detector.backend.run, windows, cell).argmax(axis=-1)
 
     return classify
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from convdet.runtime.backends import Backend, open_backend
+from convdet.runtime.classifier_cell import classifier_cell_scores
 from convdet.runtime.defaults import DEFAULT_CONF, MAX_SCALE, MIN_SCALE
 from convdet.runtime.detections import Detections
 from convdet.runtime.errors import OptionError
@@ -84,8 +85,6 @@ PYRAMID = tuple(0.5**level for level in range(7))
 # would shrink below a window's worth.
 PYRAMID_LAST_SIDE = 32
 HALF_OCTAVE = 0.5**0.5
-# Crops the second look (`Recheck`) runs per batch: a frame's detections rarely exceed it.
-CROP_BATCH = 64
 
 
 def pyramid_scales(height: int, width: int) -> tuple[float, ...]:
@@ -311,20 +310,14 @@ class Detector:
 
     def _classify(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) of 28x28 light-on-dark crops at the model's classifier
-        cell. Batches are padded to a power of two (at most CROP_BATCH), so an engine that
-        re-plans on each new input shape (LiteRT) sees few shapes."""
-        cell = self.info.classifier_cell
+        cell, as `classifier_cell_scores` reads them."""
         model_input = self.preprocessor.windows(self.preprocessor.from_strokes(crops))
-        probabilities = []
-        for start in range(0, len(model_input), CROP_BATCH):
-            chunk = model_input[start : start + CROP_BATCH]
-            size = 1 << (len(chunk) - 1).bit_length()
-            padded = np.zeros((size, *chunk.shape[1:]), np.float32)
-            padded[: len(chunk)] = chunk
+
+        def run(batch: np.ndarray) -> np.ndarray:
             with self._inference:
-                scores = self.backend.run(padded)
-            probabilities.append(scores[: len(chunk), cell, cell])
-        return np.concatenate(probabilities)
+                return self.backend.run(batch)
+
+        return classifier_cell_scores(run, model_input, self.info.classifier_cell)
 
     def _batch(self, images: list[np.ndarray]) -> np.ndarray:
         """The model input for same-size scaled images (the reused buffer for one image)."""
