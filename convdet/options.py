@@ -116,6 +116,21 @@ def parse_scales(text: str) -> tuple[float, ...] | None:
     return tuple(factor(part) for part in parts)
 
 
+def factor_range(option: str) -> Callable[[str], tuple[float, float]]:
+    """A `type=` callable for `option`: 'LO,HI' -> (LO, HI), factors with 0 < LO <= HI <= 1."""
+
+    def parse(value: str) -> tuple[float, float]:
+        parts = value.split(",")
+        if len(parts) != 2:
+            error(f"{option}: expected LO,HI, got {value!r}")
+        low, high = (number(option, float, 1e-3, 1.0)(part) for part in parts)
+        if low > high:
+            error(f"{option}: expected LO <= HI, got {value}")
+        return low, high
+
+    return parse
+
+
 # --camera-size: '1280x720' -> (1280, 720).
 camera_size = size("--camera-size")
 

@@ -53,6 +53,10 @@ class FinetuneConfig:
     zoomed: float = 0.3  # share of camera scenes drawn at twice the size and shrunk by half
     real: str | None = None  # a COCO folder whose train split joins the scenes
     real_share: float = 0.0  # real images per synthetic scene
+    # Each real image is shrunk by a log-uniform factor from this range (after fitting it in
+    # the scene), as the pyramid shrinks frames: its digits then also train at the smaller
+    # sizes at which the pyramid finds the larger ones. (1, 1): at their own size only.
+    real_scale: tuple[float, float] = (1.0, 1.0)
     # The classifier cell's 28x28 windows at the top-left of inputs padded to a multiple of the
     # stride (32x32), as frames are padded, instead of alone: read so, a graph with explicit
     # padding computes exactly what Keras does. The run's detector metadata carries it as
@@ -85,6 +89,23 @@ def cell_targets(
         labels[cells] = class_id
         weights[cells] = config.digit_weight
     return labels, weights
+
+
+def real_image_scale(
+    shape: tuple[int, ...],
+    size: tuple[int, int],
+    real_scale: tuple[float, float],
+    rng: np.random.Generator,
+) -> float:
+    """The factor a real image of `shape` (h, w) is resized by in a scene of `size` (w, h):
+    down to fit with 4 px to spare a side, times a log-uniform draw from `real_scale` (no draw
+    when its ends are equal, so a run without it draws its scenes as runs before it did)."""
+    width, height = size
+    scale = min(1.0, (width - 8) / shape[1], (height - 8) / shape[0])
+    low, high = real_scale
+    if low != high:
+        scale *= float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    return scale
 
 
 class SceneSet(keras.utils.PyDataset):
@@ -179,7 +200,7 @@ class SceneSet(keras.utils.PyDataset):
         for number in rng.choice(len(truths), size=min(count, len(truths)), replace=False):
             truth = truths[number]
             prepared, _ = self.preprocessor.prepare(self.real.image(truth))
-            scale = min(1.0, (width - 8) / prepared.shape[1], (height - 8) / prepared.shape[0])
+            scale = real_image_scale(prepared.shape, self.config.size, self.config.real_scale, rng)
             prepared = Preprocessor.scaled(prepared, scale)
             h, w = prepared.shape
             top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))

@@ -16,15 +16,17 @@ from dataclasses import dataclass
 class Leg:
     """One run of a recipe. `epochs` is stage 1's (only the first leg has a stage 1; the
     others start from the previous leg's detector); `scene_epochs`, `seed`, `mark_weight`,
-    `real_share` and `padded_windows` are those of `convdet train`. `from_export` starts from
-    the previous leg's detector as exported to ONNX (batch norm folded into the convolutions),
-    the way a leg trained from a shipped file (`--init models/A.onnx`) started."""
+    `real_share`, `real_scale` and `padded_windows` are those of `convdet train`.
+    `from_export` starts from the previous leg's detector as exported to ONNX (batch norm
+    folded into the convolutions), the way a leg trained from a shipped file
+    (`--init models/A.onnx`) started."""
 
     scene_epochs: int
     seed: int = 0
     epochs: int | None = None
     mark_weight: float = 3.0
     real_share: float = 0.1
+    real_scale: tuple[float, float] = (1.0, 1.0)
     padded_windows: bool = False
     from_export: bool = False
 

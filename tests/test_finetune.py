@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("keras")
 from convdet.data.scenes import Truth
-from convdet.export.finetune import FinetuneConfig, cell_targets
+from convdet.export.finetune import FinetuneConfig, cell_targets, real_image_scale
 from convdet.export.specs import detector_info, get_spec
 
 INFO = detector_info(get_spec("basic"), "max4")  # cell i centred at 8 * i + 10
@@ -131,3 +131,13 @@ def test_window_batches_score_the_classifier_cell_alone_or_padded(mnist, padded,
     assert targets.shape == (3, 4, 4, INFO.num_classes)  # the same 4x4 grid either way
     np.testing.assert_array_equal(targets[:, cell, cell], windows.onehot)
     assert weights[:, cell, cell].tolist() == [16.0] * 3 and weights.sum() == 48.0
+
+
+def test_real_images_shrink_to_fit_and_by_a_draw_from_real_scale() -> None:
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert real_image_scale((50, 100), (160, 160), (1.0, 1.0), rng) == 1.0
+    assert real_image_scale((50, 304), (160, 160), (1.0, 1.0), rng) == 0.5  # 152 / 304
+    assert rng.bit_generator.state == state  # no draw: scenes as runs without it drew them
+    drawn = [real_image_scale((50, 304), (160, 160), (0.5, 1.0), rng) for _ in range(200)]
+    assert 0.25 <= min(drawn) < 0.3 and 0.47 < max(drawn) <= 0.5

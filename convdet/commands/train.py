@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from convdet.options import MAX_SEED, choice, given, names, number
+from convdet.options import MAX_SEED, choice, factor_range, given, names, number
 from convdet.runtime.defaults import ARCH_NAMES, POOLINGS
 from convdet.runtime.defaults import STYLES as STYLE_NAMES
 
@@ -24,6 +24,7 @@ LEG_DEFAULTS = {
     "seed": 0,
     "mark_weight": 3.0,
     "real_share": 0.1,
+    "real_scale": (1.0, 1.0),
     "padded_windows": False,
     "init": None,
 }
@@ -133,6 +134,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="real images per synthetic scene with --real (default: 0.1)",
     )
     parser.add_argument(
+        "--real-scale",
+        metavar="LO,HI",
+        help="with --real, shrink each real image by a factor drawn log-uniformly from LO..HI "
+        "(at most 1) as well, so its digits also train at the sizes the image pyramid gives "
+        "the larger ones (default: 1,1: their own size)",
+    )
+    parser.add_argument(
         "--teacher",
         metavar="RUN",
         help="distil from this run's classifier (a `convdet train --out` directory): its "
@@ -165,8 +173,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="train --arch the way its shipped model was made (wide, deep): the recipe's "
         "runs one after another, the earlier ones in DIR/legs, the last in DIR; needs --real; "
-        "sets --epochs, --scene-epochs, --seed, --mark-weight, --real-share, --padded-windows "
-        "and --init itself",
+        "sets --epochs, --scene-epochs, --seed, --mark-weight, --real-share, --real-scale, "
+        "--padded-windows and --init itself",
     )
     parser.add_argument(
         "--mark-weight",
@@ -210,6 +218,7 @@ def _check_options(args: argparse.Namespace) -> None:
     args.scenes_per_epoch = number("--scenes-per-epoch", int, 1)(args.scenes_per_epoch)
     args.styles = names("--styles", STYLE_NAMES)(args.styles)
     args.real_share = given(args.real_share, number("--real-share", float, 0.0, 1.0))
+    args.real_scale = given(args.real_scale, factor_range("--real-scale"))
     args.distill_weight = number("--distill-weight", float, 0.0, 1.0)(args.distill_weight)
     args.mark_weight = given(args.mark_weight, number("--mark-weight", float, 0.0))
     args.limit = given(args.limit, number("--limit", int, 1))
@@ -336,6 +345,7 @@ def _run_recipe(args: argparse.Namespace) -> int:
             leg_args.seed = leg.seed
             leg_args.mark_weight = leg.mark_weight
             leg_args.real_share = leg.real_share
+            leg_args.real_scale = leg.real_scale
             leg_args.padded_windows = leg.padded_windows
             _train(leg_args)
         previous = leg_out
@@ -397,6 +407,7 @@ def _train(args: argparse.Namespace) -> int:
             styles=args.styles,
             real=None if args.real is None else str(args.real),
             real_share=args.real_share if args.real is not None else 0.0,
+            real_scale=args.real_scale,
             mark_weight=args.mark_weight,
             padded_windows=args.padded_windows,
         ),
