@@ -49,9 +49,9 @@ def test_recheck_drops_background_crops_and_takes_sure_classes() -> None:
     detections = Detections(boxes.astype(np.float32), np.array([1, 2, 3, 4]), np.full(4, 0.6))
     answers = np.full((4, 11), 0.01, np.float32)
     answers[0, BACKGROUND] = 0.9  # background: dropped
-    answers[1, 7] = 0.95  # sure of a 7: relabelled
-    answers[2, 5] = 0.6  # unsure: kept as it was
-    answers[3, 4] = 0.99  # agrees
+    answers[1, 7] = 0.995  # sure of a 7: relabelled
+    answers[2, 5] = 0.95  # not sure enough to overrule the grid: kept as it was
+    answers[3, 4] = 0.9  # agrees
     seen: list[np.ndarray] = []
 
     def classify(crops: np.ndarray) -> np.ndarray:
