@@ -55,11 +55,11 @@ class Recipe:
 # Keyed by architecture (export.specs.ARCHS). basic and separable ship from an older version
 # of the training code (the model card says which); today's code cannot remake them exactly.
 RECIPES: dict[str, Recipe] = {
-    # 20 + 134 stage-2 epochs, about 8 hours on 2 CPU cores. From the fifth leg on, the
+    # 20 + 150 stage-2 epochs, about 8.5 hours on 2 CPU cores. From the fifth leg on, the
     # background cells near print, lines and scribbles weigh 5, and from the sixth real
     # handwriting has a larger share of the scenes; from the eighth the classifier cell reads
     # padded windows, so the ONNX export has explicit pads. The ninth started from the
-    # eighth's exported file (its run was gone by then). The last four were the first trained
+    # eighth's exported file (its run was gone by then). The last five were the first trained
     # on camera pages whose hands write wider or narrower and whose slashes run longer (a run of
     # the recipe today draws every leg's pages so).
     "wide": Recipe(
@@ -76,6 +76,7 @@ RECIPES: dict[str, Recipe] = {
             Leg(8, seed=9, mark_weight=5.0, real_share=0.4, padded_windows=True),
             Leg(8, seed=10, mark_weight=5.0, real_share=0.8, padded_windows=True),
             Leg(8, seed=11, mark_weight=5.0, real_share=1.0, padded_windows=True),
+            Leg(16, seed=12, mark_weight=5.0, real_share=1.0, padded_windows=True),
         )
     ),
     # The first leg predates the weighting of print and line cells (all background weighs 1).
