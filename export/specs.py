@@ -7,7 +7,7 @@ so the detector takes the classifier's weights by name (see `convolutionalize`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from convdet.runtime.defaults import POOLINGS
@@ -65,6 +65,18 @@ class ArchSpec:
         return size
 
 
+# deep with more capacity where the maps are smallest: two 3x3 convs of 128 channels on the
+# stride-8 map and a 128-unit head (receptive field 75 px against deep's 59), for camera
+# frames, where a cell must tell handwriting from print, lines and texture. About 2.3x deep's
+# multiply-adds, nearly all of them on the coarse map.
+_WIDE = ArchSpec(
+    "wide",
+    ((16, 2), (16, 1), (32, 2), (32, 1), (64, 2), (128, 1), (128, 1)),
+    (128,),
+    default_pooling="max3",
+    batch_norm=True,
+)
+
 ARCHS: dict[str, ArchSpec] = {
     spec.name: spec
     for spec in (
@@ -93,30 +105,13 @@ ARCHS: dict[str, ArchSpec] = {
             activation="relu",
             separable=True,
         ),
-        # deep with more capacity where the maps are smallest: two 3x3 convs of 128 channels
-        # on the stride-8 map and a 128-unit head (receptive field 75 px against deep's 59),
-        # for camera frames, where a cell must tell handwriting from print, lines and texture.
-        # About 2.3x deep's multiply-adds, nearly all of them on the coarse map.
-        ArchSpec(
-            "wide",
-            ((16, 2), (16, 1), (32, 2), (32, 1), (64, 2), (128, 1), (128, 1)),
-            (128,),
-            default_pooling="max3",
-            batch_norm=True,
-        ),
+        _WIDE,
         # wide with two residual blocks of 128 channels on the stride-8 map: a receptive field
         # of 107 px against wide's 75, so a cell sees more of the line, table or word around a
         # stroke, and more depth where real handwriting left wide short of fitting its own
-        # training cheques. About 1.8x wide's multiply-adds. Grown from a trained wide.
-        ArchSpec(
-            "wide_res",
-            ((16, 2), (16, 1), (32, 2), (32, 1), (64, 2), (128, 1), (128, 1)),
-            (128,),
-            default_pooling="max3",
-            batch_norm=True,
-            residual=2,
-            grows_from="wide",
-        ),
+        # training cheques. About 1.8x wide's multiply-adds. Grown from a trained wide, so it
+        # is wide itself plus the blocks.
+        replace(_WIDE, name="wide_res", residual=2, grows_from=_WIDE.name),
     )
 }
 
